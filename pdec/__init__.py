@@ -1,0 +1,17 @@
+"""pdec: a symbolic PDE compiler for physics-informed neural networks.
+
+Pipeline: spec (SymPy) -> analysis -> plan -> codegen (Jinja) -> generated module -> curvature /
+optimizers -> training. Public entry points: :func:`load_spec`, :func:`compile`.
+"""
+
+__version__ = "0.1.0"
+
+from .errors import ModeError, PdecError, SpecError  # noqa: E402
+from .spec import (Boundary, Box, Condition, Face, Initial, Problem, Region, Sampler,  # noqa: E402
+                   SpatialBoundary)
+from .loader import load_spec  # noqa: E402
+from .compiler import Compiled, compile  # noqa: E402
+
+__all__ = ["__version__", "load_spec", "compile", "Compiled", "Problem", "Box", "Condition",
+           "Boundary", "SpatialBoundary", "Face", "Initial", "Sampler", "Region", "SpecError",
+           "ModeError", "PdecError"]

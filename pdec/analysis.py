@@ -1,0 +1,244 @@
+"""Analysis of residuals: which derivatives they need and which parts are collapsible operators.
+
+Every derivative atom ``Derivative(u_m, ...)`` (and every unknown itself) is replaced by a plain
+symbol; a multi-index ``alpha`` is a tuple of counts, one per domain variable, in domain order
+(``(0, 2)`` is ∂²/∂x² on a domain (t, x)).
+
+For each term (the interior, each condition) :func:`analyse_term` returns the atoms it needs and,
+when it exists, its *collapsed split*
+
+    r = Σ_(k,m) s_km · (L_k u_m) + remainder,    L_k = Σ_i b_i(x) ∂_i + Σ_ij C_ij(x) ∂_ij,
+
+where b, C do not depend on the unknowns and the remainder contains derivatives of order ≤ 1
+only. The split exists when every derivative of order ≥ 2 enters linearly with unknown-free
+coefficients and no derivative has order > 2. First-order atoms that enter linearly with
+unknown-free coefficients are folded into the operators (MATH.md §3), so they cost no column.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import sympy as sp
+from sympy.core.function import AppliedUndef
+
+from .spec import Problem
+
+
+@dataclass(frozen=True, order=True)
+class Atom:
+    """∂^alpha u_m: a derivative (or, for alpha = 0, the value) of unknown ``m``."""
+
+    unknown: int
+    alpha: tuple[int, ...]
+
+    @property
+    def order(self) -> int:
+        return sum(self.alpha)
+
+
+@dataclass(frozen=True)
+class Operator:
+    """A linear differential operator L = Σ_i b_i ∂_i + Σ_ij C_ij ∂_ij (C symmetric, d × d).
+
+    Coefficients are SymPy expressions of the domain variables (no unknowns).
+    """
+
+    b: tuple[sp.Expr, ...]
+    C: tuple[tuple[sp.Expr, ...], ...]
+
+    @property
+    def is_constant(self) -> bool:
+        return all(not sp.sympify(c).free_symbols for c in self.coefficients())
+
+    def coefficients(self) -> list[sp.Expr]:
+        return list(self.b) + [c for row in self.C for c in row]
+
+    @property
+    def second_order_support(self) -> tuple[int, ...]:
+        """Variables i whose row of C is non-zero."""
+        return tuple(i for i, row in enumerate(self.C) if any(c != 0 for c in row))
+
+    def scaled(self, s: sp.Expr) -> "Operator":
+        return Operator(tuple(sp.expand(s * c) for c in self.b),
+                        tuple(tuple(sp.expand(s * c) for c in row) for row in self.C))
+
+    def ratio_to(self, other: "Operator") -> sp.Expr | None:
+        """The constant s with self = s · other, or None when there is none."""
+        pairs = list(zip(self.coefficients(), other.coefficients()))
+        for a, b in pairs:
+            if b != 0:
+                s = sp.simplify(a / b)
+                break
+        else:
+            return None
+        if s.free_symbols or s == 0:
+            return None
+        if all(sp.simplify(a - s * b) == 0 for a, b in pairs):
+            return s
+        return None
+
+    def is_partial_laplacian(self) -> bool:
+        """b = 0 and C = c · diag(0/1) with a constant c (a weighted forward Laplacian)."""
+        if any(c != 0 for c in self.b):
+            return False
+        d = len(self.C)
+        diag = [self.C[i][i] for i in range(d)]
+        nonzero = [c for c in diag if c != 0]
+        if not nonzero or any(c.free_symbols for c in nonzero) or len(set(nonzero)) != 1:
+            return False
+        return all(self.C[i][j] == 0 for i in range(d) for j in range(d) if i != j)
+
+
+@dataclass
+class CollapsedSplit:
+    """r_j = Σ_k Σ_m scale[j][(k, m)] (L_k u_m) + remainder[j], operators deduplicated."""
+
+    operators: list[Operator]
+    scales: list[dict[tuple[int, int], sp.Expr]]
+    remainders: list[sp.Expr]
+    remainder_atoms: set[Atom]
+
+
+@dataclass
+class TermAnalysis:
+    """What one loss term needs.
+
+    Attributes:
+        name: "interior" or the condition's name.
+        residuals: the M residual expressions with atoms replaced by their symbols.
+        atoms: every atom the residuals contain (values included).
+        max_order: highest derivative order (0 for a pure value condition).
+        split: the collapsed split, or None when the term is not collapsible.
+        why_not_collapsed: a sentence saying why there is no split (None when there is one).
+    """
+
+    name: str
+    residuals: list[sp.Expr]
+    atoms: set[Atom]
+    max_order: int
+    split: CollapsedSplit | None
+    why_not_collapsed: str | None
+
+
+@dataclass
+class Analysis:
+    """The analysis of a whole problem: variables, unknowns, the atom symbols and every term."""
+
+    problem: Problem
+    variables: tuple[sp.Symbol, ...]
+    unknown_names: tuple[str, ...]
+    atom_symbols: dict[Atom, sp.Symbol]
+    terms: dict[str, TermAnalysis] = field(default_factory=dict)
+
+    def atom_name(self, atom: Atom) -> str:
+        return str(self.atom_symbols[atom])
+
+
+def multi_index_label(alpha: tuple[int, ...], variables: tuple[sp.Symbol, ...]) -> str:
+    """``(1, 2)`` on (t, x) -> ``"txx"``; multi-letter variable names are joined by ``_``."""
+    names = [str(v) for v in variables]
+    sep = "" if all(len(n) == 1 for n in names) else "_"
+    return sep.join(n for n, k in zip(names, alpha) for _ in range(k))
+
+
+def atom_symbol_name(atom: Atom, unknown_names: tuple[str, ...], variables: tuple[sp.Symbol, ...]) -> str:
+    u = unknown_names[atom.unknown]
+    if atom.order == 0:
+        return u
+    return f"{u}_{multi_index_label(atom.alpha, variables)}"
+
+
+def analyse(problem: Problem) -> Analysis:
+    """Analyse every term of a validated problem (interior first, then conditions in order)."""
+    variables = problem.variables
+    unknowns = list(problem.unknowns)
+    names = tuple(u.func.__name__ for u in unknowns)
+    result = Analysis(problem, variables, names, {})
+
+    def to_atom(node: sp.Expr) -> Atom:
+        if isinstance(node, AppliedUndef):
+            return Atom(unknowns.index(node), (0,) * len(variables))
+        counts = dict((v, int(k)) for v, k in node.variable_count)
+        alpha = tuple(counts.get(v, 0) for v in variables)
+        return Atom(unknowns.index(node.expr), alpha)
+
+    def symbolise(expr: sp.Expr) -> tuple[sp.Expr, set[Atom]]:
+        # Derivatives first (their expr is an unknown, which must not be replaced inside them).
+        repl: dict[sp.Expr, sp.Symbol] = {}
+        atoms: set[Atom] = set()
+        for node in list(expr.atoms(sp.Derivative)) + list(expr.atoms(AppliedUndef)):
+            atom = to_atom(node)
+            atoms.add(atom)
+            if atom not in result.atom_symbols:
+                result.atom_symbols[atom] = sp.Symbol(atom_symbol_name(atom, names, variables))
+            repl[node] = result.atom_symbols[atom]
+        derivs = {k: v for k, v in repl.items() if isinstance(k, sp.Derivative)}
+        values = {k: v for k, v in repl.items() if not isinstance(k, sp.Derivative)}
+        return expr.xreplace(derivs).xreplace(values), atoms
+
+    terms = [("interior", problem.interior_residuals)]
+    terms += [(name, [c.residual]) for name, c in problem.condition_items.items()]
+    for name, residuals in terms:
+        symbolic, atoms = [], set()
+        for r in residuals:
+            s, a = symbolise(sp.sympify(r))
+            symbolic.append(s)
+            atoms |= a
+        max_order = max((a.order for a in atoms), default=0)
+        split, why = _collapsed_split(symbolic, atoms, result, len(variables))
+        result.terms[name] = TermAnalysis(name, symbolic, atoms, max_order, split, why)
+    return result
+
+
+def _collapsed_split(residuals: list[sp.Expr], atoms: set[Atom], analysis: Analysis, d: int):
+    sym = analysis.atom_symbols
+    all_atom_syms = {sym[a] for a in atoms}
+    high = [a for a in atoms if a.order > 2]
+    if high:
+        a = min(high)
+        return None, f"{sym[a]} has order {a.order} > 2"
+    operators: list[Operator] = []
+    scales, remainders = [], []
+    remainder_atoms: set[Atom] = set()
+    for r in residuals:
+        r = sp.expand(r)
+        per_unknown: dict[int, tuple[list, list]] = {}
+        remainder = r
+        present = sorted(a for a in atoms if sym[a] in r.free_symbols)
+        for a in present:
+            if a.order == 0:
+                continue
+            coeff = sp.expand(sp.diff(r, sym[a]))
+            linear = not (coeff.free_symbols & all_atom_syms)
+            if a.order == 2 and not linear:
+                deps = sorted(str(s) for s in coeff.free_symbols & all_atom_syms)
+                return None, (f"{sym[a]} enters nonlinearly (its coefficient depends on "
+                              f"{', '.join(deps)})")
+            if not linear:
+                continue
+            b, C = per_unknown.setdefault(a.unknown, ([0] * d, [[0] * d for _ in range(d)]))
+            idx = [i for i, k in enumerate(a.alpha) for _ in range(k)]
+            if a.order == 1:
+                b[idx[0]] += coeff
+            elif idx[0] == idx[1]:
+                C[idx[0]][idx[0]] += coeff
+            else:
+                C[idx[0]][idx[1]] += coeff / 2
+                C[idx[1]][idx[0]] += coeff / 2
+            remainder = sp.expand(remainder - coeff * sym[a])
+        scale: dict[tuple[int, int], sp.Expr] = {}
+        for m, (b, C) in sorted(per_unknown.items()):
+            op = Operator(tuple(sp.sympify(c) for c in b), tuple(tuple(sp.sympify(c) for c in row) for row in C))
+            for k, existing in enumerate(operators):
+                s = op.ratio_to(existing)
+                if s is not None:
+                    scale[(k, m)] = s
+                    break
+            else:
+                operators.append(op)
+                scale[(len(operators) - 1, m)] = sp.Integer(1)
+        remainders.append(remainder)
+        scales.append(scale)
+        remainder_atoms |= {a for a in atoms if sym[a] in remainder.free_symbols}
+    return CollapsedSplit(operators, scales, remainders, remainder_atoms), None

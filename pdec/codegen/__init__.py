@@ -1,0 +1,1 @@
+"""Code generation: plans -> readable PyTorch modules (Jinja templates in ``templates/``)."""

@@ -1,0 +1,311 @@
+"""Plan -> the context the module template renders (code fragments are printed here)."""
+
+from __future__ import annotations
+
+import hashlib
+import keyword
+from dataclasses import dataclass
+from pathlib import Path
+
+import sympy as sp
+
+from ..activations import Activation
+from ..analysis import multi_index_label
+from ..plan import Plan, TermPlan
+from .printer import float_literal, print_with_cse
+
+RESERVED = {"self", "torch", "math", "X", "Z", "N", "out", "z", "dz", "seed", "nn"}
+
+
+class Namer:
+    """Gives each SymPy symbol a unique, valid Python identifier in one generated function."""
+
+    def __init__(self, taken: set[str] | None = None):
+        self.taken = set(RESERVED) | set(taken or ())
+        self.names: dict[sp.Symbol, str] = {}
+
+    def __call__(self, sym: sp.Symbol, preferred: str | None = None) -> str:
+        if sym in self.names:
+            return self.names[sym]
+        base = preferred or str(sym)
+        base = "".join(ch if ch.isalnum() or ch == "_" else "_" for ch in base)
+        if not base.isidentifier() or keyword.iskeyword(base):
+            base = f"v_{base}"
+        name, k = base, 1
+        while name in self.taken:
+            name = f"{base}_{k}"
+            k += 1
+        self.taken.add(name)
+        self.names[sym] = name
+        return name
+
+
+@dataclass
+class Options:
+    """Compile options that shape the generated file."""
+
+    hidden: tuple[int, ...]
+    activation: Activation
+    mode: str
+
+    def header(self) -> str:
+        return f"hidden={self.hidden}, activation={self.activation.name!r}, mode={self.mode!r}"
+
+
+def spec_display_path(source: str | None, name: str) -> str:
+    """Stable path of the spec for headers: ``specs/<file>`` when it lives in specs/, else the file."""
+    if not source:
+        return f"<problem {name}>"
+    p = Path(source)
+    return f"specs/{p.name}" if p.parent.name == "specs" else p.name
+
+
+def class_name(name: str) -> str:
+    return "".join(part[:1].upper() + part[1:] for part in name.split("_")) + "PINN"
+
+
+def _print_exprs(exprs, symbol_names: dict[sp.Symbol, str], prefix: str):
+    """CSE + print expressions after renaming symbols to their local names."""
+    rename = {s: sp.Symbol(n) for s, n in symbol_names.items()}
+    assigns, results = print_with_cse([sp.sympify(e).xreplace(rename) for e in exprs], prefix=prefix)
+    return assigns, results
+
+
+def _residual_context(plan: TermPlan, variables, names) -> dict:
+    namer = Namer()
+    used = set().union(*(sp.sympify(r).free_symbols for r in plan.residuals)) if plan.residuals else set()
+    var_lines = []
+    for i, v in enumerate(variables):
+        if v in used:
+            var_lines.append((namer(v), f"X[:, {i}]", f"variable {v}"))
+    out_lines = []
+    for sym_name, (col, m) in sorted(plan.output_columns.items(), key=lambda kv: (kv[1], kv[0])):
+        s = sp.Symbol(sym_name)
+        if s in used:
+            label = plan.columns[col].label.replace("h", names[m], 1) if col else names[m]
+            out_lines.append((namer(s), f"out[:, {col}, {m}]", label))
+    assigns, results = _print_exprs(plan.residuals, namer.names, "c")
+    results = [r if any(ch.isalpha() for ch in r) else f"torch.full_like(X[:, 0], {r})" for r in results]
+    return {"variables": var_lines, "outputs": out_lines, "assigns": assigns, "results": results,
+            "exprs": [sp.sstr(r) for r in plan.residuals]}
+
+
+def _seed_context(plan: TermPlan, variables, d: int) -> dict:
+    """Constant rows of Z⁽⁰⁾[1:] (built once in __init__) and x-dependent entries."""
+    lines = []  # (code, comment) run in __init__ on a (S-1, d) zero tensor `seed`
+    dir_cols = [c for c in plan.columns if c.kind == "direction" or (c.kind == "taylor" and sum(c.alpha) == 1)]
+    axis_rows, axis_idx, other = [], [], []
+    for c, vec in zip(dir_cols, plan.directions):
+        nz = [j for j, v in enumerate(vec) if v != 0]
+        if len(nz) == 1 and vec[nz[0]] == 1:
+            axis_rows.append(c.index - 1)
+            axis_idx.append(nz[0])
+        else:
+            other.append((c, vec))
+    if axis_rows:
+        a, b = axis_rows[0], axis_rows[-1] + 1
+        assert axis_rows == list(range(a, b))
+        eye = "torch.eye(d, dtype=dtype, device=device)"
+        rhs = eye if axis_idx == list(range(d)) else f"{eye}[{axis_idx}]"
+        labels = ", ".join(f"∂_{variables[j]}" for j in axis_idx)
+        lines.append((f"seed[{a}:{b}] = {rhs}", f"first-order directions {labels}: unit vectors e_i"))
+    for c, vec in other:
+        lines.append((f"seed[{c.index - 1}] = torch.tensor([{', '.join(float_literal(v) for v in vec)}], "
+                      "dtype=dtype, device=device)", f"eigen-direction {c.label[2:-2]} of the operator's C"))
+    xdep = []
+    namer = Namer()
+    for c in plan.columns:
+        if c.kind != "channel":
+            continue
+        op = plan.channels[c.channel].operator
+        const = [(j, v) for j, v in enumerate(op.b) if v != 0 and not sp.sympify(v).free_symbols]
+        if const:
+            row = ["0.0"] * d
+            for j, v in const:
+                row[j] = repr(float(sp.N(v, 30)))
+            if any(r != "0.0" for r in row):
+                lines.append((f"seed[{c.index - 1}] = torch.tensor([{', '.join(row)}], dtype=dtype, device=device)",
+                              f"L{c.channel} x = b: first-order coefficients of the channel"))
+        dep = [(j, v) for j, v in enumerate(op.b) if sp.sympify(v).free_symbols]
+        if dep:
+            names = {v: namer(v) for v in variables}
+            assigns, results = _print_exprs([v for _, v in dep], names, "b")
+            xdep.append({"column": c.index, "channel": c.channel,
+                         "assigns": assigns,
+                         "entries": [(j, r, str(variables[j])) for (j, _), r in zip(dep, results)]})
+    used_vars = [(namer.names[v], f"X[:, {i}]") for i, v in enumerate(variables) if v in namer.names]
+    return {"init_lines": lines, "xdep": xdep, "variables": used_vars}
+
+
+def _quad_code(plan: TermPlan, k: int, term: str, variables) -> tuple[str, list, dict | None]:
+    """Code of Σ_ab Q_ab ∂_a h ∂_b h for channel k (dz: (N, K, h) directions)."""
+    q = plan.channels[k].quad
+    if q.kind == "block":
+        body = f"dz[:, {q.start}:{q.stop}].pow(2).sum(1)"
+        if q.weight != 1:
+            w = float_literal(q.weight)
+            body = f"{'(' + w + ')' if w.startswith('-') else w} * {body}"
+        return body, [], None
+    if q.constant:
+        return f"torch.einsum(\"nah,ab,nbh->nh\", dz, self.{term}_Q{k}, dz)", [], {
+            "name": f"{term}_Q{k}",
+            "rows_code": "[" + ", ".join(
+                "[" + ", ".join(float_literal(q.matrix[a, b]) for b in range(q.matrix.shape[1])) + "]"
+                for a in range(q.matrix.shape[0])) + "]"}
+    # x-dependent: per-sample Q (N, K, K), rebuilt from the printed entries
+    K = q.matrix.shape[0]
+    namer = Namer()
+    names = {v: namer(v) for v in variables}
+    entries = [(a, b) for a in range(K) for b in range(K) if q.matrix[a, b] != 0]
+    assigns, results = _print_exprs([q.matrix[a, b] for a, b in entries], names, "q")
+    used = [(namer.names[v], f"X[:, {i}]") for i, v in enumerate(variables)]
+    lines = {"variables": used, "assigns": assigns, "entries": list(zip(entries, results)), "K": K}
+    return f"torch.einsum(\"nah,nab,nbh->nh\", dz, Q{k}, dz)", lines, None
+
+
+def _activation_context(plan: TermPlan, term: str, variables) -> dict:
+    ctx = {"mode": plan.mode}
+    if plan.mode == "value":
+        return ctx
+    if plan.mode in ("laplacian", "collapsed"):
+        a, b = plan.column_slice("direction")
+        ctx["dir_slice"] = (a, b) if b > a else None
+        channels, buffers = [], []
+        for c in plan.columns:
+            if c.kind != "channel":
+                continue
+            ch = plan.channels[c.channel]
+            entry = {"column": c.index, "k": c.channel, "description": ch.description, "quad": None}
+            if ch.quad is not None:
+                code, xdep, buf = _quad_code(plan, c.channel, term, variables)
+                entry["quad"] = code
+                entry["xdep"] = xdep or None
+                if buf:
+                    buffers.append(buf)
+            channels.append(entry)
+        ctx["channels"] = channels
+        ctx["buffers"] = buffers
+        ctx["order"] = 2 if any(ch["quad"] for ch in channels) else 1
+        _sigma_names(ctx)
+        return ctx
+    # taylor
+    names = {}
+    for c in plan.columns[1:]:
+        names[c.alpha] = multi_index_label(c.alpha, variables)
+    rules = []
+    for alpha, terms in plan.taylor_rules.items():
+        parts, math_parts = [], []
+        for t in terms:
+            k = len(t.blocks)
+            factors = []
+            for beta in sorted(set(t.blocks), key=t.blocks.index):
+                p = t.blocks.count(beta)
+                factors.append(f"z_{names[beta]}" + (f"**{p}" if p > 1 else ""))
+            coeff = f"{t.coefficient} * " if t.coefficient != 1 else ""
+            parts.append(f"{coeff}s{k} * " + " * ".join(factors))
+            mf = " ".join(f"∂_{names[beta]}h" + (f"^{t.blocks.count(beta)}" if t.blocks.count(beta) > 1 else "")
+                          for beta in sorted(set(t.blocks), key=t.blocks.index))
+            math_parts.append(f"{t.coefficient if t.coefficient != 1 else ''}σ{_primes(k)} {mf}")
+        rules.append({"name": names[alpha], "code": " + ".join(parts),
+                      "math": f"∂_{names[alpha]} σ(h) = " + " + ".join(math_parts)})
+    ctx["unpack"] = [f"z_{names[c.alpha]}" for c in plan.columns[1:]]
+    ctx["rules"] = rules
+    ctx["order"] = plan.max_order
+    _sigma_names(ctx)
+    return ctx
+
+
+def _sigma_names(ctx: dict) -> None:
+    k = ctx["order"]
+    ctx["sigma_names"] = ", ".join(f"s{i}" for i in range(k + 1))
+    ctx["sigma_math"] = ", ".join(["σ"] + [f"σ{_primes(i)}" for i in range(1, k + 1)])
+
+
+def _primes(k: int) -> str:
+    return {1: "'", 2: "''", 3: "'''"}.get(k, f"^({k})")
+
+
+def _sigma_context(activation: Activation, order: int) -> dict:
+    exprs = activation.derivatives(order)
+    assigns, results = print_with_cse(exprs, prefix="s_")
+    return {"order": order, "assigns": assigns, "results": results,
+            "math": ", ".join(["σ"] + [f"σ{_primes(k)}" for k in range(1, order + 1)])}
+
+
+def build_context(plan: Plan, options: Options, version: str, source_hash: str) -> dict:
+    """Everything the module template needs, printed and ordered deterministically."""
+    a = plan.analysis
+    problem = a.problem
+    variables = a.variables
+    d = len(variables)
+    terms = []
+    orders = set()
+    for name, tp in plan.terms.items():
+        act = _activation_context(tp, name, variables)
+        if tp.mode != "value":
+            orders.add(act["order"])
+        terms.append({
+            "name": name, "mode": tp.mode, "S": tp.S, "M": tp.M, "reason": tp.reason,
+            "columns": [f"[{c.index}] {c.label}" for c in tp.columns],
+            "seed": _seed_context(tp, variables, d) if tp.S > 1 else None,
+            "activation": act,
+            "residual": _residual_context(tp, variables, a.unknown_names),
+            "region": (problem.condition_items[name].on.describe() if name != "interior" else "interior"),
+        })
+    exact = None
+    if problem.exact_solution:
+        namer = Namer()
+        names = {v: namer(v) for v in variables}
+        sol = problem.exact_solution
+        exprs = [sol[u] for u in problem.unknowns]
+        assigns, results = _print_exprs(exprs, names, "c")
+        results = [r if any(ch.isalpha() for ch in r) else f"torch.full_like(X[:, 0], {r})" for r in results]
+        used = set().union(*(sp.sympify(e).free_symbols for e in exprs))
+        exact = {"variables": [(names[v], f"X[:, {i}]") for i, v in enumerate(variables) if v in used],
+                 "assigns": assigns, "results": results,
+                 "exprs": [f"{u} = {sp.sstr(e)}" for u, e in zip(problem.unknowns, exprs)]}
+    spec_path = spec_display_path(problem.source, problem.name)
+    regen = f"pdec compile {spec_path}"
+    defaults = Options((64,), options.activation, "auto")
+    if options.hidden != defaults.hidden:
+        regen += f" --hidden {','.join(map(str, options.hidden))}"
+    if not options.activation.name.startswith("custom") and options.activation.name != "tanh":
+        regen += f" --activation {options.activation.name}"
+    if options.mode != "auto":
+        regen += f" --mode {options.mode}"
+    py = {
+        "variables": repr(tuple(str(v) for v in variables)),
+        "unknowns": repr(tuple(a.unknown_names)),
+        "domain": repr({str(v): problem.domain.interval(v) for v in variables}),
+        "time": repr(str(problem.domain.time)) if problem.domain.time is not None else "None",
+        "term_names": repr(tuple(plan.terms)),
+        "condition_names": repr(tuple(n for n in plan.terms if n != "interior")),
+        "modes": repr({n: t.mode for n, t in plan.terms.items()}),
+        "S": repr({n: t.S for n, t in plan.terms.items()}),
+        "activation": repr(options.activation.name),
+        "hidden": repr(tuple(options.hidden)),
+    }
+    return {
+        "py": py,
+        "version": version, "hash": source_hash, "spec_path": spec_path, "regen": regen,
+        "options": options.header(), "name": problem.name, "class_name": class_name(problem.name),
+        "description": problem.description.strip(),
+        "variables": [str(v) for v in variables], "unknowns": list(a.unknown_names),
+        "domain": [(str(v), *problem.domain.interval(v)) for v in variables],
+        "time": str(problem.domain.time) if problem.domain.time is not None else None,
+        "d": d, "m": len(a.unknown_names), "hidden": options.hidden,
+        "activation": options.activation.name,
+        "activation_code": print_with_cse([options.activation.expr], prefix="s_")[1][0],
+        "sigmas": [_sigma_context(options.activation, k) for k in sorted(orders)],
+        "terms": terms, "conditions": [t["name"] for t in terms if t["name"] != "interior"],
+        "exact": exact,
+    }
+
+
+def content_hash(*parts: str) -> str:
+    """sha256 over the given texts (spec source, templates, options, version): 16 hex digits."""
+    h = hashlib.sha256()
+    for p in parts:
+        h.update(p.encode())
+        h.update(b"\0")
+    return h.hexdigest()[:16]

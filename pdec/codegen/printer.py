@@ -1,0 +1,93 @@
+"""SymPy -> PyTorch expression printer (a subclass, no global patching).
+
+Constants are folded to the correctly rounded float64 value (``2*pi**2`` prints as
+``19.739208802178716``); element-wise functions map to torch through
+:data:`pdec.functions.TORCH_FUNCTIONS`.
+"""
+
+from __future__ import annotations
+
+import sympy as sp
+from sympy.printing.precedence import PRECEDENCE
+from sympy.printing.pycode import PythonCodePrinter
+
+from ..functions import TORCH_FUNCTIONS
+
+
+def float_literal(value: sp.Expr) -> str:
+    """The shortest repr of the float64 nearest to a real constant (integers stay integers)."""
+    value = sp.sympify(value)
+    if value.is_Integer:
+        return str(int(value))
+    f = float(sp.N(value, 30))
+    return repr(f)
+
+
+class TorchPrinter(PythonCodePrinter):
+    """Prints element-wise expressions of torch tensors (one sample per row)."""
+
+    def __init__(self, settings=None):
+        super().__init__(dict(settings or {}, fully_qualified_modules=True))
+        for cls, name in TORCH_FUNCTIONS.items():
+            self.known_functions[cls.__name__] = name
+
+    def _print(self, expr, **kwargs):
+        if isinstance(expr, sp.Expr) and expr.is_number and not expr.is_Integer and not expr.free_symbols:
+            text = float_literal(expr)
+            return f"({text})" if text.startswith("-") else text
+        return super()._print(expr, **kwargs)
+
+    def _print_Mul(self, expr):
+        if expr.free_symbols:
+            coeff, rest = expr.as_independent(*expr.free_symbols, as_Add=False)
+            if coeff != 1 and coeff.is_number and not coeff.is_Integer:
+                sign = "-" if coeff.is_extended_negative else ""
+                body = self.parenthesize(rest, PRECEDENCE["Mul"], strict=True)
+                return f"{sign}{float_literal(abs(coeff))}*{body}"
+        return super()._print_Mul(expr)
+
+    def _print_Pow(self, expr, rational=False):
+        return self._hprint_Pow(expr, rational=rational, sqrt="torch.sqrt")
+
+    def _print_Function(self, expr):
+        name = TORCH_FUNCTIONS.get(type(expr))
+        if name is None:
+            for cls, n in TORCH_FUNCTIONS.items():
+                if isinstance(expr, cls):
+                    name = n
+                    break
+        if name is None:
+            raise ValueError(f"no torch function for {type(expr).__name__}")
+        return f"{name}({', '.join(self._print(a) for a in expr.args)})"
+
+    _print_Abs = _print_Function
+    _print_exp = _print_Function
+    _print_log = _print_Function
+    _print_sin = _print_Function
+    _print_cos = _print_Function
+    _print_tan = _print_Function
+    _print_sinh = _print_Function
+    _print_cosh = _print_Function
+    _print_tanh = _print_Function
+    _print_asin = _print_Function
+    _print_acos = _print_Function
+    _print_atan = _print_Function
+    _print_erf = _print_Function
+
+
+def print_torch(expr: sp.Expr) -> str:
+    """Print one expression as torch code."""
+    return TorchPrinter().doprint(expr)
+
+
+def print_with_cse(exprs: list[sp.Expr], prefix: str = "c") -> tuple[list[tuple[str, str]], list[str]]:
+    """Common-subexpression elimination, then printing.
+
+    Returns:
+        (assignments, results): ``[(name, code), ...]`` for the shared subexpressions, in order,
+        and the code of each expression.
+    """
+    symbols = sp.numbered_symbols(prefix)
+    replacements, reduced = sp.cse(exprs, symbols=symbols, optimizations="basic", order="canonical")
+    p = TorchPrinter()
+    return [(str(s), p.doprint(e)) for s, e in replacements], [p.doprint(e) for e in reduced]

@@ -1,0 +1,31 @@
+"""Rendering the module template (Jinja, strict: an undefined name is an error)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import jinja2
+
+TEMPLATE_DIR = Path(__file__).resolve().parents[2] / "templates"
+
+
+def template_dir() -> Path:
+    """The repository's ``templates/`` directory (pdec is installed editable, see README)."""
+    if not (TEMPLATE_DIR / "module.py.j2").is_file():
+        raise FileNotFoundError(f"pdec templates not found in {TEMPLATE_DIR}; install pdec from its "
+                                "repository with `pip install -e .`")
+    return TEMPLATE_DIR
+
+
+def template_sources() -> str:
+    """Concatenated text of every template (part of the generated files' content hash)."""
+    return "".join(p.read_text() for p in sorted(template_dir().glob("*.j2")))
+
+
+def render_module(context: dict) -> str:
+    """Render ``module.py.j2`` with a context from :func:`pdec.codegen.emit.build_context`."""
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(template_dir())),
+                             trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True,
+                             undefined=jinja2.StrictUndefined, autoescape=False)
+    text = env.get_template("module.py.j2").render(**context)
+    return "\n".join(line.rstrip() for line in text.splitlines()) + "\n"

@@ -1,0 +1,45 @@
+"""Text descriptions of plans (what ``pdec inspect`` prints)."""
+
+from __future__ import annotations
+
+import networkx as nx
+
+from .analysis import multi_index_label
+from .plan import Plan, TermPlan
+
+
+def describe_term(plan: TermPlan, variables, unknown_names) -> str:
+    """Multi-line description of one term's plan."""
+    lines = [f"term {plan.term!r}: mode {plan.mode}, S = {plan.S}, M = {plan.M}",
+             f"  why: {plan.reason}"]
+    needed = {}
+    for a in plan.needed:
+        label = multi_index_label(a.alpha, variables) or "value"
+        needed.setdefault(unknown_names[a.unknown], []).append(f"{label} {a.alpha}")
+    for u, items in needed.items():
+        lines.append(f"  needs of {u}: {', '.join(items)}")
+    lines.append("  columns: " + ", ".join(f"[{c.index}] {c.label}" for c in plan.columns))
+    for k, ch in enumerate(plan.channels):
+        quad = "none" if ch.quad is None else (
+            f"{ch.quad.weight}·Σ_a (∂_a h)² over directions {ch.quad.start}..{ch.quad.stop - 1}"
+            if ch.quad.kind == "block" else
+            ("constant" if ch.quad.constant else "x-dependent") + " matrix Σ_ab Q_ab ∂_a h ∂_b h")
+        lines.append(f"  channel L{k} = {ch.description}; quadratic term: {quad}")
+    edges = sorted(plan.graph.edges())
+    if edges:
+        lines.append(f"  dependency graph ({plan.graph.number_of_nodes()} nodes, "
+                     f"{plan.graph.number_of_edges()} edges, acyclic: "
+                     f"{nx.is_directed_acyclic_graph(plan.graph)}):")
+        for node in nx.topological_sort(plan.graph):
+            preds = sorted(plan.graph.predecessors(node))
+            if preds:
+                lines.append(f"    {node} <- {', '.join(preds)}")
+    return "\n".join(lines)
+
+
+def describe_plan(plan: Plan) -> str:
+    """Description of every term of a plan."""
+    a = plan.analysis
+    head = [f"problem {a.problem.name!r}: variables ({', '.join(map(str, a.variables))}), "
+            f"unknowns ({', '.join(a.unknown_names)})"]
+    return "\n".join(head + [describe_term(t, a.variables, a.unknown_names) for t in plan.terms.values()])

@@ -1,0 +1,107 @@
+"""The small runtime every generated module imports: the layer loop and the shared API.
+
+Conventions (all generated modules):
+    X: (N, d) points, one sample per row, columns in the domain's variable order.
+    Stack Z: (N, S, h): sample, propagated quantity (column 0 = value), feature.
+    Linear layer l maps Z⁽ˡ⁻¹⁾ (N, S, h_{l-1}) to Z⁽ˡ⁾ = Z⁽ˡ⁻¹⁾ Wᵀ, plus the bias on column 0
+    only (derivatives of a constant vanish), MATH.md §4.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple, Sequence
+
+import torch
+from torch import nn
+
+
+class Stacks(NamedTuple):
+    """Per linear layer l: its input stack Z⁽ˡ⁻¹⁾ (N, S, h_{l-1}) and output stack Z⁽ˡ⁾ (N, S, h_l).
+
+    ``outputs[-1]`` (N, S, m) holds the network output and its propagated derivatives.
+    """
+
+    inputs: list[torch.Tensor]
+    outputs: list[torch.Tensor]
+
+
+def linear_stack(Z: torch.Tensor, layer: nn.Linear) -> torch.Tensor:
+    """Z (N, S, h_in) -> (N, S, h_out): W ∂h for every column, bias on the value column only."""
+    out = torch.nn.functional.linear(Z, layer.weight)
+    out[:, 0] += layer.bias
+    return out
+
+
+class GeneratedPINN(nn.Module):
+    """Base of every generated module: an MLP d -> hidden -> m whose linear layers are
+    ``self.layers`` in order, plus per-term propagation and residuals.
+
+    A generated subclass defines, for each term (``"interior"`` and every condition name):
+    ``seed_<term>(X) -> Z⁽⁰⁾``, ``activate_<term>(Z, X) -> Z`` (σ applied to a stack) and
+    ``residual_<term>(X, out) -> (N, M)`` from the output stack ``out`` (N, S, m).
+    """
+
+    term_names: tuple[str, ...] = ()
+    condition_names: tuple[str, ...] = ()
+    n_in: int = 0
+    n_out: int = 0
+
+    def __init__(self, hidden: Sequence[int], dtype: torch.dtype = torch.float64,
+                 device: torch.device | str | None = None):
+        super().__init__()
+        hidden = tuple(int(h) for h in hidden)
+        if not hidden or any(h < 1 for h in hidden):
+            raise ValueError(f"hidden widths must be positive integers, got {hidden}")
+        widths = (self.n_in,) + hidden + (self.n_out,)
+        self.widths = widths
+        self.layers = nn.ModuleList(
+            nn.Linear(a, b, dtype=dtype, device=device) for a, b in zip(widths[:-1], widths[1:]))
+
+    # ------------------------------------------------------------------ plain network
+    def forward(self, X: torch.Tensor) -> torch.Tensor:
+        """Network values u_θ(X): (N, d) -> (N, m)."""
+        h = X
+        for layer in self.layers[:-1]:
+            h = self.activation(layer(h))
+        return self.layers[-1](h)
+
+    def activation(self, z: torch.Tensor) -> torch.Tensor:  # pragma: no cover - generated
+        raise NotImplementedError
+
+    # ------------------------------------------------------------------ propagation
+    def _check_term(self, term: str) -> None:
+        if term not in self.term_names:
+            raise KeyError(f"unknown term {term!r}; terms: {', '.join(self.term_names)}")
+
+    def propagate(self, term: str, X: torch.Tensor) -> Stacks:
+        """Forward pass of the term's plan, keeping every linear layer's input and output stack."""
+        self._check_term(term)
+        if X.ndim != 2 or X.shape[1] != self.n_in:
+            raise ValueError(f"points must have shape (N, {self.n_in}), got {tuple(X.shape)}")
+        seed = getattr(self, f"seed_{term}")
+        activate = getattr(self, f"activate_{term}")
+        Z = seed(X)
+        inputs, outputs = [], []
+        for l, layer in enumerate(self.layers):
+            inputs.append(Z)
+            Z = linear_stack(Z, layer)
+            outputs.append(Z)
+            if l < len(self.layers) - 1:
+                Z = activate(Z, X)
+        return Stacks(inputs, outputs)
+
+    def residual(self, term: str, X: torch.Tensor, stacks: Stacks | None = None) -> torch.Tensor:
+        """Residual of a term at points X: (N, M). Pass ``stacks`` to reuse a forward pass."""
+        if stacks is None:
+            stacks = self.propagate(term, X)
+        return getattr(self, f"residual_{term}")(X, stacks.outputs[-1])
+
+    def interior_residual(self, X: torch.Tensor) -> torch.Tensor:
+        """Interior residual r_Ω at points X (N, d): (N, M)."""
+        return self.residual("interior", X)
+
+    def condition_residual(self, name: str, X: torch.Tensor) -> torch.Tensor:
+        """Residual of condition ``name`` at points X (N, d): (N, M_c)."""
+        if name not in self.condition_names:
+            raise KeyError(f"unknown condition {name!r}; conditions: {', '.join(self.condition_names)}")
+        return self.residual(name, X)

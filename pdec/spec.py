@@ -1,0 +1,347 @@
+"""The spec format: what a user writes in ``specs/<name>.py`` (the public contract).
+
+A spec is a Python file that builds one :class:`Problem` from plain SymPy and binds it to the
+module-level name ``problem``::
+
+    t, x = sp.symbols("t x", real=True)
+    u = sp.Function("u")(t, x)
+    problem = Problem(
+        name="heat1d",
+        domain=Box({t: (0, 1), x: (0, 1)}, time=t),
+        unknowns=[u],
+        interior=u.diff(t) - kappa * u.diff(x, 2),
+        conditions={"initial": Condition(u - sp.sin(sp.pi * x), on=Initial()),
+                    "boundary": Condition(u, on=SpatialBoundary())},
+        parameters={kappa: sp.Rational(1, 4)},
+        exact={u: sp.exp(-sp.pi**2 * t / 4) * sp.sin(sp.pi * x)},
+    )
+
+Residuals are expressions that vanish at the solution. Points are rows ``x[n, :]`` ordered as
+the domain's variables. :meth:`Problem.validate` checks everything a later stage relies on and
+raises :class:`~pdec.errors.SpecError` naming the spec file and the offending term.
+"""
+
+from __future__ import annotations
+
+import keyword
+import math
+from dataclasses import dataclass, field
+from typing import Callable, Mapping, Sequence, Union
+
+import sympy as sp
+from sympy.core.function import AppliedUndef
+
+from .errors import SpecError
+from .functions import is_supported_function
+
+# --------------------------------------------------------------------------- domain and regions
+
+
+@dataclass(frozen=True)
+class Box:
+    """Axis-aligned box ``Π_i [lo_i, hi_i]`` over named variables (their order = input order).
+
+    Args:
+        bounds: mapping variable symbol -> (lo, hi); insertion order fixes the column order of x.
+        time: optional variable among ``bounds`` that plays the role of time (for
+            :class:`Initial` and :class:`SpatialBoundary`).
+    """
+
+    bounds: Mapping[sp.Symbol, tuple]
+    time: sp.Symbol | None = None
+
+    @property
+    def variables(self) -> tuple[sp.Symbol, ...]:
+        """The variables in input-column order."""
+        return tuple(self.bounds)
+
+    @property
+    def spatial(self) -> tuple[sp.Symbol, ...]:
+        """The variables other than time."""
+        return tuple(v for v in self.bounds if v != self.time)
+
+    def interval(self, var: sp.Symbol) -> tuple[float, float]:
+        """``(lo, hi)`` of ``var`` as floats."""
+        lo, hi = self.bounds[var]
+        return float(lo), float(hi)
+
+
+@dataclass(frozen=True)
+class Region:
+    """Where a condition's points live. Subclasses are the supported regions."""
+
+    def describe(self) -> str:  # pragma: no cover - overridden
+        raise NotImplementedError
+
+
+@dataclass(frozen=True)
+class Boundary(Region):
+    """The whole boundary of the box (all faces, area-weighted)."""
+
+    def describe(self) -> str:
+        return "whole boundary"
+
+
+@dataclass(frozen=True)
+class SpatialBoundary(Region):
+    """The faces of the spatial variables, for all times (the lateral boundary)."""
+
+    def describe(self) -> str:
+        return "spatial boundary"
+
+
+@dataclass(frozen=True)
+class Face(Region):
+    """One face of the box: ``var = lo`` (side="min") or ``var = hi`` (side="max")."""
+
+    var: sp.Symbol
+    side: str = "min"
+
+    def describe(self) -> str:
+        return f"face {self.var} = {self.side}"
+
+
+@dataclass(frozen=True)
+class Initial(Region):
+    """The initial slice ``t = t0`` (t0 = lower bound of the time variable)."""
+
+    def describe(self) -> str:
+        return "initial slice"
+
+
+@dataclass(frozen=True)
+class Sampler(Region):
+    """User-supplied points: ``fn(n, generator) -> Tensor (n, d)`` in the domain's column order."""
+
+    fn: Callable
+    description: str = "user sampler"
+
+    def describe(self) -> str:
+        return self.description
+
+
+@dataclass(frozen=True)
+class Condition:
+    """A condition residual (vanishes at the solution) and the region its points live on."""
+
+    residual: sp.Expr
+    on: Region | None = None
+
+
+# --------------------------------------------------------------------------- the problem
+
+Expr = Union[sp.Expr, int, float]
+
+
+@dataclass
+class Problem:
+    """A PDE problem for a PINN.
+
+    Args:
+        name: identifier; names the generated module ``generated/<name>.py``.
+        domain: the :class:`Box`.
+        unknowns: applied functions, e.g. ``[sp.Function("u")(t, x)]``; network output m is
+            unknown m.
+        interior: interior residual, or a list of them (a system); M = number of residuals.
+        conditions: name -> :class:`Condition` (or a ``(residual, region)`` tuple).
+        parameters: symbol -> number, substituted exactly before analysis.
+        exact: optional exact solution, unknown -> expression of the variables.
+        description: free text shown by ``pdec inspect`` and ``pdec list``.
+        source: path of the spec file (set by :func:`pdec.load_spec`); used in error messages.
+    """
+
+    name: str
+    domain: Box
+    unknowns: Sequence[sp.Expr]
+    interior: Union[Expr, Sequence[Expr]]
+    conditions: Mapping[str, Union[Condition, tuple]] = field(default_factory=dict)
+    parameters: Mapping[sp.Symbol, Expr] = field(default_factory=dict)
+    exact: Mapping[sp.Expr, Expr] | None = None
+    description: str = ""
+    source: str | None = None
+
+    # ------------------------------------------------------------------ normalised views
+    @property
+    def variables(self) -> tuple[sp.Symbol, ...]:
+        return self.domain.variables
+
+    @property
+    def interior_residuals(self) -> list[sp.Expr]:
+        """The interior residuals with parameters substituted (length M)."""
+        items = self.interior if isinstance(self.interior, (list, tuple)) else [self.interior]
+        return [self._substitute(sp.sympify(r)) for r in items]
+
+    @property
+    def condition_items(self) -> dict[str, Condition]:
+        """Conditions as ``name -> Condition`` with parameters substituted."""
+        out = {}
+        for name, cond in self.conditions.items():
+            c = _as_condition(name, cond, self.source)
+            out[name] = Condition(self._substitute(sp.sympify(c.residual)), c.on)
+        return out
+
+    @property
+    def exact_solution(self) -> dict[sp.Expr, sp.Expr] | None:
+        """Exact solution per unknown (parameters substituted), or None."""
+        if not self.exact:
+            return None
+        return {u: self._substitute(sp.sympify(e)) for u, e in self.exact.items()}
+
+    def _substitute(self, expr: sp.Expr) -> sp.Expr:
+        if not self.parameters:
+            return expr
+        return expr.subs({k: sp.nsimplify(v) if isinstance(v, float) else v
+                          for k, v in self.parameters.items()})
+
+    # ------------------------------------------------------------------ validation
+    def validate(self) -> "Problem":
+        """Check the problem; raise :class:`SpecError` naming the file and the term. Returns self."""
+        src = self.source or f"problem {self.name!r}"
+
+        def fail(msg: str, term: str | None = None) -> None:
+            raise SpecError(msg, spec=src, term=term)
+
+        if not isinstance(self.name, str) or not self.name.isidentifier() or keyword.iskeyword(self.name):
+            fail(f"name {self.name!r} must be a Python identifier (it names the generated module)")
+        if not isinstance(self.domain, Box):
+            fail("domain must be a pdec.Box")
+        variables = self.domain.variables
+        if not variables:
+            fail("the domain declares no variables")
+        for v, bounds in self.domain.bounds.items():
+            if not isinstance(v, sp.Symbol):
+                fail(f"domain variable {v!r} is not a SymPy Symbol")
+            try:
+                lo, hi = (float(sp.sympify(b)) for b in bounds)
+            except (TypeError, ValueError):
+                fail(f"bounds of {v} must be two numbers, got {bounds!r}")
+            if not (math.isfinite(lo) and math.isfinite(hi)) or not lo < hi:
+                fail(f"bounds of {v} must be finite with lo < hi, got {bounds!r}")
+        if self.domain.time is not None and self.domain.time not in self.domain.bounds:
+            fail(f"time variable {self.domain.time} is not a domain variable")
+
+        for k, v in self.parameters.items():
+            if not isinstance(k, sp.Symbol):
+                fail(f"parameter key {k!r} is not a SymPy Symbol")
+            if k in variables:
+                fail(f"parameter {k} is also a domain variable")
+            try:
+                value = complex(sp.sympify(v))
+            except (TypeError, ValueError):
+                fail(f"parameter {k} = {v!r} is not a number")
+            if value.imag != 0 or not math.isfinite(value.real):
+                fail(f"parameter {k} = {v!r} must be a finite real number", term=str(k))
+
+        if not self.unknowns:
+            fail("no unknowns declared")
+        names = set()
+        for u in self.unknowns:
+            if not isinstance(u, AppliedUndef):
+                fail(f"unknown {u!r} must be an applied function such as sp.Function('u')(x, y)")
+            bad = [a for a in u.args if a not in variables]
+            if bad:
+                fail(f"unknown {u} is applied to undeclared variable(s) "
+                     f"{', '.join(map(str, bad))}; declared: {', '.join(map(str, variables))}",
+                     term=str(u))
+            if u.func.__name__ in names:
+                fail(f"unknown {u.func.__name__} declared twice")
+            names.add(u.func.__name__)
+
+        if isinstance(self.interior, (list, tuple)) and not self.interior:
+            fail("interior is an empty list")
+        for i, r in enumerate(self.interior_residuals):
+            label = "interior" if not isinstance(self.interior, (list, tuple)) else f"interior[{i}]"
+            self._check_expr(r, label, src, allow_unknowns=True)
+
+        if not isinstance(self.conditions, Mapping):
+            fail("conditions must be a dict name -> Condition(residual, on=region)")
+        for name, cond in self.conditions.items():
+            if not isinstance(name, str) or not name.isidentifier():
+                fail(f"condition name {name!r} must be an identifier")
+            c = _as_condition(name, cond, src)
+            self._check_region(name, c.on, src)
+            self._check_expr(self._substitute(sp.sympify(c.residual)), f"condition {name}", src,
+                             allow_unknowns=True)
+
+        if self.exact:
+            unknown_set = set(self.unknowns)
+            for u, e in self.exact.items():
+                if u not in unknown_set:
+                    fail(f"exact solution given for {u}, which is not a declared unknown", term=str(u))
+                self._check_expr(self._substitute(sp.sympify(e)), f"exact[{u}]", src,
+                                 allow_unknowns=False)
+            missing = unknown_set - set(self.exact)
+            if missing:
+                fail(f"exact solution missing for {', '.join(map(str, missing))}")
+        return self
+
+    def _check_region(self, name: str, region: Region | None, src: str) -> None:
+        term = f"condition {name}"
+        if region is None:
+            raise SpecError("condition has no region: write Condition(residual, on=Boundary()) "
+                            "(or Initial(), SpatialBoundary(), Face(x, 'min'), Sampler(fn))",
+                            spec=src, term=term)
+        if not isinstance(region, Region):
+            raise SpecError(f"region {region!r} is not a pdec region", spec=src, term=term)
+        needs_time = isinstance(region, (Initial, SpatialBoundary))
+        if needs_time and self.domain.time is None:
+            raise SpecError(f"{region.describe()} needs a time variable: Box(..., time=t)",
+                            spec=src, term=term)
+        if isinstance(region, SpatialBoundary) and not self.domain.spatial:
+            raise SpecError("spatial boundary of a domain without spatial variables", spec=src, term=term)
+        if isinstance(region, Face):
+            if region.var not in self.domain.bounds:
+                raise SpecError(f"face variable {region.var} is not a domain variable", spec=src, term=term)
+            if region.side not in ("min", "max"):
+                raise SpecError(f"face side must be 'min' or 'max', got {region.side!r}", spec=src, term=term)
+        if isinstance(region, Sampler) and not callable(region.fn):
+            raise SpecError("Sampler needs a callable fn(n, generator) -> Tensor (n, d)", spec=src, term=term)
+
+    def _check_expr(self, expr: sp.Expr, term: str, src: str, *, allow_unknowns: bool) -> None:
+        variables = set(self.domain.variables)
+        unknowns = {u.func: u for u in self.unknowns}
+
+        def fail(msg: str) -> None:
+            raise SpecError(msg, spec=src, term=term)
+
+        if not isinstance(expr, sp.Expr):
+            fail(f"{expr!r} is not a SymPy expression")
+        if expr.has(sp.zoo, sp.oo, -sp.oo, sp.nan):
+            fail(f"non-finite constant in {expr}")
+        for f in expr.atoms(AppliedUndef):
+            if f.func not in unknowns:
+                fail(f"{f} is not a declared unknown (declared: "
+                     f"{', '.join(str(u) for u in self.unknowns)})")
+            if not allow_unknowns:
+                fail(f"{f}: an exact solution must not contain unknowns")
+            if f.args != unknowns[f.func].args:
+                bad = [a for a in f.args if a not in variables]
+                if bad:
+                    fail(f"unknown {f} is applied to undeclared variable(s) {', '.join(map(str, bad))}")
+                fail(f"{f} must be applied to the same variables as its declaration "
+                     f"{unknowns[f.func]}")
+        for d in expr.atoms(sp.Derivative):
+            if not isinstance(d.expr, AppliedUndef):
+                fail(f"derivative {d} must be of an unknown; expand it (sp.expand / .doit())")
+            for v, _ in d.variable_count:
+                if v not in variables:
+                    fail(f"derivative {d} is taken w.r.t. undeclared variable {v}")
+        for f in expr.atoms(sp.Function):
+            if isinstance(f, AppliedUndef):
+                continue
+            if not is_supported_function(f):
+                fail(f"unsupported function {type(f).__name__} in {f} (supported: exp, log, sin, cos, "
+                     "tan, sinh, cosh, tanh, asin, acos, atan, Abs, erf, sigmoid, softplus)")
+        stray = {s for s in expr.free_symbols if s not in variables}
+        if stray:
+            fail(f"undeclared symbol(s) {', '.join(sorted(map(str, stray)))}: declare them as "
+                 "domain variables or give them a value in parameters")
+
+
+def _as_condition(name: str, cond, src) -> Condition:
+    if isinstance(cond, Condition):
+        return cond
+    if isinstance(cond, tuple) and len(cond) == 2:
+        return Condition(cond[0], cond[1])
+    raise SpecError("condition has no region: write Condition(residual, on=Boundary())",
+                    spec=src or "spec", term=f"condition {name}")
