@@ -11,7 +11,10 @@ from .spec import (Boundary, Box, Condition, Face, Initial, Problem, Region, Sam
                    SpatialBoundary)
 from .loader import load_spec  # noqa: E402
 from .compiler import Compiled, compile  # noqa: E402
+from .check import check_problem  # noqa: E402
+from .train import Run, TrainingDiverged, train  # noqa: E402
 
-__all__ = ["__version__", "load_spec", "compile", "Compiled", "Problem", "Box", "Condition",
+__all__ = ["__version__", "load_spec", "compile", "Compiled", "check_problem", "train", "Run",
+           "TrainingDiverged", "Problem", "Box", "Condition",
            "Boundary", "SpatialBoundary", "Face", "Initial", "Sampler", "Region", "SpecError",
            "ModeError", "PdecError"]

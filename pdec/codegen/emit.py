@@ -164,18 +164,19 @@ def _quad_code(plan: TermPlan, k: int, term: str, variables) -> tuple[str, list,
 
 
 def _activation_context(plan: TermPlan, term: str, variables) -> dict:
-    ctx = {"mode": plan.mode}
+    ctx = {"mode": plan.mode, "buffers": []}
     if plan.mode == "value":
         return ctx
     if plan.mode in ("laplacian", "collapsed"):
         a, b = plan.column_slice("direction")
         ctx["dir_slice"] = (a, b) if b > a else None
-        channels, buffers = [], []
+        channels, buffers = [], ctx["buffers"]
         for c in plan.columns:
             if c.kind != "channel":
                 continue
             ch = plan.channels[c.channel]
-            entry = {"column": c.index, "k": c.channel, "description": ch.description, "quad": None}
+            entry = {"column": c.index, "k": c.channel, "description": ch.description, "quad": None,
+                     "xdep": None}
             if ch.quad is not None:
                 code, xdep, buf = _quad_code(plan, c.channel, term, variables)
                 entry["quad"] = code
@@ -184,7 +185,6 @@ def _activation_context(plan: TermPlan, term: str, variables) -> dict:
                     buffers.append(buf)
             channels.append(entry)
         ctx["channels"] = channels
-        ctx["buffers"] = buffers
         ctx["order"] = 2 if any(ch["quad"] for ch in channels) else 1
         _sigma_names(ctx)
         return ctx
@@ -203,8 +203,8 @@ def _activation_context(plan: TermPlan, term: str, variables) -> dict:
                 factors.append(f"z_{names[beta]}" + (f"**{p}" if p > 1 else ""))
             coeff = f"{t.coefficient} * " if t.coefficient != 1 else ""
             parts.append(f"{coeff}s{k} * " + " * ".join(factors))
-            mf = " ".join(f"∂_{names[beta]}h" + (f"^{t.blocks.count(beta)}" if t.blocks.count(beta) > 1 else "")
-                          for beta in sorted(set(t.blocks), key=t.blocks.index))
+            mf = " ".join(f"(∂_{names[beta]} h)^{t.blocks.count(beta)}" if t.blocks.count(beta) > 1
+                          else f"∂_{names[beta]} h" for beta in sorted(set(t.blocks), key=t.blocks.index))
             math_parts.append(f"{t.coefficient if t.coefficient != 1 else ''}σ{_primes(k)} {mf}")
         rules.append({"name": names[alpha], "code": " + ".join(parts),
                       "math": f"∂_{names[alpha]} σ(h) = " + " + ".join(math_parts)})

@@ -1,0 +1,5 @@
+"""``python -m pdec`` runs the command line."""
+
+from .cli import main
+
+raise SystemExit(main())

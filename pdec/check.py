@@ -1,0 +1,269 @@
+"""Checking a problem's exact solution against its PDE: ``check_problem(problem) -> CheckReport``.
+
+Every exact solution pdec ships must satisfy its interior residual(s) and every condition (see
+MATH.md §7: the paper's printed Fokker–Planck solution does not). For each term the exact solution
+is substituted (each unknown and each ``Derivative`` of it is replaced by the corresponding
+derivative of its exact expression) and the result is
+
+1. simplified symbolically along a chain of increasingly expensive rewrites (``expand``,
+   ``cancel(together(.))``, ``trigsimp``, ``simplify``; the expensive ones are skipped on large
+   expressions so the check cannot hang). A result that is identically 0 is a *symbolic* pass.
+   Conditions hold only on their region, so for regions made of box faces (``Boundary``,
+   ``SpatialBoundary``, ``Face``, ``Initial``) the face's variable is fixed to its exact bound
+   first and every face is checked;
+2. otherwise evaluated *numerically* with ``digits`` significant digits (mpmath via ``evalf``) at
+   ``n_points`` random points of the term's region, and passes when
+   ``max |r| <= 10^(-digits/2) * max(1, size of the terms)``, where the size of the terms is the
+   largest ``|a_k|`` of the summands ``r = Σ_k a_k`` at that point (so that a cancellation of large
+   terms is judged relative to their size).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import sympy as sp
+import torch
+from sympy.core.function import AppliedUndef
+
+from .errors import PdecError
+from .functions import sigmoid, softplus
+from .spec import Boundary, Face, Initial, Problem, Region, Sampler, SpatialBoundary
+
+#: Largest ``count_ops`` on which ``trigsimp`` / ``simplify`` are attempted.
+MAX_SIMPLIFY_OPS = 400
+
+
+@dataclass
+class TermCheck:
+    """Outcome of checking one term (the interior residual or a condition).
+
+    Attributes:
+        term: ``"interior"`` (``"interior[i]"`` for systems) or the condition's name.
+        passed: whether the exact solution satisfies the term.
+        method: ``"symbolic"`` (the residual simplified to 0) or ``"numeric"``.
+        max_abs: the largest |residual| over the sampled points (numeric checks), else None.
+        message: a short human-readable explanation.
+    """
+
+    term: str
+    passed: bool
+    method: str
+    max_abs: float | None = None
+    message: str = ""
+
+
+@dataclass
+class CheckReport:
+    """Per-term results of :func:`check_problem`.
+
+    Attributes:
+        problem: name of the checked problem.
+        results: one :class:`TermCheck` per term, interior first, then conditions in order.
+    """
+
+    problem: str
+    results: list[TermCheck] = field(default_factory=list)
+
+    @property
+    def passed(self) -> bool:
+        """True when every term passed."""
+        return all(r.passed for r in self.results)
+
+    def __str__(self) -> str:
+        lines = []
+        for r in self.results:
+            status = "PASS" if r.passed else "FAIL"
+            extra = f" max|r| = {r.max_abs:.3e}" if r.max_abs is not None else ""
+            msg = f" ({r.message})" if r.message else ""
+            lines.append(f"{status} {r.term}: {r.method}{extra}{msg}")
+        return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------- substitution
+
+
+def substitute_exact(expr: sp.Expr, exact: dict[sp.Expr, sp.Expr]) -> sp.Expr:
+    """Replace every unknown and every derivative of one by the exact solution's.
+
+    Args:
+        expr: a residual in the unknowns, their derivatives and the variables.
+        exact: unknown (applied function) -> exact expression.
+
+    Returns:
+        The residual as an expression of the variables alone (derivatives evaluated).
+    """
+    by_func = {u.func: (u, e) for u, e in exact.items()}
+    rules: dict[sp.Basic, sp.Expr] = {}
+    for d in expr.atoms(sp.Derivative):
+        if isinstance(d.expr, AppliedUndef) and d.expr.func in by_func:
+            rules[d] = sp.diff(by_func[d.expr.func][1], *d.variable_count)
+    for f in expr.atoms(AppliedUndef):
+        if f.func in by_func:
+            rules[f] = by_func[f.func][1]
+    # xreplace matches a Derivative node before descending into its unknown
+    return expr.xreplace(rules).doit()
+
+
+def _is_zero(expr: sp.Expr) -> bool | None:
+    """True if ``expr`` rewrites to 0 symbolically, None if inconclusive."""
+    expr = sp.sympify(expr)
+    if expr == 0:
+        return True
+    if not expr.free_symbols and expr.is_zero is False:
+        return None  # a nonzero constant: no rewrite will help; let numerics report it
+    steps = (sp.expand, lambda e: sp.cancel(sp.together(e)), sp.trigsimp, sp.simplify)
+    current = expr
+    for i, step in enumerate(steps):
+        if i >= 2 and sp.count_ops(current) > MAX_SIMPLIFY_OPS:
+            break
+        try:
+            current = step(current)
+        except Exception:  # a rewrite failing is not a verdict
+            continue
+        if current == 0:
+            return True
+    return None
+
+
+# --------------------------------------------------------------------------- regions
+
+
+def _faces(problem: Problem, region: Region) -> list[tuple[sp.Symbol, sp.Expr]] | None:
+    """The faces ``(var, exact bound)`` making up a face-type region, or None (Sampler)."""
+    dom = problem.domain
+    bound = lambda v, side: sp.nsimplify(sp.sympify(dom.bounds[v][0 if side == "min" else 1]))  # noqa: E731
+    if isinstance(region, Boundary):
+        return [(v, bound(v, s)) for v in dom.variables for s in ("min", "max")]
+    if isinstance(region, SpatialBoundary):
+        return [(v, bound(v, s)) for v in dom.spatial for s in ("min", "max")]
+    if isinstance(region, Face):
+        return [(region.var, bound(region.var, region.side))]
+    if isinstance(region, Initial):
+        return [(dom.time, bound(dom.time, "min"))]
+    return None
+
+
+def _points(problem: Problem, region: Region | None, n: int, seed: int,
+            digits: int) -> list[dict[sp.Symbol, sp.Expr]]:
+    """``n`` random points of a region as substitution dicts (face coordinates kept exact)."""
+    variables = problem.domain.variables
+    gen = torch.Generator().manual_seed(seed)
+    if isinstance(region, Sampler):
+        X = region.fn(n, torch.Generator().manual_seed(seed))
+        X = torch.as_tensor(X, dtype=torch.float64).reshape(-1, len(variables))
+        return [{v: sp.Float(float(val), digits) for v, val in zip(variables, row.tolist())}
+                for row in X]
+    lo = torch.tensor([problem.domain.interval(v)[0] for v in variables], dtype=torch.float64)
+    hi = torch.tensor([problem.domain.interval(v)[1] for v in variables], dtype=torch.float64)
+    X = lo + (hi - lo) * torch.rand(n, len(variables), generator=gen, dtype=torch.float64)
+    faces = _faces(problem, region) if region is not None else None
+    points = []
+    for k, row in enumerate(X.tolist()):
+        pt: dict[sp.Symbol, sp.Expr] = {v: sp.Float(val, digits) for v, val in zip(variables, row)}
+        if faces:
+            idx = int(torch.randint(len(faces), (1,), generator=gen)) if len(faces) > 1 else 0
+            var, value = faces[idx]
+            pt[var] = value
+        points.append(pt)
+    return points
+
+
+# --------------------------------------------------------------------------- numerics
+
+
+def _evaluable(expr: sp.Expr) -> sp.Expr:
+    """Rewrite pdec's own functions (which have no mpmath evaluation) in terms of exp/log."""
+    return expr.replace(lambda e: isinstance(e, (sigmoid, softplus)),
+                        lambda e: e.rewrite(sp.exp))
+
+
+def _numeric(expr: sp.Expr, points: list[dict], digits: int) -> tuple[bool, float, float, str]:
+    """Evaluate at the points; returns (passed, max |r|, tolerance used, message)."""
+    expr = _evaluable(expr)
+    terms = sp.Add.make_args(expr)
+    rel = sp.Float(10) ** (-sp.Rational(digits, 2))
+    worst, worst_tol, ok, bad = 0.0, float(rel), True, ""
+    for pt in points:
+        value = expr.evalf(digits, subs=pt)
+        if not value.is_number or value.has(sp.nan, sp.zoo, sp.oo, -sp.oo) or value.free_symbols:
+            return False, float("nan"), float(rel), f"residual does not evaluate to a number: {value}"
+        if len(terms) > 1:
+            scale = max(abs(complex(t.evalf(digits, subs=pt))) for t in terms)
+        else:
+            scale = 0.0
+        tol = float(rel) * max(1.0, scale)
+        r = abs(complex(value))
+        if r > worst:
+            worst = r
+        if r > tol:
+            if ok:
+                bad = (f"|r| = {r:.3e} > tol {tol:.1e} at "
+                       + ", ".join(f"{v}={float(x):.6g}" for v, x in pt.items()))
+            ok = False
+        worst_tol = max(worst_tol, tol)
+    return ok, worst, worst_tol, bad
+
+
+# --------------------------------------------------------------------------- the check
+
+
+def _check_term(problem: Problem, name: str, residual: sp.Expr, region: Region | None,
+                exact: dict, n_points: int, seed: int, digits: int) -> TermCheck:
+    try:
+        r = substitute_exact(residual, exact)
+    except Exception as exc:  # pragma: no cover - defensive
+        return TermCheck(name, False, "symbolic", message=f"substitution failed: {exc}")
+    if _is_zero(r):
+        return TermCheck(name, True, "symbolic", message="residual simplifies to 0")
+    faces = _faces(problem, region) if region is not None else None
+    if faces:
+        if all(_is_zero(r.subs(var, value)) for var, value in faces):
+            where = region.describe() if region is not None else "region"
+            on = f"on the {where}" if len(faces) == 1 else f"on every face of the {where}"
+            return TermCheck(name, True, "symbolic", message=f"residual simplifies to 0 {on}")
+    points = _points(problem, region, n_points, seed, digits)
+    ok, worst, tol, why = _numeric(r, points, digits)
+    where = "interior" if region is None else region.describe()
+    msg = (f"{len(points)} points in the {where}, {digits} digits, "
+           f"tol 1e-{digits / 2:g} x max(1, |largest term|) (≤ {tol:.1e})")
+    if not ok:
+        msg = f"{why}; {msg}"
+    return TermCheck(name, ok, "numeric", max_abs=worst, message=msg)
+
+
+def check_problem(problem: Problem, n_points: int = 5, seed: int = 0,
+                  digits: int = 30) -> CheckReport:
+    """Verify that a problem's exact solution satisfies its interior residual(s) and conditions.
+
+    Each term is first simplified symbolically (a residual that rewrites to 0 is a ``"symbolic"``
+    pass); if that is inconclusive it is evaluated with ``digits`` significant digits at
+    ``n_points`` random points of its region and passes when
+    ``max |r| <= 10^(-digits/2) * max(1, largest |summand|)`` (``"numeric"``).
+
+    Args:
+        problem: the problem; it must have an exact solution.
+        n_points: random points per term for the numeric fallback.
+        seed: seed of the random points (and of a :class:`~pdec.spec.Sampler`'s generator).
+        digits: working precision (significant digits) of the numeric evaluation.
+
+    Returns:
+        A :class:`CheckReport` with one :class:`TermCheck` per term (interior first).
+
+    Raises:
+        PdecError: the problem has no exact solution to check.
+    """
+    exact = problem.exact_solution
+    if not exact:
+        where = problem.source or f"problem {problem.name!r}"
+        raise PdecError(f"{where}: no exact solution to check (give Problem(..., exact={{u: ...}}))")
+    report = CheckReport(problem.name)
+    residuals = problem.interior_residuals
+    system = isinstance(problem.interior, (list, tuple))
+    for i, r in enumerate(residuals):
+        name = f"interior[{i}]" if system else "interior"
+        report.results.append(_check_term(problem, name, r, None, exact, n_points, seed, digits))
+    for name, cond in problem.condition_items.items():
+        report.results.append(_check_term(problem, name, cond.residual, cond.on, exact,
+                                          n_points, seed, digits))
+    return report

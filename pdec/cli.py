@@ -1,0 +1,125 @@
+"""The ``pdec`` command line: compile, inspect, check, list, train, plot, compare.
+
+Every command takes a spec file; errors caused by the input print one message and exit 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Sequence
+
+from .errors import PdecError
+
+SPECS_DIR = Path("specs")
+
+
+def _hidden(text: str) -> tuple[int, ...]:
+    try:
+        widths = tuple(int(w) for w in text.split(",") if w.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--hidden takes comma-separated widths like 64,64, got {text!r}")
+    if not widths or min(widths) < 1:
+        raise argparse.ArgumentTypeError(f"--hidden needs positive widths, got {text!r}")
+    return widths
+
+
+def _add_compile_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--hidden", type=_hidden, default=(64,), help="hidden widths, comma-separated (default 64)")
+    p.add_argument("--activation", default="tanh", help="tanh (default), sin, sigmoid or softplus")
+    p.add_argument("--mode", default="auto", choices=["auto", "laplacian", "collapsed", "taylor"],
+                   help="propagation mode of the interior residual (default: cheapest exact)")
+    p.add_argument("--out", type=Path, default=Path("generated"), help="output directory (default generated/)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of every sub-command."""
+    parser = argparse.ArgumentParser(prog="pdec", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("compile", help="generate the PyTorch module of a spec into generated/")
+    p.add_argument("spec", nargs="*", type=Path, help="spec file(s), e.g. specs/heat1d.py")
+    p.add_argument("--all", action="store_true", help="compile every spec in specs/")
+    _add_compile_options(p)
+
+    p = sub.add_parser("inspect", help="needed derivatives, chosen mode and why, columns, S, graph")
+    p.add_argument("spec", type=Path)
+    _add_compile_options(p)
+
+    p = sub.add_parser("check", help="verify the exact solution against the PDE and conditions")
+    p.add_argument("spec", type=Path)
+    p.add_argument("--points", type=int, default=5, help="random points for the numeric fallback")
+
+    sub.add_parser("list", help="the shipped specs in specs/")
+
+    from .train.cli_commands import add_training_commands  # training stage owns its options
+
+    add_training_commands(sub)
+    return parser
+
+
+def _cmd_compile(args) -> int:
+    from . import compile as compile_problem, load_spec
+
+    specs = list(args.spec)
+    if args.all:
+        specs += sorted(SPECS_DIR.glob("*.py"))
+    if not specs:
+        raise PdecError("name a spec file, or pass --all")
+    for path in specs:
+        c = compile_problem(load_spec(path), hidden=args.hidden, activation=args.activation,
+                            mode=args.mode, out_dir=args.out)
+        print(f"{path} -> {c.source_path}  (mode {c.plan.mode}, S = {c.plan.S})")
+    return 0
+
+
+def _cmd_inspect(args) -> int:
+    from . import compile as compile_problem, load_spec
+
+    c = compile_problem(load_spec(args.spec), hidden=args.hidden, activation=args.activation,
+                        mode=args.mode, out_dir=args.out)
+    print(c.plan.describe())
+    print(f"generated module: {c.source_path}")
+    return 0
+
+
+def _cmd_check(args) -> int:
+    from . import load_spec
+    from .check import check_problem
+
+    report = check_problem(load_spec(args.spec), n_points=args.points)
+    print(report)
+    return 0 if report.passed else 1
+
+
+def _cmd_list(args) -> int:
+    from . import load_spec
+    from .analysis import analyse
+    from .plan import make_plan
+
+    specs = sorted(SPECS_DIR.glob("*.py"))
+    if not specs:
+        raise PdecError(f"no specs in {SPECS_DIR}/ (run from the repository root)")
+    for path in specs:
+        problem = load_spec(path)
+        plan = make_plan(analyse(problem))
+        print(f"{str(path):28s} {problem.name:14s} {plan.mode:10s} S={plan.S:<4d} {problem.description}")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``pdec``; returns the exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    handlers = {"compile": _cmd_compile, "inspect": _cmd_inspect, "check": _cmd_check, "list": _cmd_list}
+    try:
+        if args.command in handlers:
+            return handlers[args.command](args)
+        return args.handler(args)
+    except PdecError as exc:
+        print(f"pdec: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("pdec: interrupted", file=sys.stderr)
+        return 130

@@ -1,0 +1,120 @@
+"""One interface for every optimizer: ``step(batch) -> StepInfo``.
+
+An optimizer owns the model's parameters and any curvature state; the training loop only calls
+:meth:`PINNOptimizer.step` with a batch (term name -> points) and logs what it returns.
+Hyperparameters are declared once per class in ``HYPERPARAMETERS`` (name -> :class:`Hyper`),
+which gives defaults, range checks, and the keys ``--set`` accepts.
+"""
+
+from __future__ import annotations
+
+import math
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Mapping
+
+import torch
+
+from ..errors import PdecError
+from ..loss import Batch, pinn_loss
+from ..runtime import GeneratedPINN
+
+
+@dataclass(frozen=True)
+class Hyper:
+    """A hyperparameter: default, kind, allowed range [lo, hi] (None: unbounded), help text."""
+
+    default: Any
+    help: str
+    lo: float | None = None
+    hi: float | None = None
+    lo_open: bool = False
+    choices: tuple | None = None
+
+    def check(self, name: str, value: Any, owner: str) -> Any:
+        if self.choices is not None:
+            if value not in self.choices:
+                raise PdecError(f"{owner}: {name} must be one of {', '.join(map(str, self.choices))}, got {value!r}")
+            return value
+        if isinstance(self.default, bool):
+            if not isinstance(value, bool):
+                raise PdecError(f"{owner}: {name} must be true or false, got {value!r}")
+            return value
+        if isinstance(self.default, (int, float)):
+            try:
+                value = type(self.default)(value) if not (isinstance(self.default, int) and isinstance(value, float)
+                                                          and not value.is_integer()) else value
+            except (TypeError, ValueError):
+                raise PdecError(f"{owner}: {name} must be a number, got {value!r}")
+            if isinstance(value, float) and not math.isfinite(value):
+                raise PdecError(f"{owner}: {name} must be finite, got {value!r}")
+            if self.lo is not None and (value < self.lo or (self.lo_open and value == self.lo)):
+                raise PdecError(f"{owner}: {name} = {value} is out of range "
+                                f"({'>' if self.lo_open else '≥'} {self.lo}{f', ≤ {self.hi}' if self.hi is not None else ''})")
+            if self.hi is not None and value > self.hi:
+                raise PdecError(f"{owner}: {name} = {value} is out of range (≤ {self.hi})")
+        return value
+
+
+@dataclass
+class StepInfo:
+    """What one step reports: the loss at the parameters it started from, per-term losses, and
+    the step size it used (learning rate or line-search α), plus optimizer-specific extras."""
+
+    loss: float
+    losses: dict[str, float]
+    lr: float
+    extra: dict[str, float] = field(default_factory=dict)
+
+
+class PINNOptimizer(ABC):
+    """Base class. Subclasses set ``name``, ``HYPERPARAMETERS`` and implement :meth:`step`."""
+
+    name: ClassVar[str] = ""
+    HYPERPARAMETERS: ClassVar[Mapping[str, Hyper]] = {}
+
+    def __init__(self, model: GeneratedPINN, **hyper: Any):
+        self.model = model
+        self.params = [p for p in model.parameters() if p.requires_grad]
+        self.hyper = self.resolve(hyper)
+
+    @classmethod
+    def resolve(cls, hyper: Mapping[str, Any]) -> dict[str, Any]:
+        """Defaults overridden by ``hyper``; unknown keys and out-of-range values are errors."""
+        unknown = set(hyper) - set(cls.HYPERPARAMETERS)
+        if unknown:
+            from difflib import get_close_matches
+
+            key = sorted(unknown)[0]
+            close = get_close_matches(key, cls.HYPERPARAMETERS, n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            raise PdecError(f"{cls.name}: unknown hyperparameter {key!r}{hint} "
+                            f"(valid: {', '.join(sorted(cls.HYPERPARAMETERS))})")
+        out = {}
+        for k, h in cls.HYPERPARAMETERS.items():
+            out[k] = h.check(k, hyper.get(k, h.default), cls.name)
+        return out
+
+    @abstractmethod
+    def step(self, batch: Batch) -> StepInfo:
+        """One optimisation step on ``batch`` (term name -> points (N_τ, d))."""
+
+    # -------------------------------------------------------------- helpers for subclasses
+    def loss_and_grad(self, batch: Batch) -> tuple[torch.Tensor, dict[str, float], list[torch.Tensor]]:
+        """Loss, per-term losses (floats) and the gradient ∂L/∂θ (list aligned with ``params``)."""
+        total, losses = pinn_loss(self.model, batch)
+        grads = torch.autograd.grad(total, self.params)
+        return total.detach(), {k: float(v) for k, v in losses.items()}, list(grads)
+
+    @torch.no_grad()
+    def loss_at(self, batch: Batch) -> float:
+        """L(θ) at the current parameters, forward only (no graph)."""
+        total, _ = pinn_loss(self.model, batch)
+        return float(total)
+
+    def state_dict(self) -> dict:
+        """Everything needed to resume (subclasses extend)."""
+        return {"hyper": dict(self.hyper)}
+
+    def load_state_dict(self, state: dict) -> None:
+        pass

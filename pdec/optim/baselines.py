@@ -1,0 +1,93 @@
+"""First-order and quasi-Newton baselines: SGD, Adam, L-BFGS (torch's implementations)."""
+
+from __future__ import annotations
+
+import torch
+
+from ..loss import Batch, pinn_loss
+from .base import Hyper, PINNOptimizer, StepInfo
+
+
+class _TorchOptimizer(PINNOptimizer):
+    """Wraps a ``torch.optim`` optimizer built by :meth:`make`."""
+
+    def __init__(self, model, **hyper):
+        super().__init__(model, **hyper)
+        self.inner = self.make()
+
+    def make(self) -> torch.optim.Optimizer:  # pragma: no cover - overridden
+        raise NotImplementedError
+
+    def step(self, batch: Batch) -> StepInfo:
+        self.inner.zero_grad(set_to_none=True)
+        total, losses = pinn_loss(self.model, batch)
+        total.backward()
+        self.inner.step()
+        return StepInfo(float(total.detach()), {k: float(v.detach()) for k, v in losses.items()}, self.hyper["lr"])
+
+    def state_dict(self) -> dict:
+        return {**super().state_dict(), "inner": self.inner.state_dict()}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.inner.load_state_dict(state["inner"])
+
+
+class SGD(_TorchOptimizer):
+    """Stochastic gradient descent with momentum (torch.optim.SGD)."""
+
+    name = "sgd"
+    HYPERPARAMETERS = {
+        "lr": Hyper(1e-3, "learning rate", lo=0, lo_open=True),
+        "momentum": Hyper(0.9, "momentum", lo=0, hi=1),
+    }
+
+    def make(self):
+        return torch.optim.SGD(self.params, lr=self.hyper["lr"], momentum=self.hyper["momentum"])
+
+
+class Adam(_TorchOptimizer):
+    """Adam (torch.optim.Adam)."""
+
+    name = "adam"
+    HYPERPARAMETERS = {
+        "lr": Hyper(1e-3, "learning rate", lo=0, lo_open=True),
+        "beta1": Hyper(0.9, "first-moment decay", lo=0, hi=1),
+        "beta2": Hyper(0.999, "second-moment decay", lo=0, hi=1),
+        "eps": Hyper(1e-8, "denominator regulariser", lo=0, lo_open=True),
+    }
+
+    def make(self):
+        h = self.hyper
+        return torch.optim.Adam(self.params, lr=h["lr"], betas=(h["beta1"], h["beta2"]), eps=h["eps"])
+
+
+class LBFGS(_TorchOptimizer):
+    """L-BFGS (torch.optim.LBFGS), optionally with strong-Wolfe line search; one step = one
+    ``torch.optim.LBFGS.step`` call of at most ``max_iter`` inner iterations."""
+
+    name = "lbfgs"
+    HYPERPARAMETERS = {
+        "lr": Hyper(1.0, "initial step length", lo=0, lo_open=True),
+        "max_iter": Hyper(1, "inner iterations per step", lo=1),
+        "history_size": Hyper(100, "curvature pairs kept", lo=1),
+        "line_search": Hyper("strong_wolfe", "line search", choices=("strong_wolfe", "none")),
+    }
+
+    def make(self):
+        h = self.hyper
+        return torch.optim.LBFGS(self.params, lr=h["lr"], max_iter=h["max_iter"], history_size=h["history_size"],
+                                 line_search_fn=None if h["line_search"] == "none" else "strong_wolfe")
+
+    def step(self, batch: Batch) -> StepInfo:
+        record = {}
+
+        def closure():
+            self.inner.zero_grad(set_to_none=True)
+            total, losses = pinn_loss(self.model, batch)
+            total.backward()
+            if not record:
+                record.update(total=float(total.detach()), losses={k: float(v.detach()) for k, v in losses.items()})
+            return total
+
+        self.inner.step(closure)
+        return StepInfo(record["total"], record["losses"], self.hyper["lr"])

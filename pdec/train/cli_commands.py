@@ -1,0 +1,173 @@
+"""``pdec train``, ``pdec plot`` and ``pdec compare`` (registered by :mod:`pdec.cli`)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from ..errors import PdecError
+
+
+def add_training_commands(sub) -> None:
+    """Add the training sub-commands to the CLI's sub-parser collection."""
+    p = sub.add_parser("train", help="(re)generate the module if needed, then train it",
+                       description="Settings: defaults -> --config file -> flags -> --set key=value.")
+    p.add_argument("spec", nargs="?", type=Path, help="spec file (omit with --resume)")
+    p.add_argument("--optimizer", help="kfac (default), kfac-star, engd, engd-layerwise, hessian-free, "
+                                       "adam, sgd, lbfgs")
+    p.add_argument("--steps", type=int, help="number of steps")
+    p.add_argument("--time-budget", type=float, help="seconds of optimisation (evaluation excluded)")
+    p.add_argument("--device", help="cpu (default) or cuda")
+    p.add_argument("--dtype", choices=["float64", "float32"], help="default float64")
+    p.add_argument("--seed", type=int, help="controls initialisation and every sampler")
+    p.add_argument("--config", type=Path, help="TOML file of settings")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override any setting or hyperparameter (repeatable)")
+    p.add_argument("--runs", type=Path, default=Path("runs"), help="runs root (default runs/)")
+    p.add_argument("--resume", type=Path, help="continue the run in this directory")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(handler=cmd_train)
+
+    p = sub.add_parser("plot", help="loss and error curves of runs (PNG), and the learned solution")
+    p.add_argument("runs", nargs="+", type=Path, help="run directories")
+    p.add_argument("--out", type=Path, help="PNG path (default: <first run>/curves.png)")
+    p.set_defaults(handler=cmd_plot)
+
+    p = sub.add_parser("compare", help="train several optimizers at the same budget; table and plot")
+    p.add_argument("spec", type=Path)
+    p.add_argument("--optimizers", default="kfac,kfac-star,engd,hessian-free,lbfgs,adam,sgd")
+    p.add_argument("--time-budget", type=float, default=60.0)
+    p.add_argument("--steps", type=int, default=0, help="step limit per optimizer (0: budget only)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--config", type=Path)
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    p.add_argument("--runs", type=Path, default=Path("runs"))
+    p.add_argument("--device", default=None)
+    p.set_defaults(handler=cmd_compare)
+
+
+def _compile_for(spec: Path, cfg):
+    import torch
+
+    from .. import compile as compile_problem, load_spec
+
+    return compile_problem(load_spec(spec), hidden=cfg.hidden, activation=cfg.activation, mode=cfg.mode,
+                           dtype=getattr(torch, cfg.dtype), device=_device(cfg.device))
+
+
+def _device(name: str):
+    import torch
+
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise PdecError("--device cuda: no CUDA device is available to torch on this machine")
+    return torch.device(name)
+
+
+def _flag_overrides(args) -> dict:
+    out = {"optimizer": args.optimizer, "steps": args.steps, "time_budget": args.time_budget,
+           "device": args.device, "dtype": args.dtype, "seed": args.seed}
+    if getattr(args, "no_progress", False):
+        out["progress"] = False
+    return {k: v for k, v in out.items() if v is not None}
+
+
+def _print_result(run) -> None:
+    f = run.final
+    parts = [f"{run.status} after {run.steps} steps, {run.elapsed:.1f} s", f"loss {f.get('loss', float('nan')):.3e}"]
+    if "rel_l2" in f:
+        parts += [f"relative L2 {f['rel_l2']:.3e}", f"absolute RMS {f['abs_rms']:.3e}"]
+    print("; ".join(parts))
+    if run.run_dir is not None:
+        print(f"run directory: {run.run_dir}")
+
+
+def cmd_train(args) -> int:
+    from .config import resolve_config
+    from .loop import TrainingDiverged, train
+
+    if args.resume is not None:
+        cfg_file = args.resume / "config.json"
+        if not cfg_file.is_file():
+            raise PdecError(f"{args.resume}: not a run directory (no config.json)")
+        saved = json.loads(cfg_file.read_text())
+        cfg, _ = resolve_config(saved["settings"])
+        compiled = _compile_for(Path(saved["spec"]), cfg)
+        extra = {k: v for k, v in _flag_overrides(args).items() if k in ("steps", "time_budget", "progress")}
+        run_kwargs = dict(resume=args.resume, **extra)
+    else:
+        if args.spec is None:
+            raise PdecError("name a spec file (or --resume RUN_DIR)")
+        overrides = _flag_overrides(args)
+        cfg, _ = resolve_config(overrides, args.config, args.set)  # validate before compiling
+        from .. import load_spec
+
+        load_spec(args.spec)  # a spec that fails stops here: no run directory is created
+        compiled = _compile_for(args.spec, cfg)
+        print(f"{args.spec} -> {compiled.source_path} (mode {compiled.plan.mode}, S = {compiled.plan.S}); "
+              f"training with {cfg.optimizer} on {cfg.device}, {cfg.dtype}")
+        run_kwargs = dict(config_file=args.config, sets=args.set, run_root=args.runs, **overrides)
+    try:
+        run = train(compiled, **run_kwargs)
+    except TrainingDiverged as exc:
+        print(f"pdec: training stopped: {exc}")
+        return 1
+    _print_result(run)
+    if run.status == "interrupted":
+        return 128 + int(run.stop_signal or 2)
+    return 0
+
+
+def cmd_plot(args) -> int:
+    from .plots import plot_curves, plot_solution
+
+    for r in args.runs:
+        if not (r / "metrics.csv").is_file():
+            raise PdecError(f"{r}: not a run directory (no metrics.csv)")
+    out = args.out or args.runs[0] / "curves.png"
+    print(f"wrote {plot_curves(args.runs, out)}")
+    for r in args.runs:
+        saved = json.loads((r / "config.json").read_text())
+        from .config import resolve_config
+        from .runs import load_checkpoint
+
+        cfg, _ = resolve_config(saved["settings"])
+        cfg.device = "cpu"
+        compiled = _compile_for(Path(saved["spec"]), cfg)
+        compiled.model.load_state_dict(load_checkpoint(r)["model"])
+        path = plot_solution(compiled.model, compiled.problem, r / "solution.png")
+        if path:
+            print(f"wrote {path}")
+    return 0
+
+
+def cmd_compare(args) -> int:
+    from .config import resolve_config
+    from .loop import TrainingDiverged, train
+    from .plots import plot_curves
+
+    names = [n.strip() for n in args.optimizers.split(",") if n.strip()]
+    rows, dirs = [], []
+    for name in names:
+        overrides = {"optimizer": name, "time_budget": args.time_budget, "steps": args.steps, "seed": args.seed}
+        if args.device:
+            overrides["device"] = args.device
+        cfg, _ = resolve_config(overrides, args.config, args.set)
+        compiled = _compile_for(args.spec, cfg)
+        try:
+            run = train(compiled, config_file=args.config, sets=args.set, run_root=args.runs, **overrides)
+            status = run.status
+        except TrainingDiverged as exc:
+            print(f"{name}: {exc}")
+            continue
+        dirs.append(run.run_dir)
+        f = run.final
+        rows.append((name, run.steps, run.elapsed / max(run.steps, 1), f.get("rel_l2", float("nan")),
+                     f.get("abs_rms", float("nan")), status))
+    print(f"\n{'optimizer':15s} {'steps':>7s} {'s/step':>9s} {'rel L2':>10s} {'abs RMS':>10s}  status")
+    for name, steps, per, rel, rms, status in rows:
+        print(f"{name:15s} {steps:7d} {per:9.4f} {rel:10.3e} {rms:10.3e}  {status}")
+    if dirs:
+        out = Path(args.runs) / "compare.png"
+        print(f"wrote {plot_curves(dirs, out)}")
+    return 0

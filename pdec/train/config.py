@@ -1,0 +1,125 @@
+"""Run configuration: defaults -> a TOML file -> ``--set key=value`` overrides.
+
+Keys are flat: the training keys of :class:`TrainConfig` plus the chosen optimizer's
+hyperparameters. An unknown key is an error that suggests the closest valid one.
+"""
+
+from __future__ import annotations
+
+import ast
+import tomllib
+from dataclasses import asdict, dataclass, fields
+from difflib import get_close_matches
+from pathlib import Path
+from typing import Any, Mapping
+
+from ..errors import PdecError
+from ..optim import get_optimizer
+
+
+@dataclass
+class TrainConfig:
+    """Training settings (everything but the optimizer's own hyperparameters)."""
+
+    optimizer: str = "kfac"
+    steps: int = 0                 # 0: no step limit (then a time budget is required)
+    time_budget: float = 0.0       # seconds of optimisation (evaluation excluded); 0: none
+    seed: int = 0
+    hidden: tuple[int, ...] = (64,)
+    activation: str = "tanh"
+    mode: str = "auto"
+    dtype: str = "float64"
+    device: str = "cpu"
+    n_interior: int = 900
+    n_condition: int = 120
+    n_eval: int = 9000
+    resample_every: int = 0        # 0: fixed points for the whole run
+    eval_every: int = 50
+    checkpoint_every: int = 500
+    progress: bool = True
+
+    def validate(self) -> "TrainConfig":
+        if self.steps < 0 or self.time_budget < 0:
+            raise PdecError("steps and time_budget must be ≥ 0")
+        if self.steps == 0 and self.time_budget == 0:
+            raise PdecError("give --steps N or --time-budget SECONDS")
+        if self.dtype not in ("float64", "float32"):
+            raise PdecError(f"dtype must be float64 or float32, got {self.dtype!r}")
+        for k in ("n_interior", "eval_every", "checkpoint_every"):
+            if getattr(self, k) < 1:
+                raise PdecError(f"{k} must be ≥ 1, got {getattr(self, k)}")
+        if self.n_condition < 0 or self.n_eval < 0 or self.resample_every < 0:
+            raise PdecError("n_condition, n_eval and resample_every must be ≥ 0")
+        return self
+
+
+TRAIN_KEYS = {f.name for f in fields(TrainConfig)}
+
+
+def _parse_value(text: str) -> Any:
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        if text.lower() in ("true", "false"):
+            return text.lower() == "true"
+        return text
+
+
+def _coerce(key: str, value: Any, default: Any) -> Any:
+    if isinstance(default, tuple):
+        if isinstance(value, str):
+            value = tuple(int(v) for v in value.split(",") if v.strip())
+        elif isinstance(value, (int,)):
+            value = (value,)
+        return tuple(int(v) for v in value)
+    if isinstance(default, bool):
+        return bool(value)
+    if isinstance(default, int) and isinstance(value, (int, float)) and float(value).is_integer():
+        return int(value)
+    if isinstance(default, float) and isinstance(value, (int, float)):
+        return float(value)
+    if type(default) is not type(value):
+        raise PdecError(f"setting {key} = {value!r}: expected a {type(default).__name__}")
+    return value
+
+
+def resolve_config(overrides: Mapping[str, Any] | None = None, config_file: str | Path | None = None,
+                   sets: list[str] | None = None) -> tuple[TrainConfig, dict[str, Any]]:
+    """Merge defaults, a TOML file, explicit overrides and ``key=value`` strings (later wins).
+
+    Returns:
+        (training config, resolved optimizer hyperparameters).
+    """
+    merged: dict[str, Any] = {}
+    if config_file:
+        path = Path(config_file)
+        if not path.is_file():
+            raise PdecError(f"config file {path} not found")
+        try:
+            merged.update(tomllib.loads(path.read_text()))
+        except tomllib.TOMLDecodeError as exc:
+            raise PdecError(f"{path}: invalid TOML: {exc}")
+    for key, value in (overrides or {}).items():
+        if value is not None:
+            merged[key] = value
+    for item in sets or []:
+        if "=" not in item:
+            raise PdecError(f"--set takes key=value, got {item!r}")
+        k, v = item.split("=", 1)
+        merged[k.strip()] = _parse_value(v.strip())
+
+    optimizer = merged.get("optimizer", TrainConfig.optimizer)
+    opt_cls = get_optimizer(optimizer)
+    valid = sorted(TRAIN_KEYS | set(opt_cls.HYPERPARAMETERS))
+    train, hyper = {}, {}
+    defaults = asdict(TrainConfig())
+    for key, value in merged.items():
+        if key in TRAIN_KEYS:
+            train[key] = _coerce(key, value, defaults[key])
+        elif key in opt_cls.HYPERPARAMETERS:
+            hyper[key] = value
+        else:
+            close = get_close_matches(key, valid, n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            raise PdecError(f"unknown setting {key!r}{hint} (valid for optimizer {optimizer!r}: {', '.join(valid)})")
+    return TrainConfig(**train).validate(), opt_cls.resolve(hyper)

@@ -1,0 +1,252 @@
+"""The training loop: ``train(compiled, optimizer=..., steps=...) -> Run``.
+
+Each run records everything in its directory (see :mod:`pdec.train.runs`), shows progress with
+tqdm, saves a checkpoint periodically, on SIGINT/SIGTERM and at the end, and stops with the last
+finite parameters when the loss or the parameters become non-finite.
+"""
+
+from __future__ import annotations
+
+import math
+import platform
+import signal
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from tqdm.auto import tqdm
+
+from .. import __version__
+from ..compiler import Compiled
+from ..errors import PdecError
+from ..optim import get_optimizer
+from .config import TrainConfig, resolve_config
+from .runs import MetricsLog, load_checkpoint, new_run_dir, save_checkpoint, write_json
+from .sampling import PointSampler
+
+
+class TrainingDiverged(PdecError):
+    """The loss or the parameters became non-finite; the last finite parameters were kept."""
+
+
+@dataclass
+class Run:
+    """A finished (or stopped) training run.
+
+    Attributes:
+        run_dir: its directory (None when ``save=False``).
+        status: "completed", "interrupted" or "diverged".
+        steps: optimisation steps done; elapsed: optimisation seconds (evaluation excluded).
+        history: the metrics rows (dicts), as in metrics.csv.
+        final: the last row's metrics (loss, rel_l2, abs_rms, ...).
+    """
+
+    run_dir: Path | None
+    config: TrainConfig
+    hyper: dict[str, Any]
+    model: torch.nn.Module
+    status: str = "completed"
+    stop_signal: int | None = None
+    steps: int = 0
+    elapsed: float = 0.0
+    history: list[dict] = field(default_factory=list)
+
+    @property
+    def final(self) -> dict:
+        return self.history[-1] if self.history else {}
+
+
+def evaluate(model, sampler: PointSampler) -> dict[str, float]:
+    """Relative L2 ‖u−u*‖/‖u*‖ and absolute RMS sqrt(mean (u−u*)²) on the held-out set (if u* known)."""
+    exact = getattr(model, "exact_solution", None)
+    if exact is None or sampler.eval_points is None:
+        return {}
+    with torch.no_grad():
+        X = sampler.eval_points
+        diff = model(X) - exact(X)
+        ref = exact(X)
+        return {"rel_l2": float(diff.norm() / ref.norm()), "abs_rms": float(diff.pow(2).mean().sqrt())}
+
+
+class _StopSignals:
+    """Turns the first SIGINT/SIGTERM into a flag checked after each step (a second one aborts)."""
+
+    def __init__(self):
+        self.received: int | None = None
+        self._old = {}
+
+    def __enter__(self):
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            try:
+                self._old[sig] = signal.signal(sig, self._handle)
+            except ValueError:  # not the main thread: leave signals alone
+                pass
+        return self
+
+    def _handle(self, signum, frame):
+        if self.received is not None:
+            raise KeyboardInterrupt
+        self.received = signum
+
+    def __exit__(self, *exc):
+        for sig, old in self._old.items():
+            signal.signal(sig, old)
+
+
+def _versions() -> dict[str, str]:
+    import sympy
+
+    return {"pdec": __version__, "torch": torch.__version__, "sympy": sympy.__version__,
+            "python": platform.python_version()}
+
+
+def train(compiled: Compiled, optimizer: str | None = None, *, config_file: str | Path | None = None,
+          sets: list[str] | None = None, run_root: str | Path = "runs", save: bool = True,
+          resume: str | Path | None = None, **settings: Any) -> Run:
+    """Train a compiled model.
+
+    Args:
+        compiled: from :func:`pdec.compile` (its model is trained in place).
+        optimizer: registered name ("kfac", "kfac-star", "engd", "engd-layerwise",
+            "hessian-free", "adam", "sgd", "lbfgs"); default "kfac".
+        config_file: optional TOML file of settings; ``sets``: ``key=value`` strings (win).
+        run_root: where ``<spec>/<run-id>/`` is created; ``save=False`` writes nothing.
+        resume: a run directory to continue (its config is reused; ``steps``/``time_budget``
+            may be raised).
+        **settings: any :class:`TrainConfig` field (steps, time_budget, seed, n_interior, ...) or
+            optimizer hyperparameter.
+
+    Returns:
+        :class:`Run`. Raises :class:`TrainingDiverged` after saving the last finite state.
+    """
+    model = compiled.model
+    checkpoint = None
+    if resume is not None:
+        run_dir = Path(resume)
+        checkpoint = load_checkpoint(run_dir)
+        saved = checkpoint["settings"]
+        saved.update({k: v for k, v in settings.items() if k in ("steps", "time_budget", "progress")})
+        cfg, hyper = resolve_config(saved)
+    else:
+        overrides = dict(settings)
+        if optimizer is not None:
+            overrides["optimizer"] = optimizer
+        cfg, hyper = resolve_config(overrides, config_file, sets)
+    dtype = next(model.parameters()).dtype
+    device = next(model.parameters()).device
+    problem = compiled.problem
+    sampler = PointSampler(problem, cfg.n_interior, cfg.n_condition, cfg.seed, cfg.n_eval, dtype, device)
+    if checkpoint is None:
+        torch.manual_seed(cfg.seed)
+        for layer in model.layers:
+            layer.reset_parameters()
+    opt = get_optimizer(cfg.optimizer)(model, **hyper)
+    n_params = sum(p.numel() for p in model.parameters())
+
+    step, elapsed = 0, 0.0
+    if checkpoint is not None:
+        model.load_state_dict(checkpoint["model"])
+        opt.load_state_dict(checkpoint["optimizer"])
+        sampler.load_state_dict(checkpoint["sampler"])
+        torch.set_rng_state(checkpoint["torch_rng"])
+        step, elapsed = checkpoint["step"], checkpoint["elapsed"]
+    elif save:
+        run_dir = new_run_dir(run_root, problem.name, cfg.optimizer, cfg.seed)
+    else:
+        run_dir = None
+
+    terms = list(sampler.batch)
+    columns = ["step", "time", "loss"] + [f"loss_{t}" for t in terms] + ["rel_l2", "abs_rms", "lr"]
+    settings_record = {**asdict(cfg), **hyper}
+    if run_dir is not None and checkpoint is None:
+        write_json(run_dir / "config.json", {
+            "spec": problem.source, "problem": problem.name, "settings": settings_record,
+            "hyperparameters": hyper, "parameters_D": n_params, "dtype": str(dtype).replace("torch.", ""),
+            "device": str(device), "versions": _versions(), "command": sys.argv,
+            "plan": {t: {"mode": p.mode, "S": p.S} for t, p in compiled.plan.terms.items()},
+            "widths": list(model.widths), "activation": model.activation_name})
+    log = MetricsLog(run_dir / "metrics.csv", columns, keep_until_step=step if checkpoint else None) \
+        if run_dir is not None else None
+    run = Run(run_dir, cfg, hyper, model)
+
+    def record(row: dict) -> None:
+        run.history.append(row)
+        if log is not None:
+            log.append(row)
+
+    def checkpoint_state() -> dict:
+        return {"model": model.state_dict(), "optimizer": opt.state_dict(), "sampler": sampler.state_dict(),
+                "torch_rng": torch.get_rng_state(), "step": step, "elapsed": elapsed,
+                "settings": settings_record}
+
+    def finish(status: str) -> None:
+        run.status, run.steps, run.elapsed = status, step, elapsed
+        if run_dir is not None:
+            save_checkpoint(run_dir, checkpoint_state())
+            write_json(run_dir / "summary.json", {"status": status, "steps": step, "time": elapsed,
+                                                  "parameters_D": n_params, **run.final})
+
+    if checkpoint is None:
+        record({"step": 0, "time": 0.0, "loss": opt.loss_at(sampler.batch), **evaluate(model, sampler),
+                "lr": float("nan")})
+
+    def done() -> bool:
+        return (cfg.steps and step >= cfg.steps) or (cfg.time_budget and elapsed >= cfg.time_budget)
+
+    params = [p for p in model.parameters()]
+    last_good = [p.detach().clone() for p in params]
+    bar = tqdm(total=cfg.steps or None, initial=step, disable=not cfg.progress, unit="step",
+               desc=f"{problem.name}/{cfg.optimizer}", dynamic_ncols=True, file=sys.stderr,
+               mininterval=0.5)
+    try:
+        with _StopSignals() as stop:
+            while not done():
+                if cfg.resample_every and step > 0 and step % cfg.resample_every == 0:
+                    sampler.resample()
+                snapshot = [p.detach().clone() for p in params]
+                t0 = time.perf_counter()
+                info = opt.step(sampler.batch)
+                elapsed += time.perf_counter() - t0
+                if not math.isfinite(info.loss):
+                    _restore(params, last_good)
+                    finish("diverged")
+                    raise TrainingDiverged(f"non-finite loss at step {step + 1}; kept the last finite "
+                                           f"parameters{f' in {run_dir}' if run_dir else ''}")
+                last_good = snapshot
+                if not all(torch.isfinite(p).all() for p in params):
+                    _restore(params, snapshot)
+                    finish("diverged")
+                    raise TrainingDiverged(f"step {step + 1} made the parameters non-finite; kept the last "
+                                           f"finite parameters{f' in {run_dir}' if run_dir else ''}")
+                step += 1
+                bar.update(1)
+                last = done() or stop.received is not None
+                if step % cfg.eval_every == 0 or last:
+                    metrics = evaluate(model, sampler)
+                    record({"step": step, "time": elapsed, "loss": info.loss,
+                            **{f"loss_{k}": v for k, v in info.losses.items()}, **metrics, "lr": info.lr})
+                    post = {"loss": f"{info.loss:.2e}", "steps/s": f"{step / max(elapsed, 1e-9):.1f}"}
+                    if "rel_l2" in metrics:
+                        post["rel_l2"] = f"{metrics['rel_l2']:.2e}"
+                    if cfg.time_budget:
+                        post["left"] = f"{max(cfg.time_budget - elapsed, 0):.0f}s"
+                    bar.set_postfix(post, refresh=False)
+                if run_dir is not None and step % cfg.checkpoint_every == 0:
+                    save_checkpoint(run_dir, checkpoint_state())
+                if stop.received is not None:
+                    run.stop_signal = stop.received
+                    finish("interrupted")
+                    return run
+            finish("completed")
+    finally:
+        bar.close()
+    return run
+
+
+def _restore(params, values) -> None:
+    with torch.no_grad():
+        for p, v in zip(params, values):
+            p.copy_(v)

@@ -1,0 +1,72 @@
+"""Plots of runs (matplotlib, PNG): loss and error curves, and the learned solution on a 2-D slice."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import torch  # noqa: E402
+
+from .runs import read_metrics  # noqa: E402
+
+
+def _label(run_dir: Path) -> str:
+    cfg = json.loads((run_dir / "config.json").read_text())
+    return f"{cfg['settings']['optimizer']} (D={cfg['parameters_D']}, seed {cfg['settings']['seed']})"
+
+
+def plot_curves(run_dirs: list[Path], out: Path) -> Path:
+    """Loss and relative L2 against steps and wall time, runs overlaid: one 2×2 PNG."""
+    fig, axes = plt.subplots(2, 2, figsize=(11, 8), constrained_layout=True)
+    for run_dir in run_dirs:
+        rows = read_metrics(run_dir)
+        label = _label(run_dir)
+        steps = [r["step"] for r in rows]
+        times = [r["time"] for r in rows]
+        for col, key in enumerate(["loss", "rel_l2"]):
+            values = [r.get(key, float("nan")) for r in rows]
+            axes[0, col].loglog([max(s, 1) for s in steps], values, label=label)
+            axes[1, col].loglog([max(t, 1e-3) for t in times], values, label=label)
+    for col, key in enumerate(["loss", "relative L2 error"]):
+        axes[0, col].set(xlabel="step", ylabel=key)
+        axes[1, col].set(xlabel="time (s)", ylabel=key)
+    for ax in axes.flat:
+        ax.grid(True, which="both", alpha=0.3)
+    axes[0, 0].legend(fontsize=8)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=120)
+    plt.close(fig)
+    return out
+
+
+def plot_solution(model, problem, out: Path, resolution: int = 100) -> Path | None:
+    """Learned solution, exact solution and |error| on the slice of the first two variables
+    (other variables at their midpoint), like the paper's figure A6. None without u*."""
+    exact = getattr(model, "exact_solution", None)
+    if exact is None or len(problem.variables) < 2:
+        return None
+    dtype = next(model.parameters()).dtype
+    device = next(model.parameters()).device
+    (a0, a1), (b0, b1) = (problem.domain.interval(v) for v in problem.variables[:2])
+    mid = [sum(problem.domain.interval(v)) / 2 for v in problem.variables]
+    s, t = torch.meshgrid(torch.linspace(a0, a1, resolution, dtype=dtype),
+                          torch.linspace(b0, b1, resolution, dtype=dtype), indexing="ij")
+    X = torch.tensor(mid, dtype=dtype).repeat(resolution * resolution, 1)
+    X[:, 0], X[:, 1] = s.reshape(-1), t.reshape(-1)
+    X = X.to(device)
+    with torch.no_grad():
+        u, ue = model(X)[:, 0].cpu(), exact(X)[:, 0].cpu()
+    fig, axes = plt.subplots(1, 3, figsize=(14, 4), constrained_layout=True)
+    names = [str(v) for v in problem.variables]
+    for ax, data, title in zip(axes, [u, ue, (u - ue).abs()], ["learned", "exact", "|error|"]):
+        im = ax.pcolormesh(s.numpy(), t.numpy(), data.reshape(resolution, resolution).numpy(), shading="auto")
+        fig.colorbar(im, ax=ax)
+        ax.set(title=title, xlabel=names[0], ylabel=names[1])
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=120)
+    plt.close(fig)
+    return out

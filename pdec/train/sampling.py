@@ -1,0 +1,126 @@
+"""Collocation points: interior, condition regions and a held-out evaluation set.
+
+One seed controls every sampler: the training stream and the evaluation stream are separate
+``torch.Generator``s derived from it, so resampling never shifts the evaluation set.
+Points are (N, d) rows in the domain's variable order.
+"""
+
+from __future__ import annotations
+
+from typing import Mapping
+
+import torch
+
+from ..errors import PdecError
+from ..spec import Boundary, Face, Initial, Problem, Region, Sampler, SpatialBoundary
+
+
+def _bounds(problem: Problem, dtype, device) -> tuple[torch.Tensor, torch.Tensor]:
+    lo = torch.tensor([problem.domain.interval(v)[0] for v in problem.variables], dtype=dtype, device=device)
+    hi = torch.tensor([problem.domain.interval(v)[1] for v in problem.variables], dtype=dtype, device=device)
+    return lo, hi
+
+
+def uniform_box(problem: Problem, n: int, g: torch.Generator, dtype=torch.float64, device=None) -> torch.Tensor:
+    """n points uniform in the box: (n, d)."""
+    lo, hi = _bounds(problem, dtype, "cpu")
+    X = lo + (hi - lo) * torch.rand(n, len(lo), generator=g, dtype=dtype)
+    return X.to(device)
+
+
+def _faces(problem: Problem, region: Region) -> list[tuple[int, float]]:
+    """(variable index, fixed value) of the faces that make up a boundary region."""
+    variables = problem.variables
+    if isinstance(region, Boundary):
+        idx = range(len(variables))
+    elif isinstance(region, SpatialBoundary):
+        idx = [variables.index(v) for v in problem.domain.spatial]
+    elif isinstance(region, Face):
+        i = variables.index(region.var)
+        lo, hi = problem.domain.interval(region.var)
+        return [(i, lo if region.side == "min" else hi)]
+    elif isinstance(region, Initial):
+        i = variables.index(problem.domain.time)
+        return [(i, problem.domain.interval(problem.domain.time)[0])]
+    else:
+        raise PdecError(f"no face decomposition for region {region!r}")
+    out = []
+    for i in idx:
+        lo, hi = problem.domain.interval(variables[i])
+        out += [(i, lo), (i, hi)]
+    return out
+
+
+def sample_region(problem: Problem, region: Region, n: int, g: torch.Generator,
+                  dtype=torch.float64, device=None) -> torch.Tensor:
+    """n points on a condition's region: (n, d). Faces are chosen with probability ∝ their area."""
+    if isinstance(region, Sampler):
+        X = torch.as_tensor(region.fn(n, g), dtype=dtype)
+        if X.shape != (n, len(problem.variables)):
+            raise PdecError(f"Sampler {region.description!r} returned shape {tuple(X.shape)}, "
+                            f"expected ({n}, {len(problem.variables)})")
+        return X.to(device)
+    faces = _faces(problem, region)
+    X = uniform_box(problem, n, g, dtype)
+    lo, hi = _bounds(problem, dtype, "cpu")
+    widths = hi - lo
+    areas = torch.tensor([float(torch.prod(torch.cat([widths[:i], widths[i + 1:]]))) if len(widths) > 1 else 1.0
+                          for i, _ in faces], dtype=torch.float64)
+    which = torch.multinomial(areas / areas.sum(), n, replacement=True, generator=g)
+    for k, (i, value) in enumerate(faces):
+        X[which == k, i] = value
+    return X.to(device)
+
+
+class PointSampler:
+    """Draws training batches (term -> points) and a fixed evaluation set.
+
+    Args:
+        problem: the problem (regions come from its conditions).
+        n_interior: interior points per batch.
+        n_condition: condition points per batch in total, split evenly over the conditions
+            (the paper's "boundary" count: 120 for 2d Poisson; heat: half initial, half boundary).
+        seed: controls every draw.
+        n_eval: held-out interior points for the error metrics.
+    """
+
+    def __init__(self, problem: Problem, n_interior: int, n_condition: int, seed: int,
+                 n_eval: int = 0, dtype=torch.float64, device=None):
+        if n_interior < 1:
+            raise PdecError(f"n_interior must be ≥ 1, got {n_interior}")
+        conditions = problem.condition_items
+        if conditions and n_condition < len(conditions):
+            raise PdecError(f"n_condition = {n_condition} is fewer than the {len(conditions)} conditions")
+        self.problem = problem
+        self.n_interior = n_interior
+        self.counts = _split(n_condition, list(conditions))
+        self.regions = {name: c.on for name, c in conditions.items()}
+        self.dtype, self.device = dtype, device
+        self.generator = torch.Generator().manual_seed(seed)
+        eval_gen = torch.Generator().manual_seed(seed + 1_000_003)
+        self.eval_points = uniform_box(problem, n_eval, eval_gen, dtype, device) if n_eval else None
+        self.batch: dict[str, torch.Tensor] = {}
+        self.resample()
+
+    def resample(self) -> Mapping[str, torch.Tensor]:
+        """Draw a new batch from the training stream and return it."""
+        g = self.generator
+        batch = {"interior": uniform_box(self.problem, self.n_interior, g, self.dtype, self.device)}
+        for name, region in self.regions.items():
+            batch[name] = sample_region(self.problem, region, self.counts[name], g, self.dtype, self.device)
+        self.batch = batch
+        return batch
+
+    def state_dict(self) -> dict:
+        return {"generator": self.generator.get_state(), "batch": {k: v.cpu() for k, v in self.batch.items()}}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.generator.set_state(state["generator"])
+        self.batch = {k: v.to(self.device, self.dtype) for k, v in state["batch"].items()}
+
+
+def _split(total: int, names: list[str]) -> dict[str, int]:
+    if not names:
+        return {}
+    base, extra = divmod(total, len(names))
+    return {n: base + (1 if i < extra else 0) for i, n in enumerate(names)}

@@ -1,0 +1,95 @@
+"""Mode choice, S and needed multi-indices for shipped and test specs; forced modes."""
+
+from __future__ import annotations
+
+import networkx as nx
+import pytest
+
+import pdec
+from pdec.analysis import analyse
+from pdec.plan import faa_di_bruno, make_plan
+from conftest import ROOT
+
+EXPECTED = {
+    # spec path: (interior mode, interior S)
+    "specs/poisson2d.py": ("laplacian", 4),         # d + 2
+    "specs/poisson5d.py": ("laplacian", 7),
+    "specs/poisson10d.py": ("laplacian", 12),
+    "specs/poisson100d.py": ("laplacian", 102),
+    "specs/heat1d.py": ("collapsed", 3),            # d_x + 2: ∂_t folded into the channel
+    "specs/heat4d.py": ("collapsed", 6),
+    "specs/logfp9d.py": ("collapsed", 11),          # value, ∇_x q (9), one channel
+    "tests/specs/aniso_mixed.py": ("collapsed", 4),
+    "tests/specs/rank_one.py": ("collapsed", 3),    # one eigen-direction of a rank-1 C
+    "tests/specs/variable_coeff.py": ("collapsed", 4),
+    "tests/specs/burgers.py": ("collapsed", 3),
+    "tests/specs/monge_ampere.py": ("taylor", 6),
+    "tests/specs/kdv.py": ("taylor", 5),
+    "tests/specs/biharmonic.py": ("taylor", 13),    # ≤ 15
+    "tests/specs/system.py": ("laplacian", 5),      # two Laplacian channels shared by u and v
+    "tests/specs/neumann.py": ("laplacian", 4),
+}
+
+
+def _plan(rel: str, mode: str = "auto"):
+    return make_plan(analyse(pdec.load_spec(ROOT / rel)), mode)
+
+
+@pytest.mark.parametrize("rel,expected", EXPECTED.items(), ids=list(EXPECTED))
+def test_mode_and_S(rel, expected):
+    plan = _plan(rel)
+    assert (plan.mode, plan.S) == expected
+    for term in plan.terms.values():
+        assert nx.is_directed_acyclic_graph(term.graph)
+        assert term.graph.number_of_nodes() == term.S
+
+
+def test_condition_plans():
+    plan = _plan("tests/specs/neumann.py")
+    assert {n: (t.mode, t.S) for n, t in plan.terms.items()} == {
+        "interior": ("laplacian", 4), "right": ("collapsed", 2), "left": ("value", 1),
+        "bottom": ("collapsed", 2)}
+    heat = _plan("specs/heat1d.py")
+    assert heat.terms["initial"].mode == heat.terms["boundary"].mode == "value"
+
+
+def test_required_multi_indices():
+    plan = _plan("specs/heat1d.py")
+    assert plan.required_multi_indices == {"u": [(0, 0), (0, 2), (1, 0)]}
+    kdv = _plan("tests/specs/kdv.py")
+    assert kdv.required_multi_indices == {"u": [(0, 0), (0, 1), (0, 3), (1, 0)]}
+    # the Taylor closure of ∂_xxx and ∂_t: t, x, xx, xxx
+    assert [c.alpha for c in kdv.interior.columns[1:]] == [(1, 0), (0, 1), (0, 2), (0, 3)]
+
+
+def test_system_shares_channels_across_unknowns():
+    plan = _plan("tests/specs/system.py")
+    interior = plan.interior
+    assert len(interior.channels) == 2  # Δ (for u and v) and ∂_xx (3 u_xx)
+    assert {"L0_u", "L0_v", "L1_u"} <= set(interior.output_columns)
+
+
+@pytest.mark.parametrize("rel", ["specs/poisson2d.py", "specs/heat1d.py", "tests/specs/kdv.py",
+                                 "tests/specs/monge_ampere.py"])
+def test_taylor_always_valid(rel):
+    assert _plan(rel, "taylor").mode == "taylor"
+
+
+def test_forcing_inapplicable_mode_is_a_clear_error():
+    with pytest.raises(pdec.ModeError, match="laplacian.*collapsed"):
+        _plan("specs/heat1d.py", "laplacian")
+    with pytest.raises(pdec.ModeError, match="u_xx enters nonlinearly|u_yy enters nonlinearly"):
+        _plan("tests/specs/monge_ampere.py", "collapsed")
+    with pytest.raises(pdec.ModeError, match="order 3 > 2"):
+        _plan("tests/specs/kdv.py", "laplacian")
+    with pytest.raises(pdec.ModeError, match="unknown mode"):
+        _plan("specs/heat1d.py", "fast")
+    assert _plan("specs/poisson2d.py", "collapsed").mode == "collapsed"
+
+
+def test_faa_di_bruno_counts():
+    # ∂_xxx σ = σ''' h_x³ + 3 σ'' h_x h_xx + σ' h_xxx ; ∂_xxyy has Bell(4) = 15 partitions
+    terms = faa_di_bruno((3,))
+    assert [(t.coefficient, t.blocks) for t in terms] == [(1, ((1,), (1,), (1,))), (3, ((1,), (2,))), (1, ((3,),))]
+    assert sum(t.coefficient for t in faa_di_bruno((2, 2))) == 15
+    assert sum(t.coefficient for t in faa_di_bruno((1, 1, 1, 1, 1))) == 52

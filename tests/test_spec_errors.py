@@ -1,0 +1,91 @@
+"""Bad input: a clear SpecError naming the spec file and the offending term (no traceback soup)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+import pdec
+
+HEADER = """
+import sympy as sp
+from pdec import Boundary, Box, Condition, Problem
+x, y = sp.symbols("x y")
+u = sp.Function("u")(x, y)
+"""
+
+CASES = {
+    "undeclared_variable": ("w = sp.Function('w')(x, sp.Symbol('z'))\n"
+                            "problem = Problem(name='p', domain=Box({x: (0, 1), y: (0, 1)}), unknowns=[w], interior=w)",
+                            r"applied to undeclared variable\(s\) z"),
+    "unknown_applied_wrong": ("z = sp.Symbol('z')\n"
+                              "problem = Problem(name='p', domain=Box({x: (0, 1), y: (0, 1)}), unknowns=[u], "
+                              "interior=u.diff(x, 2) + sp.Function('u')(x, z))",
+                              r"term 'interior'.*undeclared variable\(s\) z"),
+    "derivative_undeclared": ("z = sp.Symbol('z')\n"
+                              "problem = Problem(name='p', domain=Box({x: (0, 1), y: (0, 1)}), unknowns=[u], "
+                              "interior=sp.Derivative(u, z))",
+                              r"term 'interior'.*w\.r\.t\. undeclared variable z"),
+    "condition_without_region": ("problem = Problem(name='p', domain=Box({x: (0, 1), y: (0, 1)}), unknowns=[u], "
+                                 "interior=u.diff(x, 2), conditions={'bc': Condition(u)})",
+                                 r"term 'condition bc'.*no region"),
+    "condition_bare_expression": ("problem = Problem(name='p', domain=Box({x: (0, 1), y: (0, 1)}), unknowns=[u], "
+                                  "interior=u.diff(x, 2), conditions={'bc': u})",
+                                  r"term 'condition bc'.*no region"),
+    "unsupported_function": ("problem = Problem(name='p', domain=Box({x: (0, 1), y: (0, 1)}), unknowns=[u], "
+                             "interior=u.diff(x, 2) - sp.besselj(0, x))",
+                             r"term 'interior'.*unsupported function besselj"),
+    "non_finite_constant": ("problem = Problem(name='p', domain=Box({x: (0, 1), y: (0, 1)}), unknowns=[u], "
+                            "interior=u.diff(x, 2) - sp.oo * x)",
+                            r"term 'interior'.*non-finite constant"),
+    "non_finite_parameter": ("k = sp.Symbol('k')\n"
+                             "problem = Problem(name='p', domain=Box({x: (0, 1), y: (0, 1)}), unknowns=[u], "
+                             "interior=k * u.diff(x, 2), parameters={k: float('nan')})",
+                             r"parameter k.*finite"),
+    "undeclared_symbol": ("problem = Problem(name='p', domain=Box({x: (0, 1), y: (0, 1)}), unknowns=[u], "
+                          "interior=sp.Symbol('kappa') * u.diff(x, 2))",
+                          r"term 'interior'.*undeclared symbol\(s\) kappa"),
+    "undeclared_unknown": ("v = sp.Function('v')(x, y)\n"
+                           "problem = Problem(name='p', domain=Box({x: (0, 1), y: (0, 1)}), unknowns=[u], "
+                           "interior=u.diff(x, 2) + v)",
+                           r"term 'interior'.*v\(x, y\) is not a declared unknown"),
+    "bad_bounds": ("problem = Problem(name='p', domain=Box({x: (1, 0), y: (0, 1)}), unknowns=[u], interior=u)",
+                   r"bounds of x"),
+    "import_fails": ("problem = Problem(name='p', domain=Box({x: (0, 1)}), unknowns=[u], interior=1/0)",
+                     r"failed to import: ZeroDivisionError.*line"),
+    "no_problem": ("something_else = 1", r"defines no problem"),
+    "not_a_problem": ("problem = 42", r"`problem` is a int"),
+}
+
+
+@pytest.mark.parametrize("name", CASES)
+def test_bad_spec_gives_clear_error(tmp_path, name):
+    body, pattern = CASES[name]
+    path = tmp_path / f"{name}.py"
+    path.write_text(HEADER + body + "\n")
+    with pytest.raises(pdec.SpecError, match=pattern) as info:
+        pdec.load_spec(path)
+    assert str(path) in str(info.value)  # names the spec file
+
+
+def test_missing_file():
+    with pytest.raises(pdec.SpecError, match="no such spec file"):
+        pdec.load_spec("specs/does_not_exist.py")
+
+
+def test_cli_prints_message_without_traceback(tmp_path):
+    path = tmp_path / "bad.py"
+    path.write_text(HEADER + CASES["unsupported_function"][0] + "\n")
+    proc = subprocess.run([sys.executable, "-m", "pdec", "inspect", str(path)], capture_output=True, text=True)
+    assert proc.returncode == 2
+    assert "unsupported function besselj" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_unknown_activation_is_clear():
+    problem = pdec.load_spec("specs/heat1d.py")
+    with pytest.raises(pdec.PdecError, match="unknown activation 'relu6'"):
+        pdec.compile(problem, activation="relu6", write=False)
