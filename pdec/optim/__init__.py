@@ -5,8 +5,11 @@ from __future__ import annotations
 from ..errors import PdecError
 from .base import Hyper, PINNOptimizer, StepInfo
 from .baselines import LBFGS, SGD, Adam
+from .engd import ENGD, HessianFree, LayerwiseENGD
+from .kfac import KFAC, KFACStar
 
-OPTIMIZERS: dict[str, type[PINNOptimizer]] = {cls.name: cls for cls in (SGD, Adam, LBFGS)}
+OPTIMIZERS: dict[str, type[PINNOptimizer]] = {
+    cls.name: cls for cls in (KFAC, KFACStar, ENGD, LayerwiseENGD, HessianFree, Adam, SGD, LBFGS)}
 
 
 def register(cls: type[PINNOptimizer]) -> type[PINNOptimizer]:

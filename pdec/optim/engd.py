@@ -1,0 +1,193 @@
+"""Energy natural gradient descent (Müller & Zeinhofer 2023) and Hessian-free (truncated CG).
+
+ENGD: Δ = −(Ĝ + λI)⁺ ∇L with the exact Gramian G = Σ_τ 1/N_τ J_τᵀ J_τ (full D × D, or its
+layer-wise block diagonal), an EMA Ĝ ← β Ĝ + (1 − β) G initialised to I, and the logarithmic grid
+line search. Feasible only for small D: the memory is estimated first and a net whose Gramian
+will not fit is refused with the size.
+
+Hessian-free: truncated conjugate gradients on (G + λI) d = −∇L with matrix-free Gramian–vector
+products (one JVP and one VJP per term per iteration), then the same line search.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from ..curvature import (flatten, layer_shapes, linearize, linearized_matvec, loss_gradient, per_sample_jacobians,
+                         unflatten, vec)
+from ..errors import PdecError
+from ..loss import Batch
+from .base import Hyper, PINNOptimizer, StepInfo
+from .line_search import grid_line_search
+
+
+def _psd_solve(G: torch.Tensor, g: torch.Tensor, rcond: float = 1e-14) -> torch.Tensor:
+    """(G)⁺ g for symmetric positive semi-definite G via eigh (eigenvalues ≤ rcond·max dropped)."""
+    lam, V = torch.linalg.eigh(G)
+    keep = lam > rcond * lam.abs().max()
+    inv = torch.where(keep, 1.0 / torch.where(keep, lam, torch.ones_like(lam)), torch.zeros_like(lam))
+    return V @ (inv * (V.mT @ g))
+
+
+class ENGD(PINNOptimizer):
+    """ENGD with the full Gramian (``layerwise=False``) or its layer-wise blocks."""
+
+    name = "engd"
+    layerwise = False
+    HYPERPARAMETERS = {
+        "damping": Hyper(1e-10, "λ added to the Gramian", lo=0),
+        "ema": Hyper(0.3, "β of the Gramian moving average (0: none)", lo=0, hi=0.999999),
+        "init": Hyper("identity", "initial Ĝ for the EMA", choices=("identity", "zero")),
+        "max_memory_gb": Hyper(4.0, "refuse nets whose Gramian and Jacobians need more", lo=0, lo_open=True),
+    }
+
+    def __init__(self, model, **hyper):
+        super().__init__(model, **hyper)
+        p = next(model.parameters())
+        self.shapes = layer_shapes(model)
+        sizes = [o * i for o, i in self.shapes]
+        self.D = sum(sizes)
+        blocks = sizes if self.layerwise else [self.D]
+        self._check_memory(sum(b * b for b in blocks) * 3, "the Gramian, its average and its eigenvectors")
+        make = (lambda k: torch.eye(k, dtype=p.dtype, device=p.device)) if self.hyper["init"] == "identity" \
+            else (lambda k: torch.zeros(k, k, dtype=p.dtype, device=p.device))
+        self.G = [make(b) for b in blocks]
+
+    def _check_memory(self, entries: int, what: str) -> None:
+        need = entries * next(self.model.parameters()).element_size() / 2**30
+        if need > self.hyper["max_memory_gb"]:
+            raise PdecError(f"{self.name}: {what} for D = {self.D} parameters need ≈ {need:.1f} GiB, more than "
+                            f"max_memory_gb = {self.hyper['max_memory_gb']}; use kfac, or a smaller net")
+
+    def gramian(self, batch: Batch):
+        """Exact Gramian (blocks), loss gradient (layer matrices), total and per-term losses."""
+        n_rows = sum(X.shape[0] for X in batch.values())
+        self._check_memory(2 * n_rows * self.D, "the per-sample Jacobians")
+        blocks = None
+        grad, losses = None, {}
+        for term, X in batch.items():
+            lin = linearize(self.model, term, X)
+            losses[term] = float(lin.loss)
+            g = loss_gradient(lin)
+            grad = g if grad is None else [a + b for a, b in zip(grad, g)]
+            Js = [vec(J).reshape(-1, J.shape[-1] * J.shape[-2]) for J in per_sample_jacobians(lin)]
+            if not self.layerwise:
+                Js = [torch.cat(Js, dim=1)]
+            contrib = [J.mT @ J / X.shape[0] for J in Js]
+            blocks = contrib if blocks is None else [a + b for a, b in zip(blocks, contrib)]
+        return blocks, grad, losses
+
+    def direction(self, batch: Batch):
+        """Δ = −(Ĝ + λI)⁺ ∇L as layer matrices, after the EMA update; also the losses."""
+        blocks, grad, losses = self.gramian(batch)
+        beta, lam = self.hyper["ema"], self.hyper["damping"]
+        for Gh, G in zip(self.G, blocks):
+            Gh.mul_(beta).add_(G, alpha=1.0 - beta)
+        g = flatten([G_.detach() for G_ in grad])
+        if self.layerwise:
+            parts, start = [], 0
+            for Gh in self.G:
+                k = Gh.shape[0]
+                eye = torch.eye(k, dtype=g.dtype, device=g.device)
+                parts.append(_psd_solve(Gh + lam * eye, g[start:start + k]))
+                start += k
+            d = torch.cat(parts)
+        else:
+            eye = torch.eye(self.D, dtype=g.dtype, device=g.device)
+            d = _psd_solve(self.G[0] + lam * eye, g)
+        return unflatten(-d, self.shapes), losses
+
+    def step(self, batch: Batch) -> StepInfo:
+        delta, losses = self.direction(batch)
+        alpha, _ = grid_line_search(self.model, batch, delta)
+        return StepInfo(sum(losses.values()), losses, alpha)
+
+    def state_dict(self) -> dict:
+        return {**super().state_dict(), "G": [G.clone() for G in self.G]}
+
+    def load_state_dict(self, state: dict) -> None:
+        for G, saved in zip(self.G, state["G"]):
+            G.copy_(saved)
+
+
+class LayerwiseENGD(ENGD):
+    """ENGD with the block-diagonal (one block per layer) Gramian."""
+
+    name = "engd-layerwise"
+    layerwise = True
+    HYPERPARAMETERS = {**ENGD.HYPERPARAMETERS,
+                       "damping": Hyper(0.0, "λ added to the Gramian blocks", lo=0),
+                       "ema": Hyper(0.9, "β of the Gramian moving average (0: none)", lo=0, hi=0.999999)}
+
+
+class HessianFree(PINNOptimizer):
+    """Truncated CG on the damped Gramian (GGN; matrix-free), then the grid line search.
+
+    With ``adaptive_damping`` (Martens 2010, Levenberg–Marquardt), λ shrinks by 2/3 when the
+    quadratic model predicts the achieved decrease well (ρ > 3/4) and grows by 3/2 when it does not
+    (ρ < 1/4); ρ = (L(θ + d) − L(θ)) / (m(d) − L(θ)) for the step d taken.
+    """
+
+    name = "hessian-free"
+    HYPERPARAMETERS = {
+        "damping": Hyper(500.0, "initial λ in (G + λI) d = −∇L", lo=0),
+        "adaptive_damping": Hyper(True, "Levenberg–Marquardt adaptation of λ"),
+        "cg_iterations": Hyper(300, "maximum CG iterations per step", lo=1),
+        "cg_tolerance": Hyper(1e-10, "stop CG at relative residual below this", lo=0),
+    }
+
+    def __init__(self, model, **hyper):
+        super().__init__(model, **hyper)
+        self.damping = self.hyper["damping"]
+
+    def state_dict(self) -> dict:
+        return {**super().state_dict(), "damping": self.damping}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.damping = state["damping"]
+
+    def step(self, batch: Batch) -> StepInfo:
+        grad, losses, lins = None, {}, {}
+        for term, X in batch.items():
+            lin = lins[term] = linearize(self.model, term, X)
+            losses[term] = float(lin.loss)
+            g = loss_gradient(lin)
+            grad = g if grad is None else [a + b for a, b in zip(grad, g)]
+        shapes = layer_shapes(self.model)
+        b = -flatten([g.detach() for g in grad])
+        lam = self.damping
+
+        def A(v: torch.Tensor) -> torch.Tensor:
+            return flatten(linearized_matvec(lins, unflatten(v, shapes))) + lam * v
+
+        x = torch.zeros_like(b)
+        r = b.clone()
+        p = r.clone()
+        rr = r @ r
+        b_norm = b.norm()
+        iterations = 0
+        for iterations in range(1, self.hyper["cg_iterations"] + 1):
+            Ap = A(p)
+            pAp = p @ Ap
+            if pAp <= 0:
+                break
+            a = rr / pAp
+            x = x + a * p
+            r = r - a * Ap
+            rr_new = r @ r
+            if rr_new.sqrt() <= self.hyper["cg_tolerance"] * b_norm:
+                break
+            p = r + (rr_new / rr) * p
+            rr = rr_new
+        loss = sum(losses.values())
+        alpha, new_loss = grid_line_search(self.model, batch, unflatten(x, shapes))
+        if self.hyper["adaptive_damping"] and alpha > 0:
+            d = alpha * x
+            Gd = flatten(linearized_matvec(lins, unflatten(d, shapes)))
+            predicted = float(-(d @ b) + 0.5 * (d @ Gd))  # m(d) − L = dᵀ∇L + ½ dᵀGd
+            rho = (new_loss - loss) / predicted if predicted < 0 else 0.0
+            if rho > 0.75:
+                self.damping *= 2 / 3
+            elif rho < 0.25:
+                self.damping *= 1.5
+        return StepInfo(loss, losses, alpha, {"cg_iterations": iterations, "damping": self.damping})

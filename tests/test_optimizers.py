@@ -1,0 +1,128 @@
+"""Optimizers against dense references, and their input checks."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import pdec
+from pdec.curvature import dense_gramian, flatten, layer_matrices, unflatten
+from pdec.loss import pinn_loss
+from pdec.optim import OPTIMIZERS, get_optimizer
+from pdec.train.sampling import PointSampler
+from conftest import ROOT
+
+
+def _setup(spec="poisson2d", hidden=(6, 5), n=30, seed=0):
+    c = pdec.compile(pdec.load_spec(ROOT / "specs" / f"{spec}.py"), hidden=hidden, write=False, seed=seed)
+    batch = PointSampler(c.problem, n, 12, seed=seed).batch
+    return c.model, batch
+
+
+def _grad_flat(model, batch):
+    total, _ = pinn_loss(model, batch)
+    grads = torch.autograd.grad(total, [p for p in model.parameters()])
+    # parameters are (W1, b1, W2, b2, ...): layer matrices W̃ = (W b)
+    mats = [torch.cat([grads[2 * i], grads[2 * i + 1][:, None]], dim=1) for i in range(len(model.layers))]
+    return flatten(mats)
+
+
+def test_engd_step_is_dense_least_squares():
+    model, batch = _setup()
+    opt = get_optimizer("engd")(model, ema=0.0, damping=1e-6)
+    G = dense_gramian(model, batch)                      # independently tested against jacrev
+    g = _grad_flat(model, batch)
+    want = torch.linalg.lstsq(G + 1e-6 * torch.eye(G.shape[0], dtype=G.dtype), -g[:, None]).solution[:, 0]
+    delta, _ = opt.direction(batch)
+    torch.testing.assert_close(flatten(delta), want, rtol=1e-7, atol=1e-10)
+    torch.testing.assert_close(opt.G[0], G, rtol=1e-10, atol=1e-12)
+
+
+def test_layerwise_engd_uses_the_block_diagonal():
+    model, batch = _setup()
+    opt = get_optimizer("engd-layerwise")(model, ema=0.0, damping=1e-6)
+    G = dense_gramian(model, batch)
+    g = _grad_flat(model, batch)
+    sizes = [b.shape[0] for b in opt.G]
+    want, start = [], 0
+    for k in sizes:
+        block = G[start:start + k, start:start + k] + 1e-6 * torch.eye(k, dtype=G.dtype)
+        want.append(torch.linalg.solve(block, -g[start:start + k]))
+        start += k
+    delta, _ = opt.direction(batch)
+    torch.testing.assert_close(flatten(delta), torch.cat(want), rtol=1e-7, atol=1e-10)
+
+
+def test_kfac_star_alpha_mu_match_dense_closed_form():
+    model, batch = _setup()
+    opt = get_optimizer("kfac-star")(model, damping=1e-4, ema=0.5)
+    opt.step(batch)                                       # now δ_prev ≠ 0
+    prev = flatten(opt.previous)
+    theta0 = flatten([M.detach().clone() for M in layer_matrices(model)])
+    G = dense_gramian(model, batch)
+    g = _grad_flat(model, batch)
+    info = opt.step(batch)
+    delta = flatten(opt.previous) - info.extra["momentum"] * prev
+    delta = delta / info.lr                               # Δ of this step
+    lam = 1e-4
+    Gl = G + lam * torch.eye(G.shape[0], dtype=G.dtype)
+    M = torch.tensor([[delta @ Gl @ delta, delta @ Gl @ prev], [prev @ Gl @ delta, prev @ Gl @ prev]])
+    alpha, mu = (-torch.linalg.solve(M, torch.stack([delta @ g, prev @ g]))).tolist()
+    assert info.lr == pytest.approx(alpha, rel=1e-8)
+    assert info.extra["momentum"] == pytest.approx(mu, rel=1e-8)
+    theta1 = flatten(layer_matrices(model))
+    torch.testing.assert_close(theta1 - theta0, alpha * delta + mu * prev, rtol=1e-8, atol=1e-12)
+
+
+def test_kfac_direction_is_the_kronecker_preconditioned_gradient():
+    from pdec.curvature import KronPreconditioner, curvature_pass
+
+    model, batch = _setup()
+    opt = get_optimizer("kfac")(model, ema=0.0, damping=1e-3)
+    _, _, grad, delta = opt._direction(batch)
+    cp = curvature_pass(model, batch)
+    pre = KronPreconditioner.for_model(model, ema=0.0, damping=1e-3)
+    pre.update(cp.factors)
+    for l, (D, Gr) in enumerate(zip(delta, cp.gradient)):
+        dense = pre.to_dense(l)
+        want = -torch.linalg.solve(dense, Gr.mT.reshape(-1))  # column-stacking vec
+        torch.testing.assert_close(D.mT.reshape(-1), want, rtol=1e-8, atol=1e-12)
+
+
+@pytest.mark.parametrize("name", sorted(OPTIMIZERS))
+def test_every_optimizer_decreases_the_loss(name):
+    model, batch = _setup(hidden=(8,), n=40)
+    opt = get_optimizer(name)(model, **({"lr": 1e-3} if name in ("sgd", "adam") else {}))
+    first = opt.step(batch).loss
+    for _ in range(4):
+        last = opt.step(batch).loss
+    final = float(pinn_loss(model, batch)[0].detach())
+    assert final < first, f"{name}: {first} -> {final}"
+
+
+def test_engd_refuses_a_gramian_that_does_not_fit():
+    model, _ = _setup(hidden=(256, 256))
+    with pytest.raises(pdec.PdecError, match=r"engd: .*D = 66817 parameters need ≈ \d+\.\d GiB"):
+        get_optimizer("engd")(model, max_memory_gb=1.0)
+
+
+def test_hyperparameter_errors():
+    model, _ = _setup()
+    with pytest.raises(pdec.PdecError, match="kfac: damping = -1.0 is out of range"):
+        get_optimizer("kfac")(model, damping=-1.0)
+    with pytest.raises(pdec.PdecError, match="kfac: ema = 1.5 is out of range"):
+        get_optimizer("kfac")(model, ema=1.5)
+    with pytest.raises(pdec.PdecError, match="unknown hyperparameter 'dampnig'; did you mean 'damping'"):
+        get_optimizer("kfac")(model, dampnig=1.0)
+    with pytest.raises(pdec.PdecError, match="init must be one of identity, zero"):
+        get_optimizer("kfac")(model, init="ones")
+    with pytest.raises(pdec.PdecError, match="unknown optimizer 'kfca'; did you mean 'kfac'"):
+        get_optimizer("kfca")
+
+
+def test_kfac_update_period_refreshes_every_T_steps():
+    model, batch = _setup()
+    opt = get_optimizer("kfac")(model, update_period=3)
+    for _ in range(7):
+        opt.step(batch)
+    assert opt.pre.n_updates == 3  # steps 0, 3, 6

@@ -1,0 +1,127 @@
+"""Training loop behaviour: resume equality, signals, config errors, divergence, sampling."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+
+import pdec
+from pdec.train.config import resolve_config
+from pdec.train.runs import read_metrics
+from pdec.train.sampling import PointSampler, sample_region
+from conftest import ROOT
+
+SMALL = dict(n_interior=40, n_condition=12, n_eval=200, eval_every=2, progress=False)
+
+
+def _compiled(name="heat1d", hidden=(6, 5)):
+    return pdec.compile(pdec.load_spec(ROOT / "specs" / f"{name}.py"), hidden=hidden, write=False)
+
+
+@pytest.mark.parametrize("optimizer,extra", [("adam", {"lr": 1e-2}), ("lbfgs", {}),
+                                             ("sgd", {"lr": 1e-3, "resample_every": 3})])
+def test_resume_matches_uninterrupted_run(tmp_path, optimizer, extra):
+    full = pdec.train(_compiled(), optimizer, steps=8, seed=3, run_root=tmp_path / "a", **SMALL, **extra)
+    part = pdec.train(_compiled(), optimizer, steps=5, seed=3, run_root=tmp_path / "b", **SMALL, **extra)
+    resumed = pdec.train(_compiled(), resume=part.run_dir, steps=8, progress=False)
+    for p, q in zip(full.model.parameters(), resumed.model.parameters()):
+        assert torch.equal(p, q)
+    assert resumed.steps == 8
+    rows = read_metrics(part.run_dir)
+    assert [int(r["step"]) for r in rows] == [0, 2, 4, 5, 6, 8]
+    assert rows[-1]["loss"] == full.history[-1]["loss"]
+
+
+def test_run_directory_contents(tmp_path):
+    run = pdec.train(_compiled(), "adam", steps=4, seed=0, run_root=tmp_path, **SMALL)
+    files = {p.name for p in run.run_dir.iterdir()}
+    assert {"config.json", "metrics.csv", "checkpoint.pt", "summary.json"} <= files
+    cfg = json.loads((run.run_dir / "config.json").read_text())
+    assert cfg["settings"]["seed"] == 0 and cfg["parameters_D"] == sum(p.numel() for p in run.model.parameters())
+    assert cfg["dtype"] == "float64" and "torch" in cfg["versions"]
+    summary = json.loads((run.run_dir / "summary.json").read_text())
+    assert summary["status"] == "completed" and summary["steps"] == 4
+    assert {"rel_l2", "abs_rms"} <= set(run.final)
+
+
+def test_unknown_setting_suggests_closest():
+    with pytest.raises(pdec.PdecError, match="unknown setting 'n_interiro'; did you mean 'n_interior'"):
+        resolve_config({"optimizer": "adam", "steps": 1, "n_interiro": 5})
+    with pytest.raises(pdec.PdecError, match="did you mean 'lr'"):
+        resolve_config({"optimizer": "adam", "steps": 1}, sets=["lrr=0.1"])
+    with pytest.raises(pdec.PdecError, match="unknown optimizer 'adma'; did you mean 'adam'"):
+        resolve_config({"optimizer": "adma", "steps": 1})
+    with pytest.raises(pdec.PdecError, match="out of range"):
+        resolve_config({"optimizer": "adam", "steps": 1, "lr": -1.0})
+
+
+def test_config_precedence(tmp_path):
+    toml = tmp_path / "run.toml"
+    toml.write_text('optimizer = "adam"\nsteps = 7\nlr = 0.01\n')
+    cfg, hyper = resolve_config({"steps": 9}, toml, ["lr=0.5"])
+    assert (cfg.optimizer, cfg.steps, hyper["lr"]) == ("adam", 9, 0.5)
+
+
+def test_non_finite_loss_stops_and_keeps_last_finite(tmp_path):
+    compiled = _compiled()
+    with pytest.raises(pdec.TrainingDiverged, match=r"step \d+") as info:
+        pdec.train(compiled, "sgd", steps=50, seed=0, run_root=tmp_path, lr=1e6, momentum=0.0, **SMALL)
+    assert all(torch.isfinite(p).all() for p in compiled.model.parameters())
+    run_dir = next((tmp_path / "heat1d").iterdir())
+    assert json.loads((run_dir / "summary.json").read_text())["status"] == "diverged"
+    saved = torch.load(run_dir / "checkpoint.pt", weights_only=False)["model"]
+    assert all(torch.isfinite(v).all() for v in saved.values())
+    assert str(run_dir) in str(info.value)
+
+
+def test_sigint_saves_checkpoint(tmp_path):
+    cmd = [sys.executable, "-m", "pdec", "train", "specs/heat1d.py", "--optimizer", "adam", "--steps", "100000",
+           "--runs", str(tmp_path), "--no-progress", "--set", "n_interior=50", "--set", "n_eval=100",
+           "--set", "hidden=4", "--set", "checkpoint_every=100000"]
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while time.time() < deadline and not list(tmp_path.glob("heat1d/*/metrics.csv")):
+        time.sleep(0.2)
+    time.sleep(2.0)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    run_dir = next((tmp_path / "heat1d").iterdir())
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["status"] == "interrupted" and summary["steps"] > 0
+    ckpt = torch.load(run_dir / "checkpoint.pt", weights_only=False)
+    assert ckpt["step"] == summary["steps"]
+
+
+def test_failing_spec_leaves_no_run_directory(tmp_path):
+    bad = tmp_path / "bad.py"
+    bad.write_text("import sympy as sp\nproblem = None\n")
+    proc = subprocess.run([sys.executable, "-m", "pdec", "train", str(bad), "--steps", "2", "--optimizer", "adam",
+                           "--runs", str(tmp_path / "runs")], cwd=ROOT, capture_output=True, text=True)
+    assert proc.returncode == 2 and "defines no problem" in proc.stderr
+    assert not (tmp_path / "runs").exists()
+
+
+def test_samplers_put_points_on_their_regions():
+    problem = pdec.load_spec(ROOT / "specs" / "heat1d.py")
+    s = PointSampler(problem, 30, 20, seed=0, n_eval=10)
+    assert s.batch["interior"].shape == (30, 2)
+    assert torch.all(s.batch["initial"][:, 0] == 0)
+    x = s.batch["boundary"][:, 1]
+    assert torch.all((x == 0) | (x == 1)) and s.batch["boundary"].shape == (10, 2)
+    g = torch.Generator().manual_seed(0)
+    square = pdec.load_spec(ROOT / "specs" / "poisson2d.py")
+    X = sample_region(square, pdec.Boundary(), 400, g)
+    on_face = (X == 0) | (X == 1)
+    assert torch.all(on_face.any(1))
+    # seeds control every draw; the evaluation set does not move when training points resample
+    a, b = PointSampler(problem, 30, 20, seed=5, n_eval=10), PointSampler(problem, 30, 20, seed=5, n_eval=10)
+    b.resample()
+    assert torch.equal(a.eval_points, b.eval_points) and not torch.equal(a.batch["interior"], b.batch["interior"])
