@@ -437,7 +437,14 @@ def _op_str(op: Operator, analysis: Analysis) -> str:
     v = analysis.variables
     d = len(v)
     parts = []
-    for i in range(d):
+    diag = [op.C[i][i] for i in range(d)]
+    support = [i for i in range(d) if diag[i] != 0]
+    off = any(op.C[i][j] != 0 for i in range(d) for j in range(d) if i != j)
+    if len(support) > 1 and not off and len({diag[i] for i in support}) == 1:
+        c = diag[support[0]]
+        lap = f"Δ_({', '.join(str(v[i]) for i in support)})"
+        parts.append(lap if c == 1 else f"-{lap}" if c == -1 else f"({c})·{lap}")
+    for i in range(d) if not parts else ():
         for j in range(i, d):
             c = op.C[i][j] if i == j else 2 * op.C[i][j]
             if c != 0:

@@ -126,3 +126,32 @@ def test_kfac_update_period_refreshes_every_T_steps():
     for _ in range(7):
         opt.step(batch)
     assert opt.pre.n_updates == 3  # steps 0, 3, 6
+
+
+@pytest.mark.parametrize("spec", ["poisson2d", "heat1d"])
+def test_batched_trial_losses_equal_one_by_one(spec):
+    """The batched line-search pass equals the loss evaluated at each trial point separately."""
+    from pdec.optim.line_search import GRID, grid_line_search, trial_losses
+
+    model, batch = _setup(spec)
+    g = torch.Generator().manual_seed(0)
+    base = [M.detach().clone() for M in layer_matrices(model)]
+    direction = [torch.randn(M.shape, generator=g, dtype=M.dtype) for M in base]
+    alphas = [GRID[0], 0.125, 0.5, 1.0]
+    got = trial_losses(model, batch, [W + torch.tensor(alphas, dtype=W.dtype)[:, None, None] * D
+                                      for W, D in zip(base, direction)])
+    want = []
+    for a in alphas:
+        with torch.no_grad():
+            for layer, W, D in zip(model.layers, base, direction):
+                layer.weight.copy_(W[:, :-1] + a * D[:, :-1])
+                layer.bias.copy_(W[:, -1] + a * D[:, -1])
+            want.append(float(pinn_loss(model, batch)[0]))
+    torch.testing.assert_close(got, torch.tensor(want, dtype=got.dtype), rtol=1e-12, atol=0)
+    with torch.no_grad():
+        for layer, W in zip(model.layers, base):
+            layer.weight.copy_(W[:, :-1])
+            layer.bias.copy_(W[:, -1])
+    alpha, loss = grid_line_search(model, batch, direction)
+    assert loss == pytest.approx(float(pinn_loss(model, batch)[0].detach()), rel=1e-12)
+    assert alpha in GRID

@@ -125,3 +125,15 @@ def test_samplers_put_points_on_their_regions():
     a, b = PointSampler(problem, 30, 20, seed=5, n_eval=10), PointSampler(problem, 30, 20, seed=5, n_eval=10)
     b.resample()
     assert torch.equal(a.eval_points, b.eval_points) and not torch.equal(a.batch["interior"], b.batch["interior"])
+
+
+def test_config_tables_per_optimizer(tmp_path):
+    toml = tmp_path / "paper.toml"
+    toml.write_text('steps = 5\nn_interior = 33\n[kfac]\ndamping = 1e-9\n[adam]\nlr = 0.02\n')
+    cfg, hyper = resolve_config({"optimizer": "adam"}, toml)
+    assert (cfg.n_interior, hyper["lr"]) == (33, 0.02)
+    cfg, hyper = resolve_config({"optimizer": "kfac"}, toml, ["damping=1e-7"])
+    assert hyper["damping"] == 1e-7
+    toml.write_text('steps = 5\n[kfca]\ndamping = 1.0\n')
+    with pytest.raises(pdec.PdecError, match="did you mean 'kfac'"):
+        resolve_config({"optimizer": "kfac"}, toml)

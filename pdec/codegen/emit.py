@@ -138,16 +138,15 @@ def _seed_context(plan: TermPlan, variables, d: int) -> dict:
 
 
 def _quad_code(plan: TermPlan, k: int, term: str, variables) -> tuple[str, list, dict | None]:
-    """Code of Σ_ab Q_ab ∂_a h ∂_b h for channel k (dz: (N, K, h) directions)."""
+    """Signed code of the term σ''(h) Σ_ab Q_ab ∂_a h ∂_b h of channel k (dz: (N, K, h) directions)."""
     q = plan.channels[k].quad
     if q.kind == "block":
         body = f"dz[:, {q.start}:{q.stop}].pow(2).sum(1)"
-        if q.weight != 1:
-            w = float_literal(q.weight)
-            body = f"{'(' + w + ')' if w.startswith('-') else w} * {body}"
-        return body, [], None
+        sign = "-" if q.weight < 0 else "+"
+        w = abs(q.weight)
+        return f"{sign} {'' if w == 1 else float_literal(w) + ' * '}s2 * {body}", [], None
     if q.constant:
-        return f"torch.einsum(\"nah,ab,nbh->nh\", dz, self.{term}_Q{k}, dz)", [], {
+        return f"+ s2 * torch.einsum(\"nah,ab,nbh->nh\", dz, self.{term}_Q{k}, dz)", [], {
             "name": f"{term}_Q{k}",
             "rows_code": "[" + ", ".join(
                 "[" + ", ".join(float_literal(q.matrix[a, b]) for b in range(q.matrix.shape[1])) + "]"
@@ -160,7 +159,7 @@ def _quad_code(plan: TermPlan, k: int, term: str, variables) -> tuple[str, list,
     assigns, results = _print_exprs([q.matrix[a, b] for a, b in entries], names, "q")
     used = [(namer.names[v], f"X[:, {i}]") for i, v in enumerate(variables)]
     lines = {"variables": used, "assigns": assigns, "entries": list(zip(entries, results)), "K": K}
-    return f"torch.einsum(\"nah,nab,nbh->nh\", dz, Q{k}, dz)", lines, None
+    return f"+ s2 * torch.einsum(\"nah,nab,nbh->nh\", dz, Q{k}, dz)", lines, None
 
 
 def _activation_context(plan: TermPlan, term: str, variables) -> dict:

@@ -33,8 +33,7 @@ class TorchPrinter(PythonCodePrinter):
 
     def _print(self, expr, **kwargs):
         if isinstance(expr, sp.Expr) and expr.is_number and not expr.is_Integer and not expr.free_symbols:
-            text = float_literal(expr)
-            return f"({text})" if text.startswith("-") else text
+            return float_literal(expr)
         return super()._print(expr, **kwargs)
 
     def _print_Mul(self, expr):

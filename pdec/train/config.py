@@ -1,7 +1,9 @@
 """Run configuration: defaults -> a TOML file -> ``--set key=value`` overrides.
 
 Keys are flat: the training keys of :class:`TrainConfig` plus the chosen optimizer's
-hyperparameters. An unknown key is an error that suggests the closest valid one.
+hyperparameters. A TOML file may also hold one table per optimizer (``[kfac]``, ``[adam]``, …);
+only the chosen optimizer's table applies, after the file's top-level keys. An unknown key is an
+error that suggests the closest valid one.
 """
 
 from __future__ import annotations
@@ -91,24 +93,31 @@ def resolve_config(overrides: Mapping[str, Any] | None = None, config_file: str 
         (training config, resolved optimizer hyperparameters).
     """
     merged: dict[str, Any] = {}
+    tables: dict[str, dict] = {}
     if config_file:
         path = Path(config_file)
         if not path.is_file():
             raise PdecError(f"config file {path} not found")
         try:
-            merged.update(tomllib.loads(path.read_text()))
+            data = tomllib.loads(path.read_text())
         except tomllib.TOMLDecodeError as exc:
             raise PdecError(f"{path}: invalid TOML: {exc}")
-    for key, value in (overrides or {}).items():
-        if value is not None:
-            merged[key] = value
+        for key, value in data.items():
+            if isinstance(value, dict):
+                get_optimizer(key)  # a table must be named after an optimizer
+                tables[key] = value
+            else:
+                merged[key] = value
+    later: dict[str, Any] = {k: v for k, v in (overrides or {}).items() if v is not None}
     for item in sets or []:
         if "=" not in item:
             raise PdecError(f"--set takes key=value, got {item!r}")
         k, v = item.split("=", 1)
-        merged[k.strip()] = _parse_value(v.strip())
+        later[k.strip()] = _parse_value(v.strip())
 
-    optimizer = merged.get("optimizer", TrainConfig.optimizer)
+    optimizer = later.get("optimizer", merged.get("optimizer", TrainConfig.optimizer))
+    merged.update(tables.get(optimizer, {}))  # the chosen optimizer's [table] of the file
+    merged.update(later)
     opt_cls = get_optimizer(optimizer)
     valid = sorted(TRAIN_KEYS | set(opt_cls.HYPERPARAMETERS))
     train, hyper = {}, {}
