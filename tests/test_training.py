@@ -137,3 +137,14 @@ def test_config_tables_per_optimizer(tmp_path):
     toml.write_text('steps = 5\n[kfca]\ndamping = 1.0\n')
     with pytest.raises(pdec.PdecError, match="did you mean 'kfac'"):
         resolve_config({"optimizer": "kfac"}, toml)
+
+
+def test_settings_that_contradict_the_compiled_model_are_errors(tmp_path):
+    compiled = _compiled(hidden=(6, 5))
+    with pytest.raises(pdec.PdecError, match=r"hidden = \(8,\) contradicts the compiled model"):
+        pdec.train(compiled, "adam", steps=1, hidden=(8,), save=False, **SMALL)
+    with pytest.raises(pdec.PdecError, match="device = 'cuda' contradicts"):
+        pdec.train(compiled, "adam", steps=1, device="cuda", save=False, **SMALL)
+    run = pdec.train(compiled, "adam", steps=1, run_root=tmp_path, **SMALL)
+    saved = json.loads((run.run_dir / "config.json").read_text())["settings"]
+    assert saved["hidden"] == [6, 5] and saved["device"] == "cpu"

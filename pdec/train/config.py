@@ -131,4 +131,6 @@ def resolve_config(overrides: Mapping[str, Any] | None = None, config_file: str 
             close = get_close_matches(key, valid, n=1)
             hint = f"; did you mean {close[0]!r}?" if close else ""
             raise PdecError(f"unknown setting {key!r}{hint} (valid for optimizer {optimizer!r}: {', '.join(valid)})")
-    return TrainConfig(**train).validate(), opt_cls.resolve(hyper)
+    cfg = TrainConfig(**train).validate()
+    cfg.explicit = frozenset(train)  # keys set by a file, an override or --set (not defaults)
+    return cfg, opt_cls.resolve(hyper)

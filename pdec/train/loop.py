@@ -137,6 +137,7 @@ def train(compiled: Compiled, optimizer: str | None = None, *, config_file: str 
         cfg, hyper = resolve_config(overrides, config_file, sets)
     dtype = next(model.parameters()).dtype
     device = next(model.parameters()).device
+    _match_compiled(cfg, compiled, dtype, device)
     problem = compiled.problem
     sampler = PointSampler(problem, cfg.n_interior, cfg.n_condition, cfg.seed, cfg.n_eval, dtype, device)
     if checkpoint is None:
@@ -244,6 +245,22 @@ def train(compiled: Compiled, optimizer: str | None = None, *, config_file: str 
     finally:
         bar.close()
     return run
+
+
+def _match_compiled(cfg: TrainConfig, compiled: Compiled, dtype, device) -> None:
+    """The compiled model fixes widths, activation, mode, dtype and device: an explicit setting that
+    contradicts it is an error (compile with it instead); the record then states the model's values."""
+    model = compiled.model
+    actual = {"hidden": tuple(model.widths[1:-1]), "dtype": str(dtype).replace("torch.", ""),
+              "device": device.type if device.index is None else f"{device.type}:{device.index}",
+              "activation": model.activation_name, "mode": compiled.plan.mode if cfg.mode != "auto" else "auto"}
+    for key, value in actual.items():
+        wanted = getattr(cfg, key)
+        if key in getattr(cfg, "explicit", ()) and str(wanted) != str(value) and not (
+                key == "device" and str(wanted) == device.type):
+            raise PdecError(f"setting {key} = {wanted!r} contradicts the compiled model ({key} = {value!r}); "
+                            f"pass it to pdec.compile(...) instead")
+        setattr(cfg, key, value)
 
 
 def _restore(params, values) -> None:

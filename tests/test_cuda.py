@@ -1,0 +1,61 @@
+"""CUDA checks (skipped without a GPU): generated modules give the CPU's residuals on the GPU, and
+KFAC trains there. Run by benchmarks/gpu.sh on a machine with an NVIDIA GPU."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+import pdec
+from pdec.loss import pinn_loss
+from pdec.train.sampling import PointSampler
+from conftest import ROOT
+
+pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+
+SPECS = {  # name -> (path, hidden); kdv needs Taylor mode (third order)
+    "heat1d": (ROOT / "specs" / "heat1d.py", (16, 12)),
+    "poisson2d": (ROOT / "specs" / "poisson2d.py", (16, 12)),
+    "kdv": (ROOT / "tests" / "specs" / "kdv.py", (16, 12)),
+}
+
+
+@pytest.mark.parametrize("name", sorted(SPECS))
+def test_residuals_on_cuda_equal_cpu(name):
+    path, hidden = SPECS[name]
+    problem = pdec.load_spec(path)
+    cpu = pdec.compile(problem, hidden=hidden, write=False, seed=0, dtype=torch.float64, device="cpu")
+    gpu = pdec.compile(problem, hidden=hidden, write=False, seed=0, dtype=torch.float64, device="cuda")
+    gpu.model.load_state_dict(cpu.model.state_dict())
+    assert next(gpu.model.parameters()).device.type == "cuda"
+    batch = PointSampler(problem, 64, 24, seed=1).batch  # CPU points, moved below
+    assert set(batch) == set(cpu.model.term_names)
+    for term, X in batch.items():
+        want = cpu.model.residual(term, X).detach()
+        got = gpu.model.residual(term, X.to("cuda")).detach()
+        assert got.device.type == "cuda" and got.dtype == torch.float64
+        scale = max(1.0, float(want.abs().max()))
+        torch.testing.assert_close(got.cpu(), want, rtol=1e-10, atol=1e-10 * scale,
+                                   msg=lambda m: f"{name}/{term}: {m}")
+        torch.testing.assert_close(gpu.model(X.to("cuda")).detach().cpu(), cpu.model(X).detach(),
+                                   rtol=1e-10, atol=1e-10)
+
+
+def test_kfac_trains_on_cuda():
+    problem = pdec.load_spec(ROOT / "specs" / "poisson2d.py")
+    compiled = pdec.compile(problem, hidden=(16,), write=False, device="cuda")
+    run = pdec.train(compiled, "kfac", device="cuda", save=False, steps=3, n_interior=64, n_condition=16,
+                     n_eval=100, eval_every=1, progress=False)
+    assert run.status == "completed" and run.steps == 3
+    assert next(run.model.parameters()).device.type == "cuda"
+    losses = [row["loss"] for row in run.history]
+    assert all(math.isfinite(x) for x in losses)
+    # row k's loss is L at the parameters step k started from; also evaluate after the last step
+    sampler = PointSampler(problem, 64, 16, seed=run.config.seed, dtype=torch.float64, device="cuda")
+    with torch.no_grad():
+        final = float(pinn_loss(run.model, sampler.batch)[0])
+    assert math.isfinite(final)
+    assert final < losses[0], f"loss did not decrease: {losses[0]:.3e} -> {final:.3e}"
+    assert math.isfinite(run.final["rel_l2"]) and math.isfinite(run.final["abs_rms"])
