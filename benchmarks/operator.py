@@ -4,7 +4,8 @@ What it measures
     For the Poisson problem -Δu = f on [0, 1]^D_in, pdec plans the interior residual in
     "laplacian" mode: one forward pass propagates the stack (value, D_in gradient directions,
     Laplacian), S = D_in + 2 columns. This script times that pass
-    (``model.propagate("interior", X).outputs[-1][:, S-1, 0]`` under ``torch.no_grad()``) against
+    (``model.propagate("interior", X, keep=False).outputs[-1][:, S-1, 0]`` under
+    ``torch.no_grad()``) against
     the standard automatic-differentiation baseline: the trace of the Hessian from
     ``torch.func.vmap(torch.func.hessian(f))`` on the single-sample function
     ``f(x) = model.forward(x)``, for the same weights and points.
@@ -14,11 +15,9 @@ What it measures
     first checked to agree to relative 1e-8 (max-norm) on a subset of the points; the
     full-batch results of the timed runs are compared again afterwards.
 
-    ``propagate`` keeps every layer's input and output stack (N, S, width) because the
-    curvature code needs them, so its peak memory grows with the depth of the network.
-    ``--pdec-pass stream`` times the same generated steps (``seed_interior``,
-    ``runtime.linear_stack``, ``activate_interior``) keeping only the current stack: the
-    cost of computing just the Laplacian.
+    ``keep=False`` frees each layer's stacks once the next is computed (what evaluating an
+    operator needs). ``--pdec-pass keep`` instead keeps every layer's input and output stack,
+    as training does for the Kronecker factors, so its peak memory grows with depth.
 
 How it measures
     Every (method, D_in) measurement runs in a fresh Python subprocess (this script
@@ -36,7 +35,7 @@ Targets (from the issue; the paper's implementation reached 2.0x and 0.52x at N 
 Run it (from the repository root; about 3 minutes on 2 CPU cores with the defaults,
 N = 512; timings are noisy when other processes share the cores):
     .venv/bin/python benchmarks/operator.py
-    .venv/bin/python benchmarks/operator.py --pdec-pass stream
+    .venv/bin/python benchmarks/operator.py --pdec-pass keep
     .venv/bin/python benchmarks/operator.py --dims 1,10,100 --batch 1024 --repeats 5
 """
 
@@ -117,24 +116,13 @@ def laplacian_fn(method: str, model):
     """X (N, d) -> Laplacian of the network output (N,), no parameter gradients."""
     import torch
 
-    if method == "pdec":  # the public API: keeps every layer's stacks (for curvature)
+    if method in ("pdec", "pdec-keep"):
+        keep = method == "pdec-keep"
+
         def lap(X):
             with torch.no_grad():
-                out = model.propagate("interior", X).outputs[-1]  # (N, S, 1)
+                out = model.propagate("interior", X, keep=keep).outputs[-1]  # (N, S, 1)
                 return out[:, -1, 0]  # column S-1: L0 h = Σ_i ∂_ii h
-        return lap
-
-    if method == "pdec-stream":  # the same generated functions, keeping only the current stack
-        from pdec.runtime import linear_stack
-
-        def lap(X):
-            with torch.no_grad():
-                Z = model.seed_interior(X)
-                for l, layer in enumerate(model.layers):
-                    Z = linear_stack(Z, layer)
-                    if l < len(model.layers) - 1:
-                        Z = model.activate_interior(Z, X)
-                return Z[:, -1, 0]
         return lap
 
     if method == "torch.func":
@@ -253,11 +241,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--threads", type=int, default=usable_cores(),
                         help="torch.set_num_threads for both methods (default: usable cores)")
     parser.add_argument("--seed", type=int, default=0, help="weights and points seed (default: 0)")
-    parser.add_argument("--pdec-pass", choices=("propagate", "stream"), default="propagate",
-                        help="pdec's pass: 'propagate' = model.propagate('interior', X), which keeps "
-                             "every layer's input and output stack (what curvature needs); "
-                             "'stream' = the same generated seed/activate/linear_stack steps "
-                             "keeping only the current stack (default: propagate)")
+    parser.add_argument("--pdec-pass", choices=("operator", "keep"), default="operator",
+                        help="'operator' = propagate(..., keep=False), the Laplacian only (default); "
+                             "'keep' = keep every layer's stacks, as training does for curvature")
     parser.add_argument(WORKER_FLAG, dest="worker", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.worker is None:
@@ -289,7 +275,7 @@ def main(argv=None) -> int:
                       "seed": args.seed, "hidden": list(HIDDEN), "min_time": args.min_time}
             prep = run_worker({**common, "job": "prepare", "dir": tmp})  # asserts agreement
             first = os.path.join(tmp, f"pdec_{d}.pt")
-            pdec_method = "pdec" if args.pdec_pass == "propagate" else "pdec-stream"
+            pdec_method = "pdec" if args.pdec_pass == "operator" else "pdec-keep"
             p = run_worker({**common, "job": "measure", "method": pdec_method,
                             "module": prep["module"], "save": first})
             f = run_worker({**common, "job": "measure", "method": "torch.func",
@@ -330,9 +316,6 @@ def main(argv=None) -> int:
         print(f"  memory  <= {MEMORY_TARGET:.2f}x: {target['mem']:.2f}x  "
               f"{'met' if mem_ok else 'NOT met'}")
         print(f"  overall: {'targets met' if speed_ok and mem_ok else 'targets NOT met'}")
-        if not mem_ok and args.pdec_pass == "propagate":
-            print("  note: propagate keeps all layers' stacks (for curvature); "
-                  "--pdec-pass stream measures the Laplacian-only pass")
     print(f"\nTotal wall time {time.perf_counter() - start:.0f} s")
     return 0
 

@@ -73,8 +73,16 @@ class GeneratedPINN(nn.Module):
         if term not in self.term_names:
             raise KeyError(f"unknown term {term!r}; terms: {', '.join(self.term_names)}")
 
-    def propagate(self, term: str, X: torch.Tensor) -> Stacks:
-        """Forward pass of the term's plan, keeping every linear layer's input and output stack."""
+    def propagate(self, term: str, X: torch.Tensor, keep: bool = True) -> Stacks:
+        """Forward pass of the term's plan.
+
+        Args:
+            term: "interior" or a condition name.
+            X: points (N, d).
+            keep: keep every linear layer's input and output stack (for curvature); with False
+                only the output stack is returned (``Stacks([], [out])``), so each layer's stacks
+                are freed as soon as the next is computed.
+        """
         self._check_term(term)
         if X.ndim != 2 or X.shape[1] != self.n_in:
             raise ValueError(f"points must have shape (N, {self.n_in}), got {tuple(X.shape)}")
@@ -83,17 +91,19 @@ class GeneratedPINN(nn.Module):
         Z = seed(X)
         inputs, outputs = [], []
         for l, layer in enumerate(self.layers):
-            inputs.append(Z)
+            if keep:
+                inputs.append(Z)
             Z = linear_stack(Z, layer)
-            outputs.append(Z)
+            if keep:
+                outputs.append(Z)
             if l < len(self.layers) - 1:
                 Z = activate(Z, X)
-        return Stacks(inputs, outputs)
+        return Stacks(inputs, outputs) if keep else Stacks([], [Z])
 
     def residual(self, term: str, X: torch.Tensor, stacks: Stacks | None = None) -> torch.Tensor:
         """Residual of a term at points X: (N, M). Pass ``stacks`` to reuse a forward pass."""
         if stacks is None:
-            stacks = self.propagate(term, X)
+            stacks = self.propagate(term, X, keep=False)
         return getattr(self, f"residual_{term}")(X, stacks.outputs[-1])
 
     def interior_residual(self, X: torch.Tensor) -> torch.Tensor:

@@ -148,3 +148,18 @@ def test_settings_that_contradict_the_compiled_model_are_errors(tmp_path):
     run = pdec.train(compiled, "adam", steps=1, run_root=tmp_path, **SMALL)
     saved = json.loads((run.run_dir / "config.json").read_text())["settings"]
     assert saved["hidden"] == [6, 5] and saved["device"] == "cpu"
+
+
+def test_plot_and_compare_commands(tmp_path):
+    """`pdec compare` trains each optimizer and tabulates; `pdec plot` writes the curves and the solution."""
+    from pdec.cli import main
+
+    sets = ["--set", "n_interior=30", "--set", "n_condition=8", "--set", "n_eval=50", "--set", "hidden=5",
+            "--set", "eval_every=1"]
+    assert main(["compare", str(ROOT / "specs" / "poisson2d.py"), "--optimizers", "adam,kfac", "--steps", "3",
+                 "--time-budget", "0", "--runs", str(tmp_path), *sets]) == 0
+    runs = sorted((tmp_path / "poisson2d").iterdir())
+    assert len(runs) == 2 and (tmp_path / "compare.png").stat().st_size > 0
+    out = tmp_path / "curves.png"
+    assert main(["plot", *map(str, runs), "--out", str(out)]) == 0
+    assert out.stat().st_size > 0 and (runs[0] / "solution.png").stat().st_size > 0

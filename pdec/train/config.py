@@ -39,6 +39,7 @@ class TrainConfig:
     eval_every: int = 50
     checkpoint_every: int = 500
     progress: bool = True
+    keep_freed_memory: bool = True  # glibc: keep freed memory mapped (pdec.train.allocator)
 
     def validate(self) -> "TrainConfig":
         if self.steps < 0 or self.time_budget < 0:

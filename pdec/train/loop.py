@@ -23,6 +23,7 @@ from .. import __version__
 from ..compiler import Compiled
 from ..errors import PdecError
 from ..optim import get_optimizer
+from .allocator import keep_freed_memory
 from .config import TrainConfig, resolve_config
 from .runs import MetricsLog, load_checkpoint, new_run_dir, save_checkpoint, write_json
 from .sampling import PointSampler
@@ -138,6 +139,8 @@ def train(compiled: Compiled, optimizer: str | None = None, *, config_file: str 
     dtype = next(model.parameters()).dtype
     device = next(model.parameters()).device
     _match_compiled(cfg, compiled, dtype, device)
+    if cfg.keep_freed_memory and device.type == "cpu":
+        keep_freed_memory()
     problem = compiled.problem
     sampler = PointSampler(problem, cfg.n_interior, cfg.n_condition, cfg.seed, cfg.n_eval, dtype, device)
     if checkpoint is None:
