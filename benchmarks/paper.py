@@ -295,6 +295,9 @@ def main(argv: list[str] | None = None) -> int:
                     print(f"{p:10s} {o:15s} seed {seed}: {row['status']}, {row['steps']} steps in {row['time']:.1f} s, "
                           f"rel L2 {_fmt(row['rel_l2'], '.2e', 0)}, abs RMS {_fmt(row['abs_rms'], '.2e', 0)}"
                           f"{extra} -> {row['run_dir']}", flush=True)
+                    if row["status"] == "interrupted":  # SIGINT/SIGTERM: stop the whole rerun
+                        print("interrupted: stopping (completed rows are kept; rerun to resume)")
+                        return 130
 
     rows = read_rows(args.results)
     if not rows:

@@ -161,6 +161,9 @@ def cmd_compare(args) -> int:
             print(f"{name}: {exc}")
             continue
         dirs.append(run.run_dir)
+        if status == "interrupted":  # a signal ends the whole comparison, not just this run
+            print(f"{name}: interrupted after {run.steps} steps ({run.run_dir}); stopping")
+            return 128 + int(run.stop_signal or 2)
         f = run.final
         rows.append((name, run.steps, run.elapsed / max(run.steps, 1), f.get("rel_l2", float("nan")),
                      f.get("abs_rms", float("nan")), status))

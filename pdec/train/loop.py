@@ -232,7 +232,9 @@ def train(compiled: Compiled, optimizer: str | None = None, *, config_file: str 
                     metrics = evaluate(model, sampler)
                     record({"step": step, "time": elapsed, "loss": info.loss,
                             **{f"loss_{k}": v for k, v in info.losses.items()}, **metrics, "lr": info.lr})
-                    post = {"loss": f"{info.loss:.2e}", "steps/s": f"{step / max(elapsed, 1e-9):.1f}"}
+                    post = {"loss": f"{info.loss:.2e}",
+                            **{f"L_{k}": f"{v:.1e}" for k, v in info.losses.items()},
+                            "steps/s": f"{step / max(elapsed, 1e-9):.1f}"}
                     if "rel_l2" in metrics:
                         post["rel_l2"] = f"{metrics['rel_l2']:.2e}"
                     if cfg.time_budget:
