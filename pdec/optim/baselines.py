@@ -65,17 +65,18 @@ class Adam(_TorchOptimizer):
 
 
 class LBFGS(_TorchOptimizer):
-    """L-BFGS (torch.optim.LBFGS), optionally with strong-Wolfe line search; one step = one
+    """L-BFGS (torch.optim.LBFGS) with strong-Wolfe line search (or none); one step = one
     ``torch.optim.LBFGS.step`` call of at most ``max_iter`` inner iterations."""
 
     name = "lbfgs"
     HYPERPARAMETERS = {
         "lr": Hyper(0.5, "initial step length", lo=0, lo_open=True),
-        "max_iter": Hyper(1, "inner iterations per step", lo=1),
+        # torch's strong-Wolfe L-BFGS with one inner iteration per call stalled on 2d Poisson
+        # (loss stuck at 29.9 from step 4), and without a line search it diverged on a small net;
+        # 20 inner iterations per step with strong Wolfe descend steadily on both
+        "max_iter": Hyper(20, "inner iterations per step", lo=1),
         "history_size": Hyper(150, "curvature pairs kept", lo=1),
-        # torch's strong-Wolfe search with one inner iteration per step stalled on 2d Poisson
-        # (loss stuck at 29.9 from step 4); without it, the paper's lr = 0.5 descends steadily
-        "line_search": Hyper("none", "line search", choices=("strong_wolfe", "none")),
+        "line_search": Hyper("strong_wolfe", "line search", choices=("strong_wolfe", "none")),
     }
 
     def make(self):

@@ -6,7 +6,8 @@ condition pair (:class:`pdec.curvature.KronPreconditioner`):
 
     Δ = −(Ã_Ω ⊗ B̃_Ω + Ã_c ⊗ B̃_c)⁻¹ vec(∂L/∂W̃)
 
-KFAC: momentum δ̂ = μ δ_prev + Δ, step α* δ̂ with α* from the logarithmic grid line search.
+KFAC: momentum δ̂_t = μ δ̂_{t−1} + Δ_t over the unscaled directions (the paper's code), step α* δ̂
+with α* from the logarithmic grid line search.
 KFAC*: (α, μ) minimise the quadratic model under the exact damped Gramian, solved in closed form
 from the 2 × 2 system of Gramian–vector products (two Jacobian–vector products per term).
 """
@@ -39,7 +40,7 @@ class KFAC(PINNOptimizer):
     """KFAC with momentum and a logarithmic grid line search."""
 
     name = "kfac"
-    HYPERPARAMETERS = {**_SHARED, "momentum": Hyper(0.5118, "μ in δ̂ = μ δ_prev + Δ", lo=0, hi=1)}
+    HYPERPARAMETERS = {**_SHARED, "momentum": Hyper(0.5118, "μ in δ̂_t = μ δ̂_{t−1} + Δ_t", lo=0, hi=1)}
 
     def __init__(self, model, **hyper):
         super().__init__(model, **hyper)
@@ -66,10 +67,14 @@ class KFAC(PINNOptimizer):
     def step(self, batch: Batch) -> StepInfo:
         loss, losses, _, delta = self._direction(batch)
         mu = self.hyper["momentum"]
+        # Momentum over the unscaled directions, δ̂_t = μ δ̂_{t−1} + Δ_t, as in the paper's
+        # published code (MATH.md §6 writes μ δ_{t−1} with the α-scaled previous step; then the
+        # momentum's weight depends on the preconditioner's scale: on 2d Poisson the line search
+        # picked α ≈ 1/16, which turned μ = 0.51 into ≈ 0.03 and stalled KFAC at RMS 1e-4).
         if self.previous is not None and mu:
             delta = [d + mu * p for d, p in zip(delta, self.previous)]
+        self.previous = delta
         alpha, _ = grid_line_search(self.model, batch, delta)
-        self.previous = [alpha * d for d in delta]
         return StepInfo(loss, losses, alpha)
 
     def state_dict(self) -> dict:
