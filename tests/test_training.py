@@ -82,10 +82,12 @@ def test_non_finite_loss_stops_and_keeps_last_finite(tmp_path):
 
 
 def test_sigint_saves_checkpoint(tmp_path):
-    cmd = [sys.executable, "-m", "pdec", "train", "specs/heat1d.py", "--optimizer", "adam", "--steps", "100000",
+    cmd = [sys.executable, "-m", "pdec", "train", str(ROOT / "specs" / "heat1d.py"), "--optimizer", "adam", "--steps", "100000",
            "--runs", str(tmp_path), "--no-progress", "--set", "n_interior=50", "--set", "n_eval=100",
            "--set", "hidden=4", "--set", "checkpoint_every=100000"]
-    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # run from tmp_path: the CLI writes generated/<name>.py below the working directory, and the
+    # repository's generated/ must keep the shipped options
+    proc = subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 120
     while time.time() < deadline and not list(tmp_path.glob("heat1d/*/metrics.csv")):
         time.sleep(0.2)
@@ -104,7 +106,7 @@ def test_failing_spec_leaves_no_run_directory(tmp_path):
     bad = tmp_path / "bad.py"
     bad.write_text("import sympy as sp\nproblem = None\n")
     proc = subprocess.run([sys.executable, "-m", "pdec", "train", str(bad), "--steps", "2", "--optimizer", "adam",
-                           "--runs", str(tmp_path / "runs")], cwd=ROOT, capture_output=True, text=True)
+                           "--runs", str(tmp_path / "runs")], cwd=tmp_path, capture_output=True, text=True)
     assert proc.returncode == 2 and "defines no problem" in proc.stderr
     assert not (tmp_path / "runs").exists()
 
@@ -150,9 +152,11 @@ def test_settings_that_contradict_the_compiled_model_are_errors(tmp_path):
     assert saved["hidden"] == [6, 5] and saved["device"] == "cpu"
 
 
-def test_plot_and_compare_commands(tmp_path):
+def test_plot_and_compare_commands(tmp_path, monkeypatch):
     """`pdec compare` trains each optimizer and tabulates; `pdec plot` writes the curves and the solution."""
     from pdec.cli import main
+
+    monkeypatch.chdir(tmp_path)  # generated/ is written below the working directory, not the repo's
 
     sets = ["--set", "n_interior=30", "--set", "n_condition=8", "--set", "n_eval=50", "--set", "hidden=5",
             "--set", "eval_every=1"]
