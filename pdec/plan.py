@@ -118,10 +118,6 @@ class TermPlan:
     def max_order(self) -> int:
         return max((a.order for a in self.needed), default=0)
 
-    @property
-    def n_directions(self) -> int:
-        return len(self.directions)
-
     def column_slice(self, kind: str) -> tuple[int, int]:
         """[start, stop) of the contiguous block of columns of one kind."""
         idx = [c.index for c in self.columns if c.kind == kind]

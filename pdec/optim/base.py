@@ -100,12 +100,6 @@ class PINNOptimizer(ABC):
         """One optimisation step on ``batch`` (term name -> points (N_τ, d))."""
 
     # -------------------------------------------------------------- helpers for subclasses
-    def loss_and_grad(self, batch: Batch) -> tuple[torch.Tensor, dict[str, float], list[torch.Tensor]]:
-        """Loss, per-term losses (floats) and the gradient ∂L/∂θ (list aligned with ``params``)."""
-        total, losses = pinn_loss(self.model, batch)
-        grads = torch.autograd.grad(total, self.params)
-        return total.detach(), {k: float(v) for k, v in losses.items()}, list(grads)
-
     @torch.no_grad()
     def loss_at(self, batch: Batch) -> float:
         """L(θ) at the current parameters, forward only (no graph)."""
