@@ -6,6 +6,7 @@ Every command takes a spec file; errors caused by the input print one message an
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 from typing import Sequence
@@ -111,14 +112,17 @@ def _cmd_list(args) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``pdec``; returns the exit status."""
     parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = parser.parse_args(argv)
+    args.argv = argv
     handlers = {"compile": _cmd_compile, "inspect": _cmd_inspect, "check": _cmd_check, "list": _cmd_list}
     try:
         if args.command in handlers:
             return handlers[args.command](args)
         return args.handler(args)
     except PdecError as exc:
-        print(f"pdec: error: {exc}", file=sys.stderr)
+        rank = f" (rank {os.environ['RANK']})" if int(os.environ.get("WORLD_SIZE", 1)) > 1 else ""
+        print(f"pdec: error{rank}: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("pdec: interrupted", file=sys.stderr)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.util
 import sys
 from dataclasses import dataclass
+import os
 from pathlib import Path
 from typing import Sequence
 
@@ -97,7 +98,7 @@ def compile(problem: Problem, hidden: Sequence[int] = (64,), activation="tanh", 
         out_dir.mkdir(parents=True, exist_ok=True)
         path = out_dir / f"{problem.name}.py"
         if not path.is_file() or path.read_text() != source:
-            tmp = path.with_suffix(".py.tmp")
+            tmp = path.with_suffix(f".py.{os.getpid()}.tmp")  # ranks of one job may write at once
             tmp.write_text(source)
             tmp.replace(path)
         cls = load_generated(path)

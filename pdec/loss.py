@@ -1,6 +1,8 @@
 """The PINN loss L(θ) = Σ_τ 1/(2 N_τ) Σ_n ‖r_τ(x_n)‖² over terms τ (interior, each condition).
 
-A *batch* is a dict ``term name -> X (N_τ, d)``; every term of the model may appear once.
+A *batch* is a dict ``term name -> X (N_τ, d)``; every term of the model may appear once. In a
+data-parallel run it is a :class:`~pdec.parallel.Shard` (a rank's rows, and the totals N_τ): the
+losses then divide by the totals, and their sum over ranks is the loss of the whole batch.
 """
 
 from __future__ import annotations
@@ -9,14 +11,15 @@ from typing import Mapping
 
 import torch
 
+from .parallel.shard import batch_total
 from .runtime import GeneratedPINN, Stacks
 
 Batch = Mapping[str, torch.Tensor]
 
 
-def term_loss(residual: torch.Tensor) -> torch.Tensor:
-    """1/(2N) Σ_n ‖r_n‖² for a residual (N, M)."""
-    return 0.5 * residual.pow(2).sum() / residual.shape[0]
+def term_loss(residual: torch.Tensor, n_total: int | None = None) -> torch.Tensor:
+    """1/(2N) Σ_n ‖r_n‖² for a residual (n, M); N = ``n_total`` (all ranks' rows), default n."""
+    return 0.5 * residual.pow(2).sum() / (n_total or residual.shape[0])
 
 
 def pinn_loss(model: GeneratedPINN, batch: Batch, stacks: Mapping[str, Stacks] | None = None
@@ -34,6 +37,6 @@ def pinn_loss(model: GeneratedPINN, batch: Batch, stacks: Mapping[str, Stacks] |
     losses = {}
     for term, X in batch.items():
         r = model.residual(term, X, stacks.get(term) if stacks else None)
-        losses[term] = term_loss(r)
+        losses[term] = term_loss(r, batch_total(batch, term))
     total = sum(losses.values()) if losses else torch.zeros(())
     return total, losses

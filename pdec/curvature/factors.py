@@ -28,6 +28,7 @@ from typing import Literal, Mapping
 
 import torch
 
+from ..parallel import LOCAL, Communicator, batch_total
 from ..runtime import GeneratedPINN
 from .jacobian import Linearization, linearize, loss_gradient
 
@@ -46,33 +47,36 @@ class KronFactors:
         return torch.kron(self.A, self.B)
 
 
-def expand_factors(Zt: torch.Tensor, g: torch.Tensor) -> KronFactors:
+def expand_factors(Zt: torch.Tensor, g: torch.Tensor, n_total: int | None = None) -> KronFactors:
     """KFAC-expand factors of one layer.
 
     Args:
         Zt: bias-augmented input stack Z̃ (N, S, h_{l-1}+1).
         g: output gradients (N, M, S, h_l).
+        n_total: the divisor N when Z̃, g hold one rank's shard of the batch (default: N rows).
 
     Returns:
         A = 1/(N S) Σ_{n,s} Z̃ Z̃ᵀ and B = 1/N Σ_{n,m,s} g gᵀ.
     """
-    N, S = Zt.shape[:2]
+    S = Zt.shape[1]
+    N = n_total or Zt.shape[0]
     A = torch.einsum("n s i, n s j -> i j", Zt, Zt) / (N * S)
     B = torch.einsum("n m s o, n m s p -> o p", g, g) / N
     return KronFactors(A, B)
 
 
-def reduce_factors(Zt: torch.Tensor, g: torch.Tensor) -> KronFactors:
+def reduce_factors(Zt: torch.Tensor, g: torch.Tensor, n_total: int | None = None) -> KronFactors:
     """KFAC-reduce factors of one layer.
 
     Args:
         Zt: bias-augmented input stack Z̃ (N, S, h_{l-1}+1).
         g: output gradients (N, M, S, h_l).
+        n_total: the divisor N when Z̃, g hold one rank's shard of the batch (default: N rows).
 
     Returns:
         A = 1/(N S²) Σ_n (Σ_s Z̃)(Σ_s Z̃)ᵀ and B = 1/N Σ_{n,m} (Σ_s g)(Σ_s g)ᵀ.
     """
-    N, S = Zt.shape[:2]
+    N = n_total or Zt.shape[0]
     z_mean = Zt.mean(dim=1)  # (n, i)
     g_sum = g.sum(dim=2)  # (n, m, o)
     A = torch.einsum("n i, n j -> i j", z_mean, z_mean) / N
@@ -88,7 +92,7 @@ def term_factors(lin: Linearization, approximation: Approximation = "expand") ->
         rule = reduce_factors
     else:
         raise ValueError(f"approximation must be 'expand' or 'reduce', got {approximation!r}")
-    return [rule(Zt, g) for Zt, g in zip(lin.inputs, lin.output_grads)]
+    return [rule(Zt, g, lin.n_samples) for Zt, g in zip(lin.inputs, lin.output_grads)]
 
 
 @dataclass
@@ -114,26 +118,33 @@ class CurvaturePass:
 
 
 def curvature_pass(model: GeneratedPINN, batch: Mapping[str, torch.Tensor],
-                   approximation: Approximation = "expand") -> CurvaturePass:
+                   approximation: Approximation = "expand", comm: Communicator = LOCAL) -> CurvaturePass:
     """Losses, loss gradient and Kronecker factors of every term, one forward + backward per term.
 
     Args:
         model: a generated module (parameters requiring grad).
-        batch: term name -> points X (N_τ, d).
+        batch: term name -> points X (N_τ, d), or a rank's :class:`~pdec.parallel.Shard`.
         approximation: "expand" (the paper's) or "reduce".
+        comm: with several ranks, the losses, gradient and factors (each a sum over samples divided
+            by the batch's total N_τ) are summed over ranks in one all-reduce; the
+            linearizations stay local (Gramian products reduce their own results).
 
     Returns:
         :class:`CurvaturePass`.
     """
     losses, factors, gradient, lins = {}, {}, None, {}
     for term, X in batch.items():
-        lin = linearize(model, term, X)
+        lin = linearize(model, term, X, batch_total(batch, term))
         lins[term] = lin
         losses[term] = lin.loss
         factors[term] = term_factors(lin, approximation)
         grads = loss_gradient(lin)
         gradient = grads if gradient is None else [a + b for a, b in zip(gradient, grads)]
-    return CurvaturePass(losses, gradient or [], factors, lins)
+    gradient = gradient or []
+    if comm.distributed:
+        comm.all_reduce_([*losses.values(), *gradient,
+                          *(M for fs in factors.values() for f in fs for M in (f.A, f.B))])
+    return CurvaturePass(losses, gradient, factors, lins)
 
 
 def compute_factors(model: GeneratedPINN, batch: Mapping[str, torch.Tensor],

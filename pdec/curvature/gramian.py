@@ -18,6 +18,7 @@ import torch
 from torch import nn
 from torch.func import functional_call, jvp, vjp
 
+from ..parallel import LOCAL, Communicator
 from ..runtime import GeneratedPINN
 from .jacobian import Linearization, linearize, per_sample_jacobians
 from .layout import layer_matrices, matrices_to_params, vec
@@ -165,20 +166,26 @@ def linearized_vjp(lin: Linearization, weights: torch.Tensor) -> list[torch.Tens
 
 
 def linearized_quadratic_forms(lins: Mapping[str, Linearization],
-                               vectors: Sequence[Sequence[torch.Tensor]]) -> torch.Tensor:
-    """[v_iᵀ G v_j] (K, K) with G = Σ_τ 1/N_τ J_τᵀ J_τ, from the terms' linearizations."""
+                               vectors: Sequence[Sequence[torch.Tensor]],
+                               comm: Communicator = LOCAL) -> torch.Tensor:
+    """[v_iᵀ G v_j] (K, K) with G = Σ_τ 1/N_τ J_τᵀ J_τ, from the terms' linearizations
+    (summed over ranks when each holds a shard)."""
     out = None
     for lin in lins.values():
         Jv = torch.stack([linearized_jvp(lin, v).reshape(-1) for v in vectors])  # (K, N·M)
         part = Jv @ Jv.mT / lin.n_samples
         out = part if out is None else out + part
+    comm.all_reduce_([out])
     return out
 
 
-def linearized_matvec(lins: Mapping[str, Linearization], vector: Sequence[torch.Tensor]) -> list[torch.Tensor]:
-    """G v = Σ_τ 1/N_τ J_τᵀ (J_τ v) as layer matrices, from the terms' linearizations."""
+def linearized_matvec(lins: Mapping[str, Linearization], vector: Sequence[torch.Tensor],
+                      comm: Communicator = LOCAL) -> list[torch.Tensor]:
+    """G v = Σ_τ 1/N_τ J_τᵀ (J_τ v) as layer matrices, from the terms' linearizations
+    (summed over ranks when each holds a shard)."""
     out = None
     for lin in lins.values():
         part = linearized_vjp(lin, linearized_jvp(lin, vector) / lin.n_samples)
         out = part if out is None else [a + b for a, b in zip(out, part)]
+    comm.all_reduce_(out)
     return out

@@ -30,22 +30,24 @@ class Linearization:
         residual: r (N, M), detached.
         inputs: per layer, the bias-augmented input stack Z̃⁽ˡ⁻¹⁾ (N, S, h_{l-1}+1), detached.
         output_grads: per layer, g (N, M, S, h_l) = ∂ r_{n,m} / ∂ Z⁽ˡ⁾_{n,s}, detached.
+        n_total: the term's point count over all ranks (data parallel); None: this pass's N.
     """
 
     term: str
     residual: torch.Tensor
     inputs: list[torch.Tensor]
     output_grads: list[torch.Tensor]
+    n_total: int | None = None
 
     @property
     def n_samples(self) -> int:
-        """N, the number of points of the term."""
-        return self.residual.shape[0]
+        """N, the number of points of the term in the whole batch (every averages divides by it)."""
+        return self.n_total or self.residual.shape[0]
 
     @property
     def loss(self) -> torch.Tensor:
-        """The term's loss 1/(2N) Σ_n ‖r_n‖² (0-dim)."""
-        return term_loss(self.residual)
+        """The term's loss 1/(2N) Σ_n ‖r_n‖² (0-dim; this rank's part in a data-parallel run)."""
+        return term_loss(self.residual, self.n_samples)
 
 
 def augment(Z: torch.Tensor) -> torch.Tensor:
@@ -85,13 +87,14 @@ def output_gradients(residual: torch.Tensor, outputs: Sequence[torch.Tensor],
     return [torch.stack([per_m[m][l] for m in range(M)], dim=1).detach() for l in range(len(outputs))]
 
 
-def linearize(model: GeneratedPINN, term: str, X: torch.Tensor) -> Linearization:
+def linearize(model: GeneratedPINN, term: str, X: torch.Tensor, n_total: int | None = None) -> Linearization:
     """One forward pass of a term and M backward passes of its residual.
 
     Args:
         model: a generated module; its parameters must require grad.
         term: one of ``model.term_names``.
         X: points (N, d).
+        n_total: the term's count over all ranks when X is one rank's shard (default N).
 
     Returns:
         :class:`Linearization` with r (N, M), Z̃ (N, S, h_{l-1}+1) and g (N, M, S, h_l) per layer.
@@ -102,7 +105,7 @@ def linearize(model: GeneratedPINN, term: str, X: torch.Tensor) -> Linearization
             raise RuntimeError("linearize needs the model's parameters to require grad")
         r = model.residual(term, X, stacks)
         grads = output_gradients(r, stacks.outputs)
-    return Linearization(term, r.detach(), [augment(Z.detach()) for Z in stacks.inputs], grads)
+    return Linearization(term, r.detach(), [augment(Z.detach()) for Z in stacks.inputs], grads, n_total)
 
 
 def per_sample_jacobians(lin: Linearization) -> list[torch.Tensor]:

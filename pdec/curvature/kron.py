@@ -29,6 +29,11 @@ group holding every term gives a single Kronecker pair (the cheapest variant).
 
 Damping is applied to each group's merged factors (Ã = Â + λI, B̃ = B̂ + λI), as MATH.md §6
 applies it to the interior and condition factors.
+
+Data parallel: the factors are all-reduced before :meth:`KronPreconditioner.update`, so every
+rank holds the same factors. Then either every rank inverts every layer ("replicated"), or the
+layers are dealt out to the ranks by cost (h_{l-1}³ + h_l³, largest first, to the least loaded
+rank) and each rank broadcasts the factored inverses it computed ("spread").
 """
 
 from __future__ import annotations
@@ -38,6 +43,7 @@ from typing import Literal, Mapping, Sequence
 
 import torch
 
+from ..parallel import LOCAL, Communicator
 from ..runtime import GeneratedPINN
 from .factors import KronFactors
 from .layout import layer_shapes
@@ -161,12 +167,15 @@ class KronPreconditioner:
         init: "identity" or "zero" initial Â, B̂.
         update_period: T; factors are updated (and inverses recomputed, lazily) every T steps.
         dtype, device: of the factors.
+        comm, placement: with several ranks, "replicated" (each rank inverts every layer) or
+            "spread" (each rank inverts its share of the layers and broadcasts them).
     """
 
     def __init__(self, shapes: Sequence[tuple[int, int]], groups: Sequence[Sequence[str]],
                  ema: float = 0.95, damping: float = 1e-10,
                  init: Literal["identity", "zero"] = "identity", update_period: int = 1,
-                 dtype: torch.dtype = torch.float64, device: torch.device | str | None = None):
+                 dtype: torch.dtype = torch.float64, device: torch.device | str | None = None,
+                 comm: Communicator = LOCAL, placement: Literal["replicated", "spread"] = "replicated"):
         if not 1 <= len(groups) <= 2 or any(not g for g in groups):
             raise ValueError(f"need one or two non-empty groups of terms, got {groups!r}")
         terms = [t for g in groups for t in g]
@@ -180,6 +189,9 @@ class KronPreconditioner:
             raise ValueError(f"init must be 'identity' or 'zero', got {init!r}")
         if update_period < 1:
             raise ValueError(f"update_period must be >= 1, got {update_period}")
+        if placement not in ("replicated", "spread"):
+            raise ValueError(f"placement must be 'replicated' or 'spread', got {placement!r}")
+        self.comm, self.placement = comm, placement
         self.shapes = [tuple(s) for s in shapes]
         self.groups = [tuple(g) for g in groups]
         self.ema, self.damping, self.init, self.update_period = ema, damping, init, update_period
@@ -239,9 +251,39 @@ class KronPreconditioner:
     def inverses(self) -> list[KronSumInverse]:
         """Per-layer factored inverses, recomputed only after an :meth:`update`."""
         if self._inverses is None:
-            self._inverses = [KronSumInverse.from_pairs(self.damped_pairs(l))
-                              for l in range(len(self.shapes))]
+            if self.comm.distributed and self.placement == "spread":
+                self._inverses = self._spread_inverses()
+            else:
+                self._inverses = [KronSumInverse.from_pairs(self.damped_pairs(l))
+                                  for l in range(len(self.shapes))]
         return self._inverses
+
+    def owners(self) -> list[int]:
+        """Rank that inverts each layer under "spread": largest (h_{l-1}³ + h_l³) first, to the
+        least loaded rank."""
+        load = [0] * self.comm.world_size
+        owner = [0] * len(self.shapes)
+        for l in sorted(range(len(self.shapes)), key=lambda l: -(self.shapes[l][0] ** 3 + self.shapes[l][1] ** 3)):
+            r = min(range(len(load)), key=lambda r: (load[r], r))
+            owner[l] = r
+            load[r] += self.shapes[l][0] ** 3 + self.shapes[l][1] ** 3
+        return owner
+
+    def _spread_inverses(self) -> list[KronSumInverse]:
+        """Each rank factors its layers; one broadcast per rank hands them to the others."""
+        owner = self.owners()
+        first = self.factors[self.terms[0]]
+        out: list[KronSumInverse] = []
+        for l, (o, i) in enumerate(self.shapes):
+            if owner[l] == self.comm.rank:
+                out.append(KronSumInverse.from_pairs(self.damped_pairs(l)))
+            else:
+                A = first[l].A
+                out.append(KronSumInverse(A.new_empty(i, i), A.new_empty(i), A.new_empty(o, o), A.new_empty(o)))
+        for r in range(self.comm.world_size):
+            mine = [x for l, inv in enumerate(out) if owner[l] == r for x in (inv.P_A, inv.a, inv.P_B, inv.b)]
+            self.comm.broadcast_(mine, src=r)
+        return out
 
     def apply_inverse(self, grads: Sequence[torch.Tensor]) -> list[torch.Tensor]:
         """(Σ_g Ã_g ⊗ B̃_g)⁻¹ vec(Gr) per layer (no minus sign): [(h_l, h_{l-1}+1)] -> same shapes."""

@@ -17,6 +17,7 @@ import torch
 
 from ..errors import PdecError
 from ..loss import Batch, pinn_loss
+from ..parallel import LOCAL, Communicator
 from ..runtime import GeneratedPINN
 
 
@@ -68,13 +69,22 @@ class StepInfo:
 
 
 class PINNOptimizer(ABC):
-    """Base class. Subclasses set ``name``, ``HYPERPARAMETERS`` and implement :meth:`step`."""
+    """Base class. Subclasses set ``name``, ``HYPERPARAMETERS`` and implement :meth:`step`.
+
+    Args:
+        model: the generated module whose parameters are optimised in place.
+        comm: data parallel: each rank passes its :class:`~pdec.parallel.Shard` to :meth:`step`,
+            and every sum over samples is all-reduced through ``comm``, so all ranks take the same
+            step as one process on the whole batch (default: a single process).
+        **hyper: hyperparameters (see ``HYPERPARAMETERS``).
+    """
 
     name: ClassVar[str] = ""
     HYPERPARAMETERS: ClassVar[Mapping[str, Hyper]] = {}
 
-    def __init__(self, model: GeneratedPINN, **hyper: Any):
+    def __init__(self, model: GeneratedPINN, comm: Communicator = LOCAL, **hyper: Any):
         self.model = model
+        self.comm = comm
         self.params = [p for p in model.parameters() if p.requires_grad]
         self.hyper = self.resolve(hyper)
 
@@ -102,8 +112,10 @@ class PINNOptimizer(ABC):
     # -------------------------------------------------------------- helpers for subclasses
     @torch.no_grad()
     def loss_at(self, batch: Batch) -> float:
-        """L(θ) at the current parameters, forward only (no graph)."""
+        """L(θ) at the current parameters, forward only (no graph), over every rank's shard."""
         total, _ = pinn_loss(self.model, batch)
+        total = total.reshape(1).clone()
+        self.comm.all_reduce_([total])
         return float(total)
 
     def state_dict(self) -> dict:

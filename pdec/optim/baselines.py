@@ -21,12 +21,20 @@ class _TorchOptimizer(PINNOptimizer):
     def make(self) -> torch.optim.Optimizer:  # pragma: no cover - overridden
         raise NotImplementedError
 
-    def step(self, batch: Batch) -> StepInfo:
-        self.inner.zero_grad(set_to_none=True)
+    def loss_and_gradient(self, batch: Batch) -> tuple[torch.Tensor, dict[str, float]]:
+        """Total loss (1-element tensor) and per-term losses; ``p.grad`` holds ∇L. With several
+        ranks, both are summed over the ranks' shards (one all-reduce)."""
+        self.inner.zero_grad(set_to_none=False)
         total, losses = pinn_loss(self.model, batch)
         total.backward()
+        values = torch.stack([total.detach(), *(v.detach() for v in losses.values())])
+        self.comm.all_reduce_([values, *(p.grad for p in self.params if p.grad is not None)])
+        return values[:1], dict(zip(losses, values[1:].tolist()))
+
+    def step(self, batch: Batch) -> StepInfo:
+        total, losses = self.loss_and_gradient(batch)
         self.inner.step()
-        return StepInfo(float(total.detach()), {k: float(v.detach()) for k, v in losses.items()}, self.hyper["lr"])
+        return StepInfo(float(total), losses, self.hyper["lr"])
 
     def state_dict(self) -> dict:
         return {**super().state_dict(), "inner": self.inner.state_dict()}
@@ -88,12 +96,10 @@ class LBFGS(_TorchOptimizer):
         record = {}
 
         def closure():
-            self.inner.zero_grad(set_to_none=True)
-            total, losses = pinn_loss(self.model, batch)
-            total.backward()
+            total, losses = self.loss_and_gradient(batch)
             if not record:
-                record.update(total=float(total.detach()), losses={k: float(v.detach()) for k, v in losses.items()})
-            return total
+                record.update(total=float(total), losses=losses)
+            return total[0]
 
         self.inner.step(closure)
         return StepInfo(record["total"], record["losses"], self.hyper["lr"])

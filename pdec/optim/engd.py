@@ -17,6 +17,7 @@ from ..curvature import (flatten, layer_shapes, linearize, linearized_matvec, lo
                          unflatten, vec)
 from ..errors import PdecError
 from ..loss import Batch
+from ..parallel import batch_total
 from .base import Hyper, PINNOptimizer, StepInfo
 from .line_search import grid_line_search
 
@@ -66,16 +67,17 @@ class ENGD(PINNOptimizer):
         blocks = None
         grad, losses = None, {}
         for term, X in batch.items():
-            lin = linearize(self.model, term, X)
-            losses[term] = float(lin.loss)
+            lin = linearize(self.model, term, X, batch_total(batch, term))
+            losses[term] = lin.loss.reshape(1)
             g = loss_gradient(lin)
             grad = g if grad is None else [a + b for a, b in zip(grad, g)]
             Js = [vec(J).reshape(-1, J.shape[-1] * J.shape[-2]) for J in per_sample_jacobians(lin)]
             if not self.layerwise:
                 Js = [torch.cat(Js, dim=1)]
-            contrib = [J.mT @ J / X.shape[0] for J in Js]
+            contrib = [J.mT @ J / lin.n_samples for J in Js]
             blocks = contrib if blocks is None else [a + b for a, b in zip(blocks, contrib)]
-        return blocks, grad, losses
+        self.comm.all_reduce_([*losses.values(), *grad, *blocks])  # data parallel: sum over ranks
+        return blocks, grad, {k: float(v) for k, v in losses.items()}
 
     def direction(self, batch: Batch):
         """Δ = −(Ĝ + λI)⁺ ∇L as layer matrices, after the EMA update; also the losses."""
@@ -99,7 +101,7 @@ class ENGD(PINNOptimizer):
 
     def step(self, batch: Batch) -> StepInfo:
         delta, losses = self.direction(batch)
-        alpha, _ = grid_line_search(self.model, batch, delta)
+        alpha, _ = grid_line_search(self.model, batch, delta, comm=self.comm)
         return StepInfo(sum(losses.values()), losses, alpha)
 
     def state_dict(self) -> dict:
@@ -149,16 +151,18 @@ class HessianFree(PINNOptimizer):
     def step(self, batch: Batch) -> StepInfo:
         grad, losses, lins = None, {}, {}
         for term, X in batch.items():
-            lin = lins[term] = linearize(self.model, term, X)
-            losses[term] = float(lin.loss)
+            lin = lins[term] = linearize(self.model, term, X, batch_total(batch, term))
+            losses[term] = lin.loss.reshape(1)
             g = loss_gradient(lin)
             grad = g if grad is None else [a + b for a, b in zip(grad, g)]
+        self.comm.all_reduce_([*losses.values(), *grad])  # data parallel: sum over ranks
+        losses = {k: float(v) for k, v in losses.items()}
         shapes = layer_shapes(self.model)
         b = -flatten([g.detach() for g in grad])
         lam = self.damping
 
         def A(v: torch.Tensor) -> torch.Tensor:
-            return flatten(linearized_matvec(lins, unflatten(v, shapes))) + lam * v
+            return flatten(linearized_matvec(lins, unflatten(v, shapes), self.comm)) + lam * v
 
         x = torch.zeros_like(b)
         r = b.clone()
@@ -180,10 +184,10 @@ class HessianFree(PINNOptimizer):
             p = r + (rr_new / rr) * p
             rr = rr_new
         loss = sum(losses.values())
-        alpha, new_loss = grid_line_search(self.model, batch, unflatten(x, shapes))
+        alpha, new_loss = grid_line_search(self.model, batch, unflatten(x, shapes), comm=self.comm)
         if self.hyper["adaptive_damping"] and alpha > 0:
             d = alpha * x
-            Gd = flatten(linearized_matvec(lins, unflatten(d, shapes)))
+            Gd = flatten(linearized_matvec(lins, unflatten(d, shapes), self.comm))
             predicted = float(-(d @ b) + 0.5 * (d @ Gd))  # m(d) − L = dᵀ∇L + ½ dᵀGd
             rho = (new_loss - loss) / predicted if predicted < 0 else 0.0
             if rho > 0.75:

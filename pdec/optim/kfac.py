@@ -29,6 +29,9 @@ _SHARED = {
     "update_period": Hyper(1, "T: refresh factors and inverses every T steps", lo=1),
     "approximation": Hyper("expand", "KFAC-expand (paper) or KFAC-reduce", choices=("expand", "reduce")),
     "merge_conditions": Hyper(True, "one Kronecker pair for all conditions (else interior only)"),
+    "inverse_placement": Hyper("replicated", "data parallel: every rank inverts every layer's factors "
+                               "(replicated), or each rank some layers, then broadcast (spread)",
+                               choices=("replicated", "spread")),
 }
 
 
@@ -49,14 +52,15 @@ class KFAC(PINNOptimizer):
         if not h["merge_conditions"]:
             groups = [("interior",)]
         self.pre = KronPreconditioner.for_model(model, groups, ema=h["ema"], damping=h["damping"],
-                                                init=h["init"], update_period=h["update_period"])
+                                                init=h["init"], update_period=h["update_period"],
+                                                comm=self.comm, placement=h["inverse_placement"])
         self.t = 0
         self.previous: list[torch.Tensor] | None = None
 
     def _direction(self, batch: Batch):
         """Loss, per-term losses, gradient and the natural-gradient direction Δ (factors refreshed if due)."""
         terms = {k: v for k, v in batch.items() if k in self.pre.terms}
-        cp = curvature_pass(self.model, batch, self.hyper["approximation"])
+        cp = curvature_pass(self.model, batch, self.hyper["approximation"], self.comm)
         if self.pre.due(self.t):
             self.pre.update({k: cp.factors[k] for k in terms})
         delta = [-d for d in self.pre.apply_inverse(cp.gradient)]
@@ -74,7 +78,7 @@ class KFAC(PINNOptimizer):
         if self.previous is not None and mu:
             delta = [d + mu * p for d, p in zip(delta, self.previous)]
         self.previous = delta
-        alpha, _ = grid_line_search(self.model, batch, delta)
+        alpha, _ = grid_line_search(self.model, batch, delta, comm=self.comm)
         return StepInfo(loss, losses, alpha)
 
     def state_dict(self) -> dict:
@@ -105,11 +109,11 @@ class KFACStar(KFAC):
         lam = self.hyper["damping"]
         prev = self.previous
         if prev is None:
-            g = linearized_quadratic_forms(self.last_pass.linearizations, [delta])
+            g = linearized_quadratic_forms(self.last_pass.linearizations, [delta], self.comm)
             q = g[0, 0] + lam * _dot(delta, delta)
             alpha, mu = float(-_dot(delta, grad) / q), 0.0
         else:
-            g = linearized_quadratic_forms(self.last_pass.linearizations, [delta, prev])
+            g = linearized_quadratic_forms(self.last_pass.linearizations, [delta, prev], self.comm)
             m = g + lam * torch.stack([torch.stack([_dot(delta, delta), _dot(delta, prev)]),
                                        torch.stack([_dot(prev, delta), _dot(prev, prev)])])
             rhs = torch.stack([_dot(delta, grad), _dot(prev, grad)])

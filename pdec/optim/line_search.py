@@ -17,6 +17,7 @@ import torch
 
 from ..curvature import layer_matrices
 from ..loss import Batch
+from ..parallel import LOCAL, Communicator, batch_total
 from ..runtime import GeneratedPINN
 
 GRID = tuple(2.0 ** -k for k in range(30, -1, -1))
@@ -38,7 +39,7 @@ def trial_losses(model: GeneratedPINN, batch: Batch, weights: Sequence[torch.Ten
         weights: per layer, W̃ for every trial: (K, h_l, h_{l-1}+1).
 
     Returns:
-        (K,) losses Σ_τ 1/(2N_τ) Σ_n ‖r_τ(x_n)‖².
+        (K,) losses Σ_τ 1/(2N_τ) Σ_n ‖r_τ(x_n)‖² (N_τ: the batch's total, so a shard gives its part).
     """
     K = weights[0].shape[0]
     total = torch.zeros(K, dtype=weights[0].dtype, device=weights[0].device)
@@ -57,13 +58,14 @@ def trial_losses(model: GeneratedPINN, batch: Batch, weights: Sequence[torch.Ten
             if l < last:
                 Z = activate(Z, Xr)
         r = getattr(model, f"residual_{term}")(Xr, Z).reshape(K, N, -1)
-        total += 0.5 * r.pow(2).sum(dim=(1, 2)) / N
+        total += 0.5 * r.pow(2).sum(dim=(1, 2)) / batch_total(batch, term)
     return total
 
 
 @torch.no_grad()
 def grid_line_search(model: GeneratedPINN, batch: Batch, direction: Sequence[torch.Tensor],
-                     grid: Sequence[float] = GRID, max_chunk_mb: float | None = None) -> tuple[float, float]:
+                     grid: Sequence[float] = GRID, max_chunk_mb: float | None = None,
+                     comm: Communicator = LOCAL) -> tuple[float, float]:
     """Move θ to θ + α* δ with the α* of ``grid`` that minimises the loss.
 
     Args:
@@ -73,6 +75,8 @@ def grid_line_search(model: GeneratedPINN, batch: Batch, direction: Sequence[tor
         grid: trial step sizes (default 2⁻³⁰ … 2⁰).
         max_chunk_mb: memory bound of one batched pass's stacks (default: 16 on CPU, where two
             trials per pass measured fastest on 2d Poisson, and 2048 on GPU).
+        comm: with several ranks, the trial losses of every rank's shard are summed (one
+            all-reduce of the K losses), so every rank picks the same α*.
 
     Returns:
         (α*, L(θ + α* δ)). When every trial loss is non-finite, θ is left unchanged and α* = 0.
@@ -89,6 +93,7 @@ def grid_line_search(model: GeneratedPINN, batch: Batch, direction: Sequence[tor
         weights = [W0 + a[:, None, None] * D for W0, D in zip(base, direction)]
         losses.append(trial_losses(model, batch, weights))
     losses = torch.cat(losses)
+    comm.all_reduce_([losses])
     finite = torch.isfinite(losses)
     if not bool(finite.any()):
         return 0.0, math.inf

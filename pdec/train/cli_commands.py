@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import sys
 from pathlib import Path
 
 from ..errors import PdecError
@@ -27,6 +29,9 @@ def add_training_commands(sub) -> None:
     p.add_argument("--runs", type=Path, default=Path("runs"), help="runs root (default runs/)")
     p.add_argument("--resume", type=Path, help="continue the run in this directory")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--nproc", type=int, default=1, metavar="N",
+                   help="data parallel over N processes on this machine (torch.distributed: gloo on CPU, "
+                        "NCCL on GPUs; the same as torchrun --nproc-per-node N -m pdec train ...)")
     p.set_defaults(handler=cmd_train)
 
     p = sub.add_parser("plot", help="loss and error curves of runs (PNG), and the learned solution")
@@ -47,13 +52,13 @@ def add_training_commands(sub) -> None:
     p.set_defaults(handler=cmd_compare)
 
 
-def _compile_for(spec: Path, cfg):
+def _compile_for(spec: Path, cfg, device=None):
     import torch
 
     from .. import compile as compile_problem, load_spec
 
     return compile_problem(load_spec(spec), hidden=cfg.hidden, activation=cfg.activation, mode=cfg.mode,
-                           dtype=getattr(torch, cfg.dtype), device=_device(cfg.device))
+                           dtype=getattr(torch, cfg.dtype), device=device or _device(cfg.device))
 
 
 def _device(name: str):
@@ -62,6 +67,13 @@ def _device(name: str):
     if name.startswith("cuda") and not torch.cuda.is_available():
         raise PdecError("--device cuda: no CUDA device is available to torch on this machine")
     return torch.device(name)
+
+
+def _rank_device(name: str, comm):
+    """The device a rank trains on: GPU LOCAL_RANK for a data-parallel CUDA job."""
+    if comm.distributed and name.startswith("cuda"):
+        return _device(f"cuda:{comm.local_rank}")
+    return _device(name)
 
 
 def _flag_overrides(args) -> dict:
@@ -83,6 +95,44 @@ def _print_result(run) -> None:
 
 
 def cmd_train(args) -> int:
+    from ..parallel.comm import launched_by_torchrun
+
+    if args.nproc < 1:
+        raise PdecError(f"--nproc must be ≥ 1, got {args.nproc}")
+    if args.nproc > 1 and not launched_by_torchrun():
+        return _launch_ranks(args)
+    return _train_here(args)
+
+
+def _launch_ranks(args) -> int:
+    """Check the command once here (errors print once, no rank starts), compile the module, then
+    start ``args.nproc`` ranks running the same command."""
+    from ..parallel.launch import launch, strip_nproc
+    from .config import resolve_config
+
+    if args.resume is not None:
+        if not (args.resume / "config.json").is_file():
+            raise PdecError(f"{args.resume}: not a run directory (no config.json)")
+    else:
+        if args.spec is None:
+            raise PdecError("name a spec file (or --resume RUN_DIR)")
+        cfg, _ = resolve_config(_flag_overrides(args), args.config, args.set)
+        if cfg.device.startswith("cuda"):
+            import torch
+
+            available = torch.cuda.device_count()
+            if args.nproc > available:
+                raise PdecError(f"--nproc {args.nproc} with --device cuda needs {args.nproc} GPUs; "
+                                f"torch sees {available}")
+        compiled = _compile_for(args.spec, cfg, device="cpu")  # writes generated/ once, before the ranks
+        print(f"{args.spec} -> {compiled.source_path} (mode {compiled.plan.mode}, S = {compiled.plan.S}); "
+              f"training with {cfg.optimizer} on {cfg.device}, {cfg.dtype}, {args.nproc} ranks")
+    sys.stdout.flush()
+    return launch(args.nproc, strip_nproc(args.argv))
+
+
+def _train_here(args) -> int:
+    from ..parallel import from_environment
     from .config import resolve_config
     from .loop import TrainingDiverged, train
 
@@ -92,7 +142,8 @@ def cmd_train(args) -> int:
             raise PdecError(f"{args.resume}: not a run directory (no config.json)")
         saved = json.loads(cfg_file.read_text())
         cfg, _ = resolve_config(saved["settings"])
-        compiled = _compile_for(Path(saved["spec"]), cfg)
+        comm = from_environment(cfg.device)
+        compiled = _compile_for(Path(saved["spec"]), cfg, _rank_device(cfg.device, comm))
         extra = {k: v for k, v in _flag_overrides(args).items() if k in ("steps", "time_budget", "progress")}
         run_kwargs = dict(resume=args.resume, **extra)
     else:
@@ -103,15 +154,24 @@ def cmd_train(args) -> int:
         from .. import load_spec
 
         load_spec(args.spec)  # a spec that fails stops here: no run directory is created
-        compiled = _compile_for(args.spec, cfg)
-        print(f"{args.spec} -> {compiled.source_path} (mode {compiled.plan.mode}, S = {compiled.plan.S}); "
-              f"training with {cfg.optimizer} on {cfg.device}, {cfg.dtype}")
+        comm = from_environment(cfg.device)
+        compiled = _compile_for(args.spec, cfg, _rank_device(cfg.device, comm))
+        if comm.is_main and not os.environ.get("PDEC_LAUNCHED_BY_PDEC"):
+            ranks = f", {comm.world_size} ranks" if comm.distributed else ""
+            print(f"{args.spec} -> {compiled.source_path} (mode {compiled.plan.mode}, S = {compiled.plan.S}); "
+                  f"training with {cfg.optimizer} on {cfg.device}, {cfg.dtype}{ranks}")
         run_kwargs = dict(config_file=args.config, sets=args.set, run_root=args.runs, **overrides)
     try:
-        run = train(compiled, **run_kwargs)
-    except TrainingDiverged as exc:
-        print(f"pdec: training stopped: {exc}")
+        run = train(compiled, comm=comm, **run_kwargs)
+    except TrainingDiverged as exc:  # every rank sees the same non-finite loss
+        comm.close()
+        if comm.is_main:
+            print(f"pdec: training stopped: {exc}")
         return 1
+    # (an error on one rank skips this: its exit ends the job; the others must not wait for it)
+    comm.close()
+    if not comm.is_main:
+        return 128 + int(run.stop_signal or 2) if run.status == "interrupted" else 0
     _print_result(run)
     if run.status == "interrupted":
         return 128 + int(run.stop_signal or 2)

@@ -40,6 +40,7 @@ class TrainConfig:
     checkpoint_every: int = 500
     progress: bool = True
     keep_freed_memory: bool = True  # glibc: keep freed memory mapped (pdec.train.allocator)
+    memory_check: bool = True      # refuse a run whose estimated memory per rank exceeds what is free
 
     def validate(self) -> "TrainConfig":
         if self.steps < 0 or self.time_budget < 0:

@@ -3,6 +3,11 @@
 Each run records everything in its directory (see :mod:`pdec.train.runs`), shows progress with
 tqdm, saves a checkpoint periodically, on SIGINT/SIGTERM and at the end, and stops with the last
 finite parameters when the loss or the parameters become non-finite.
+
+Data parallel (launched by torchrun, or ``pdec train --nproc N``): every rank runs this loop on its
+shard of each batch with the same optimizer state; the optimizers all-reduce what they sum over
+samples, the ranks agree each step on stopping (time budget, signals), and only rank 0 evaluates,
+shows progress and writes the run directory.
 """
 
 from __future__ import annotations
@@ -23,8 +28,10 @@ from .. import __version__
 from ..compiler import Compiled
 from ..errors import PdecError
 from ..optim import get_optimizer
+from ..parallel import Communicator, from_environment
 from .allocator import keep_freed_memory
 from .config import TrainConfig, resolve_config
+from .memory import MemoryEstimate, check_memory, estimate_memory
 from .runs import MetricsLog, load_checkpoint, new_run_dir, save_checkpoint, write_json
 from .sampling import PointSampler
 
@@ -49,6 +56,7 @@ class Run:
     config: TrainConfig
     hyper: dict[str, Any]
     model: torch.nn.Module
+    memory: MemoryEstimate | None = None
     status: str = "completed"
     stop_signal: int | None = None
     steps: int = 0
@@ -73,10 +81,12 @@ def evaluate(model, sampler: PointSampler) -> dict[str, float]:
 
 
 class _StopSignals:
-    """Turns the first SIGINT/SIGTERM into a flag checked after each step (a second one aborts)."""
+    """Turns the first SIGINT/SIGTERM into a flag checked after each step (a second one aborts,
+    except with ``patient``: a data-parallel rank must finish the step with the others)."""
 
-    def __init__(self):
+    def __init__(self, patient: bool = False):
         self.received: int | None = None
+        self.patient = patient
         self._old = {}
 
     def __enter__(self):
@@ -89,6 +99,8 @@ class _StopSignals:
 
     def _handle(self, signum, frame):
         if self.received is not None:
+            if self.patient:
+                return
             raise KeyboardInterrupt
         self.received = signum
 
@@ -106,7 +118,7 @@ def _versions() -> dict[str, str]:
 
 def train(compiled: Compiled, optimizer: str | None = None, *, config_file: str | Path | None = None,
           sets: list[str] | None = None, run_root: str | Path = "runs", save: bool = True,
-          resume: str | Path | None = None, **settings: Any) -> Run:
+          resume: str | Path | None = None, comm: Communicator | None = None, **settings: Any) -> Run:
     """Train a compiled model.
 
     Args:
@@ -116,7 +128,9 @@ def train(compiled: Compiled, optimizer: str | None = None, *, config_file: str 
         config_file: optional TOML file of settings; ``sets``: ``key=value`` strings (win).
         run_root: where ``<spec>/<run-id>/`` is created; ``save=False`` writes nothing.
         resume: a run directory to continue (its config is reused; ``steps``/``time_budget``
-            may be raised).
+            may be raised; the number of ranks may differ from the original run's).
+        comm: the communicator of a data-parallel job (default: joined from torchrun's
+            environment when present, else a single process).
         **settings: any :class:`TrainConfig` field (steps, time_budget, seed, n_interior, ...) or
             optimizer hyperparameter.
 
@@ -141,13 +155,21 @@ def train(compiled: Compiled, optimizer: str | None = None, *, config_file: str 
     _match_compiled(cfg, compiled, dtype, device)
     if cfg.keep_freed_memory and device.type == "cpu":
         keep_freed_memory()
+    comm = comm if comm is not None else from_environment(str(device))
+    main = comm.is_main
     problem = compiled.problem
-    sampler = PointSampler(problem, cfg.n_interior, cfg.n_condition, cfg.seed, cfg.n_eval, dtype, device)
+    sampler = PointSampler(problem, cfg.n_interior, cfg.n_condition, cfg.seed, cfg.n_eval if main else 0,
+                           dtype, device, comm.rank, comm.world_size)
+    memory = estimate_memory(model, sampler.batch, cfg.optimizer, hyper)
+    if main and cfg.progress:
+        print(f"memory per rank (estimate): {memory.summary()}", file=sys.stderr)
+    if cfg.memory_check:
+        check_memory(memory, device)
     if checkpoint is None:
         torch.manual_seed(cfg.seed)
         for layer in model.layers:
             layer.reset_parameters()
-    opt = get_optimizer(cfg.optimizer)(model, **hyper)
+    opt = get_optimizer(cfg.optimizer)(model, comm=comm, **hyper)
     n_params = sum(p.numel() for p in model.parameters())
 
     step, elapsed = 0, 0.0
@@ -157,10 +179,13 @@ def train(compiled: Compiled, optimizer: str | None = None, *, config_file: str 
         sampler.load_state_dict(checkpoint["sampler"])
         torch.set_rng_state(checkpoint["torch_rng"])
         step, elapsed = checkpoint["step"], checkpoint["elapsed"]
-    elif save:
+    elif save and main:
         run_dir = new_run_dir(run_root, problem.name, cfg.optimizer, cfg.seed)
     else:
         run_dir = None
+    comm.broadcast_([p.data for p in model.parameters()], src=0)  # every rank starts from rank 0's θ
+    if not main:
+        run_dir = None  # only rank 0 writes
 
     terms = list(sampler.batch)
     columns = ["step", "time", "loss"] + [f"loss_{t}" for t in terms] + ["rel_l2", "abs_rms", "lr"]
@@ -171,12 +196,15 @@ def train(compiled: Compiled, optimizer: str | None = None, *, config_file: str 
             "hyperparameters": hyper, "parameters_D": n_params, "dtype": str(dtype).replace("torch.", ""),
             "device": str(device), "versions": _versions(), "command": sys.argv,
             "plan": {t: {"mode": p.mode, "S": p.S} for t, p in compiled.plan.terms.items()},
-            "widths": list(model.widths), "activation": model.activation_name})
+            "widths": list(model.widths), "activation": model.activation_name,
+            "ranks": comm.world_size, "memory_per_rank_bytes": memory.parts})
     log = MetricsLog(run_dir / "metrics.csv", columns, keep_until_step=step if checkpoint else None) \
         if run_dir is not None else None
-    run = Run(run_dir, cfg, hyper, model)
+    run = Run(run_dir, cfg, hyper, model, memory)
 
     def record(row: dict) -> None:
+        if not main:
+            return
         run.history.append(row)
         if log is not None:
             log.append(row)
@@ -194,19 +222,19 @@ def train(compiled: Compiled, optimizer: str | None = None, *, config_file: str 
                                                   "parameters_D": n_params, **run.final})
 
     if checkpoint is None:
-        record({"step": 0, "time": 0.0, "loss": opt.loss_at(sampler.batch), **evaluate(model, sampler),
-                "lr": float("nan")})
+        loss0 = opt.loss_at(sampler.batch)  # a collective: every rank takes part
+        record({"step": 0, "time": 0.0, "loss": loss0, **evaluate(model, sampler), "lr": float("nan")})
 
     def done() -> bool:
         return (cfg.steps and step >= cfg.steps) or (cfg.time_budget and elapsed >= cfg.time_budget)
 
     params = [p for p in model.parameters()]
     last_good = [p.detach().clone() for p in params]
-    bar = tqdm(total=cfg.steps or None, initial=step, disable=not cfg.progress, unit="step",
+    bar = tqdm(total=cfg.steps or None, initial=step, disable=not (cfg.progress and main), unit="step",
                desc=f"{problem.name}/{cfg.optimizer}", dynamic_ncols=True, file=sys.stderr,
                mininterval=0.5)
     try:
-        with _StopSignals() as stop:
+        with _StopSignals(patient=comm.distributed) as stop:
             while not done():
                 if cfg.resample_every and step > 0 and step % cfg.resample_every == 0:
                     sampler.resample()
@@ -227,8 +255,12 @@ def train(compiled: Compiled, optimizer: str | None = None, *, config_file: str 
                                            f"finite parameters{f' in {run_dir}' if run_dir else ''}")
                 step += 1
                 bar.update(1)
+                if comm.distributed:  # ranks agree on the clock and on a stop signal any rank got
+                    elapsed, stopped = comm.all_reduce_max([elapsed, stop.received or 0])
+                    if stopped and stop.received is None:
+                        stop.received = int(stopped)
                 last = done() or stop.received is not None
-                if step % cfg.eval_every == 0 or last:
+                if main and (step % cfg.eval_every == 0 or last):
                     metrics = evaluate(model, sampler)
                     record({"step": step, "time": elapsed, "loss": info.loss,
                             **{f"loss_{k}": v for k, v in info.losses.items()}, **metrics, "lr": info.lr})

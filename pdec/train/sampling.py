@@ -3,6 +3,10 @@
 One seed controls every sampler: the training stream and the evaluation stream are separate
 ``torch.Generator``s derived from it, so resampling never shifts the evaluation set.
 Points are (N, d) rows in the domain's variable order.
+
+Data parallel: every rank draws the whole batch from the same stream and trains on its block of
+rows (:func:`pdec.parallel.shard_batch`), so the union over ranks is the single-process batch and
+a checkpoint (which holds the whole batch) resumes with any number of ranks.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ from typing import Mapping
 import torch
 
 from ..errors import PdecError
+from ..parallel import shard_batch
 from ..spec import Boundary, Face, Initial, Problem, Region, Sampler, SpatialBoundary
 
 
@@ -82,10 +87,12 @@ class PointSampler:
             (the paper's "boundary" count: 120 for 2d Poisson; heat: half initial, half boundary).
         seed: controls every draw.
         n_eval: held-out interior points for the error metrics.
+        rank, world_size: data parallel: ``batch`` is this rank's shard of the whole batch
+            ``full_batch`` (a :class:`~pdec.parallel.Shard` when world_size > 1).
     """
 
     def __init__(self, problem: Problem, n_interior: int, n_condition: int, seed: int,
-                 n_eval: int = 0, dtype=torch.float64, device=None):
+                 n_eval: int = 0, dtype=torch.float64, device=None, rank: int = 0, world_size: int = 1):
         if n_interior < 1:
             raise PdecError(f"n_interior must be ≥ 1, got {n_interior}")
         conditions = problem.condition_items
@@ -95,28 +102,38 @@ class PointSampler:
         self.n_interior = n_interior
         self.counts = _split(n_condition, list(conditions))
         self.regions = {name: c.on for name, c in conditions.items()}
+        if world_size > 1 and min([n_interior, *self.counts.values()]) < world_size:
+            raise PdecError(f"{world_size} ranks need at least {world_size} points of every term per batch "
+                            f"(got interior {n_interior}, conditions {self.counts})")
         self.dtype, self.device = dtype, device
+        self.rank, self.world_size = rank, world_size
         self.generator = torch.Generator().manual_seed(seed)
         eval_gen = torch.Generator().manual_seed(seed + 1_000_003)
         self.eval_points = uniform_box(problem, n_eval, eval_gen, dtype, device) if n_eval else None
-        self.batch: dict[str, torch.Tensor] = {}
+        self.full_batch: dict[str, torch.Tensor] = {}
+        self.batch: Mapping[str, torch.Tensor] = {}
         self.resample()
 
     def resample(self) -> Mapping[str, torch.Tensor]:
-        """Draw a new batch from the training stream and return it."""
+        """Draw a new batch from the training stream; return (and keep as ``batch``) this rank's part."""
         g = self.generator
         batch = {"interior": uniform_box(self.problem, self.n_interior, g, self.dtype, self.device)}
         for name, region in self.regions.items():
             batch[name] = sample_region(self.problem, region, self.counts[name], g, self.dtype, self.device)
-        self.batch = batch
-        return batch
+        self._set(batch)
+        return self.batch
+
+    def _set(self, full: dict[str, torch.Tensor]) -> None:
+        self.full_batch = full
+        self.batch = shard_batch(full, self.rank, self.world_size) if self.world_size > 1 else full
 
     def state_dict(self) -> dict:
-        return {"generator": self.generator.get_state(), "batch": {k: v.cpu() for k, v in self.batch.items()}}
+        """The stream's state and the whole current batch (every rank's rows)."""
+        return {"generator": self.generator.get_state(), "batch": {k: v.cpu() for k, v in self.full_batch.items()}}
 
     def load_state_dict(self, state: dict) -> None:
         self.generator.set_state(state["generator"])
-        self.batch = {k: v.to(self.device, self.dtype) for k, v in state["batch"].items()}
+        self._set({k: v.to(self.device, self.dtype) for k, v in state["batch"].items()})
 
 
 def _split(total: int, names: list[str]) -> dict[str, int]:

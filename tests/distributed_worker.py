@@ -1,0 +1,49 @@
+"""One rank of the data-parallel equality test (tests/test_distributed.py), launched by torchrun.
+
+Trains heat1d for 5 steps with every optimizer case of CASES on this rank's shard (gloo) and,
+on rank 0, saves the parameters to OUT/<case>.pt.
+"""
+
+import sys
+from pathlib import Path
+
+import torch
+
+import pdec
+from pdec.parallel import from_environment
+
+ROOT = Path(__file__).resolve().parents[1]
+# uneven shards on purpose: 101 interior points, 16 + 15 condition points, split over 2 ranks
+SETTINGS = dict(n_interior=101, n_condition=31, n_eval=50, steps=5, seed=1, progress=False,
+                eval_every=5, memory_check=True)
+CASES = {
+    "kfac": ("kfac", {}),
+    "kfac-spread": ("kfac", {"inverse_placement": "spread"}),
+    "kfac-resample": ("kfac", {"resample_every": 2, "approximation": "reduce"}),
+    "kfac-star": ("kfac-star", {}),
+    "engd": ("engd", {}),
+    "engd-layerwise": ("engd-layerwise", {}),
+    "hessian-free": ("hessian-free", {"cg_iterations": 20}),
+    "adam": ("adam", {"lr": 1e-2}),
+    "sgd": ("sgd", {"lr": 1e-3}),
+    "lbfgs": ("lbfgs", {"max_iter": 3}),
+}
+
+
+def run_case(case: str, comm=None) -> list[torch.Tensor]:
+    """Train one case; return the final parameters."""
+    optimizer, extra = CASES[case]
+    compiled = pdec.compile(pdec.load_spec(ROOT / "specs" / "heat1d.py"), hidden=(8, 6), write=False)
+    run = pdec.train(compiled, optimizer, save=False, comm=comm, **SETTINGS, **extra)
+    return [p.detach().clone() for p in run.model.parameters()]
+
+
+if __name__ == "__main__":
+    out = Path(sys.argv[1])
+    comm = from_environment("cpu")
+    assert comm.world_size == 2, comm
+    for case in CASES:
+        params = run_case(case, comm)
+        if comm.is_main:
+            torch.save(params, out / f"{case}.pt")
+    comm.close()

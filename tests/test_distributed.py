@@ -1,0 +1,167 @@
+"""Data parallel on torch.distributed (gloo, 2 CPU processes): equality with one process,
+sharding, the command line (--nproc), resuming with another number of ranks, a failed rank."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+import torch
+
+import pdec
+from pdec.parallel import shard_batch, shard_rows
+from pdec.train.sampling import PointSampler
+from conftest import ROOT
+from distributed_worker import CASES, SETTINGS, run_case
+
+ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
+
+
+def _torchrun(*args: str, cwd=None, timeout: int = 600) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2",
+                           *args], capture_output=True, text=True, timeout=timeout, env=ENV, cwd=cwd)
+
+
+def _pdec(*args: str, cwd, timeout: int = 600) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "pdec", *args], capture_output=True, text=True,
+                          timeout=timeout, env=ENV, cwd=cwd)
+
+
+@pytest.fixture(scope="module")
+def two_rank_results(tmp_path_factory):
+    out = tmp_path_factory.mktemp("two_ranks")
+    r = _torchrun(str(ROOT / "tests" / "distributed_worker.py"), str(out))
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-4000:]
+    return out
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_two_ranks_equal_one_process_on_the_union_batch(two_rank_results, case):
+    one = run_case(case)
+    two = torch.load(two_rank_results / f"{case}.pt")
+    compiled = pdec.compile(pdec.load_spec(ROOT / "specs" / "heat1d.py"), hidden=(8, 6), write=False)
+    torch.manual_seed(SETTINGS["seed"])
+    for layer in compiled.model.layers:
+        layer.reset_parameters()
+    start = [p.detach() for p in compiled.model.parameters()]
+    moved = max(float((p - s).norm() / s.norm()) for p, s in zip(one, start))
+    assert moved > 1e-4, "the 5 steps did not move the parameters: the comparison would be vacuous"
+    for p, q in zip(one, two):
+        assert float((p - q).norm() / p.norm()) < 1e-10
+
+
+def test_shards_partition_the_single_process_batch():
+    problem = pdec.load_spec(ROOT / "specs" / "heat1d.py")
+    full = PointSampler(problem, 101, 31, seed=4).batch
+    for world in (2, 3):
+        shards = [PointSampler(problem, 101, 31, seed=4, rank=r, world_size=world).batch for r in range(world)]
+        for term, X in full.items():
+            assert torch.equal(torch.cat([s[term] for s in shards]), X)
+            assert all(s.totals[term] == X.shape[0] for s in shards)
+    assert [shard_rows(7, r, 3) for r in range(3)] == [slice(0, 2), slice(2, 4), slice(4, 7)]
+    assert shard_batch(full, 1, 2).totals == {t: X.shape[0] for t, X in full.items()}
+    with pytest.raises(pdec.PdecError, match="at least 4 points"):
+        PointSampler(problem, 3, 31, seed=4, rank=0, world_size=4)
+
+
+def _params(run_dir):
+    return list(torch.load(run_dir / "checkpoint.pt", weights_only=False)["model"].values())
+
+
+def test_cli_nproc_and_resume_with_another_rank_count(tmp_path):
+    spec = str(ROOT / "specs" / "heat1d.py")
+    settings = dict(n_interior=41, n_condition=12, n_eval=50, seed=2, progress=False)
+    sets = [a for k, v in settings.items() if k != "progress" for a in ("--set", f"{k}={v}")]
+    sets += ["--set", "hidden=8", "--no-progress"]
+    full = pdec.train(pdec.compile(pdec.load_spec(spec), hidden=(8,), write=False), "kfac", steps=6,
+                      run_root=tmp_path / "one", **settings)
+
+    # 2 ranks for 4 steps, then 1 process to step 6
+    r = _pdec("train", spec, "--nproc", "2", "--steps", "4", "--runs", "runs2", *sets, cwd=tmp_path)
+    assert r.returncode == 0, r.stderr[-3000:]
+    (run_dir,) = list((tmp_path / "runs2" / "heat1d").iterdir())  # rank 0 alone wrote a directory
+    assert json.loads((run_dir / "config.json").read_text())["ranks"] == 2
+    r = _pdec("train", "--resume", str(run_dir), "--steps", "6", "--no-progress", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr[-3000:]
+    for p, q in zip(full.model.state_dict().values(), _params(run_dir)):
+        assert float((p - q).norm() / p.norm()) < 1e-10
+
+    # 1 process for 4 steps, then 2 ranks to step 6
+    part = pdec.train(pdec.compile(pdec.load_spec(spec), hidden=(8,), write=False), "kfac", steps=4,
+                      run_root=tmp_path / "part", **settings)
+    r = _pdec("train", "--resume", str(part.run_dir), "--steps", "6", "--nproc", "2", "--no-progress",
+              cwd=tmp_path)
+    assert r.returncode == 0, r.stderr[-3000:]
+    for p, q in zip(full.model.state_dict().values(), _params(part.run_dir)):
+        assert float((p - q).norm() / p.norm()) < 1e-10
+
+
+FAILING_SPEC = '''
+import os
+import sympy as sp
+import torch
+from pdec import Box, Condition, Problem, Sampler
+
+x, y = sp.symbols("x y", real=True)
+u = sp.Function("u")(x, y)
+
+
+def edge(n, g):
+    if os.environ.get("RANK") == "1":
+        raise RuntimeError("this sampler fails on rank 1")
+    X = torch.rand(n, 2, generator=g, dtype=torch.float64)
+    X[:, 0] = 0.0
+    return X
+
+
+problem = Problem(name="fails_on_rank1", description="Poisson with a sampler that fails on rank 1",
+                  domain=Box({x: (0, 1), y: (0, 1)}), unknowns=[u],
+                  interior=-(u.diff(x, 2) + u.diff(y, 2)) - 1,
+                  conditions={"edge": Condition(u, on=Sampler(edge, "x = 0"))})
+'''
+
+
+def test_a_failed_rank_stops_the_job_with_a_clear_message(tmp_path):
+    (tmp_path / "fails.py").write_text(textwrap.dedent(FAILING_SPEC))
+    r = _pdec("train", "fails.py", "--nproc", "2", "--steps", "3", "--no-progress", "--set", "n_eval=0",
+              cwd=tmp_path, timeout=300)
+    assert r.returncode != 0
+    assert "this sampler fails on rank 1" in r.stderr
+    assert "pdec: rank 1 of 2 failed" in r.stderr
+    assert not (tmp_path / "runs" / "fails_on_rank1").exists() or not any(
+        (p / "checkpoint.pt").exists() for p in (tmp_path / "runs" / "fails_on_rank1").iterdir())
+
+
+def test_memory_estimate_matches_the_tensors_it_predicts():
+    from pdec.curvature import linearize
+    from pdec.optim import get_optimizer
+    from pdec.train.memory import estimate_memory
+
+    compiled = pdec.compile(pdec.load_spec(ROOT / "specs" / "heat1d.py"), hidden=(8, 6), write=False)
+    model = compiled.model
+    batch = PointSampler(compiled.problem, 30, 10, seed=0).batch
+    est = estimate_memory(model, batch, "kfac")
+    kept = sum(t.numel() * t.element_size() for term, X in batch.items()
+               for lin in [linearize(model, term, X)] for t in (*lin.inputs, *lin.output_grads))
+    assert est.parts["stacks"] == kept
+    opt = get_optimizer("kfac")(model)
+    held = sum(M.numel() * M.element_size() for fs in opt.pre.factors.values() for f in fs for M in (f.A, f.B))
+    assert held <= est.parts["factors"] <= 3 * held
+    D = sum(p.numel() for p in model.parameters())
+    engd = estimate_memory(model, batch, "engd")
+    assert engd.parts["gramian"] >= 3 * D * D * 8
+    assert "gramian" not in est.parts and "stacks" in est.summary()
+
+
+def test_training_refuses_a_run_that_will_not_fit(tmp_path, monkeypatch):
+    memory = sys.modules["pdec.train.memory"]
+
+    monkeypatch.setattr(memory, "available_memory", lambda device: 2**20)
+    compiled = pdec.compile(pdec.load_spec(ROOT / "specs" / "heat1d.py"), hidden=(64, 64), write=False)
+    with pytest.raises(pdec.PdecError, match=r"needs ≈ .* per rank .* but only 1.0 MiB is free"):
+        pdec.train(compiled, "engd", steps=1, n_interior=2000, run_root=tmp_path, progress=False)
+    assert not (tmp_path / "heat1d").exists()
