@@ -1,7 +1,11 @@
 """One rank of the data-parallel equality test (tests/test_distributed.py), launched by torchrun.
 
-Trains heat1d for 5 steps with every optimizer case of CASES on this rank's shard (gloo) and,
-on rank 0, saves the parameters to OUT/<case>.pt.
+Trains heat1d for 5 steps with every optimizer case of CASES on this rank's shard and, on rank 0,
+saves the parameters to OUT/<case>.pt:
+
+    python -m torch.distributed.run --standalone --nproc-per-node 2 tests/distributed_worker.py OUT [cuda]
+
+(gloo on CPU; with ``cuda``, NCCL with one GPU per rank, as benchmarks/gpu_distributed.sh runs it.)
 """
 
 import sys
@@ -18,7 +22,7 @@ SETTINGS = dict(n_interior=101, n_condition=31, n_eval=50, steps=5, seed=1, prog
                 eval_every=5, memory_check=True)
 CASES = {
     "kfac": ("kfac", {}),
-    "kfac-spread": ("kfac", {"inverse_placement": "spread"}),
+    "kfac-replicated": ("kfac", {"inverse_placement": "replicated"}),
     "kfac-resample": ("kfac", {"resample_every": 2, "approximation": "reduce"}),
     "kfac-star": ("kfac-star", {}),
     "engd": ("engd", {}),
@@ -30,20 +34,24 @@ CASES = {
 }
 
 
-def run_case(case: str, comm=None) -> list[torch.Tensor]:
-    """Train one case; return the final parameters."""
+def run_case(case: str, comm=None, device: str = "cpu") -> list[torch.Tensor]:
+    """Train one case; return the final parameters (on the CPU)."""
     optimizer, extra = CASES[case]
-    compiled = pdec.compile(pdec.load_spec(ROOT / "specs" / "heat1d.py"), hidden=(8, 6), write=False)
+    compiled = pdec.compile(pdec.load_spec(ROOT / "specs" / "heat1d.py"), hidden=(8, 6), write=False,
+                            device=device)
     run = pdec.train(compiled, optimizer, save=False, comm=comm, **SETTINGS, **extra)
-    return [p.detach().clone() for p in run.model.parameters()]
+    return [p.detach().cpu().clone() for p in run.model.parameters()]
 
 
 if __name__ == "__main__":
     out = Path(sys.argv[1])
-    comm = from_environment("cpu")
+    device = sys.argv[2] if len(sys.argv) > 2 else "cpu"
+    comm = from_environment(device)
     assert comm.world_size == 2, comm
+    if device.startswith("cuda"):
+        device = f"cuda:{comm.local_rank}"
     for case in CASES:
-        params = run_case(case, comm)
+        params = run_case(case, comm, device)
         if comm.is_main:
             torch.save(params, out / f"{case}.pt")
     comm.close()

@@ -29,9 +29,11 @@ _SHARED = {
     "update_period": Hyper(1, "T: refresh factors and inverses every T steps", lo=1),
     "approximation": Hyper("expand", "KFAC-expand (paper) or KFAC-reduce", choices=("expand", "reduce")),
     "merge_conditions": Hyper(True, "one Kronecker pair for all conditions (else interior only)"),
-    "inverse_placement": Hyper("replicated", "data parallel: every rank inverts every layer's factors "
-                               "(replicated), or each rank some layers, then broadcast (spread)",
-                               choices=("replicated", "spread")),
+    # spread measured faster (benchmarks/scaling.py: 5.20 against 5.49 s per step, 2 ranks, 5d
+    # Poisson, D = 116 865); no effect in a single process
+    "inverse_placement": Hyper("spread", "data parallel: each rank inverts some layers' factors and "
+                               "broadcasts them (spread), or every rank inverts every layer (replicated)",
+                               choices=("spread", "replicated")),
 }
 
 
