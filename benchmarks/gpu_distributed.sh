@@ -12,6 +12,8 @@
 #   (b) 5d Poisson, 5-256-256-128-128-1 (D = 116 865), 3 000 + 500 points: KFAC steps per second
 #       on 1 GPU and on 2 GPUs (`pdec train --nproc 2 --device cuda`), and their ratio.
 # With one GPU: (b) on 1 GPU only (the single-rank path of the same command).
+# DEVICE=cpu runs the same steps with gloo on this machine's CPU as 2 ranks (a dry run of the
+# script's logic; 5d Poisson with fewer points and steps).
 # Expected total: 2-4 minutes. Exit status 0 if every part passed.
 
 set -uo pipefail
@@ -26,20 +28,27 @@ status=0
 start=$SECONDS
 section() { printf '\n=== %s (%s, +%ds) ===\n' "$*" "$(date '+%H:%M:%S')" "$((SECONDS - start))"; }
 
-GPUS=$("$PY" -c "import torch; print(torch.cuda.device_count())" 2>/dev/null || echo 0)
-section "machine: $GPUS GPU(s)"
-nvidia-smi -L || true
-if [[ "$GPUS" -lt 1 ]]; then
-    echo "no CUDA device visible to torch: nothing to do"
-    exit 1
+DEVICE="${DEVICE:-cuda}"
+if [[ "$DEVICE" == cpu ]]; then
+    GPUS=2; ONE=cpu; POINTS=(--set n_interior=600 --set n_condition=100); STEPS=6; EVERY=2
+    section "dry run on the CPU: 2 gloo ranks stand in for 2 GPUs"
+else
+    GPUS=$("$PY" -c "import torch; print(torch.cuda.device_count())" 2>/dev/null || echo 0)
+    ONE=cuda:0; POINTS=(--set n_interior=3000 --set n_condition=500); STEPS=60; EVERY=20
+    section "machine: $GPUS GPU(s)"
+    nvidia-smi -L || true
+    if [[ "$GPUS" -lt 1 ]]; then
+        echo "no CUDA device visible to torch: nothing to do"
+        exit 1
+    fi
 fi
 
 if [[ "$GPUS" -ge 2 ]]; then
-    section "(a) 2 ranks, NCCL: parameters equal one GPU's after 5 steps"
+    section "(a) 2 ranks ($DEVICE): parameters equal one device's after 5 steps"
     WORK=$(mktemp -d)
     if timeout 300 "$PY" -m torch.distributed.run --standalone --nproc-per-node=2 \
-            tests/distributed_worker.py "$WORK" cuda; then
-        timeout 200 "$PY" - "$WORK" <<'EOF' || { echo "(a) FAILED"; status=1; }
+            tests/distributed_worker.py "$WORK" "$DEVICE"; then
+        timeout 200 "$PY" - "$WORK" "$ONE" <<'EOF' || { echo "(a) FAILED"; status=1; }
 import sys
 from pathlib import Path
 
@@ -48,13 +57,13 @@ import torch
 sys.path.insert(0, "tests")
 from distributed_worker import CASES, run_case
 
-out, worst = Path(sys.argv[1]), 0.0
+out, device, worst = Path(sys.argv[1]), sys.argv[2], 0.0
 for case in CASES:
-    one = run_case(case, device="cuda:0")
+    one = run_case(case, device=device)
     two = torch.load(out / f"{case}.pt")
     rel = max(float((p - q).norm() / p.norm()) for p, q in zip(one, two))
     worst = max(worst, rel)
-    print(f"{case:16s} max relative difference 1 GPU vs 2 ranks: {rel:.2e}")
+    print(f"{case:16s} max relative difference 1 device vs 2 ranks: {rel:.2e}")
 print(f"worst {worst:.2e}: {'PASS' if worst < 1e-10 else 'FAIL'} (tolerance 1e-10)")
 sys.exit(0 if worst < 1e-10 else 1)
 EOF
@@ -63,24 +72,25 @@ EOF
     fi
 fi
 
-section "(b) 5d Poisson, D = 116 865: KFAC steps per second"
+section "(b) 5d Poisson, D = 116 865: KFAC steps per second ($DEVICE)"
 RUNS=$(mktemp -d)
-run_kfac() {  # $1 = number of ranks
-    local args=(train specs/poisson5d.py --optimizer kfac --device cuda --steps 60 --no-progress
-                --runs "$RUNS" --set hidden=256,256,128,128 --set n_interior=3000 --set n_condition=500
-                --set n_eval=2000 --set eval_every=20)
+ROOT=$PWD
+run_kfac() {  # $1 = number of ranks; runs in $RUNS so that generated/ there, not the repository's, is rewritten
+    local args=(train "$ROOT/specs/poisson5d.py" --optimizer kfac --device "$DEVICE" --steps "$STEPS" --no-progress
+                --runs runs --set hidden=256,256,128,128 "${POINTS[@]}" --set n_eval=2000
+                --set eval_every="$EVERY")
     [[ "$1" -gt 1 ]] && args+=(--nproc "$1")
-    timeout 240 "$PY" -m pdec "${args[@]}"
+    (cd "$RUNS" && timeout 240 "$PY" -m pdec "${args[@]}")
 }
 for ranks in 1 $([[ "$GPUS" -ge 2 ]] && echo 2); do
-    echo "--- $ranks GPU(s)"
+    echo "--- $ranks rank(s)"
     run_kfac "$ranks" || { echo "(b) FAILED with $ranks rank(s)"; status=1; }
 done
 "$PY" - "$RUNS" <<'EOF'
 import csv, json, sys
 from pathlib import Path
 
-for run in sorted(Path(sys.argv[1]).glob("*/*")):
+for run in sorted(Path(sys.argv[1]).glob("runs/*/*")):
     cfg = json.loads((run / "config.json").read_text())
     rows = list(csv.DictReader((run / "metrics.csv").open()))
     (a, b) = rows[1], rows[-1]  # after the first evaluation point: steady state

@@ -15,6 +15,7 @@ measured parts (see ``model_speedup``). Rows are appended to --results.
 
     python benchmarks/scaling.py                # about 4 minutes on 2 cores
     python benchmarks/scaling.py --steps 3 --n-interior 600   # quick look
+    python benchmarks/scaling.py --steps 12 --reverse          # spread before replicated
 """
 
 from __future__ import annotations
@@ -154,6 +155,8 @@ def main() -> int:
     parser.add_argument("--n-interior", type=int, default=3000)
     parser.add_argument("--n-condition", type=int, default=500)
     parser.add_argument("--results", type=Path, default=ROOT / "benchmarks" / "results" / "scaling.jsonl")
+    parser.add_argument("--reverse", action="store_true",
+                        help="run the two 2-rank configurations in the opposite order (order effects)")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--threads", type=int, default=1, help=argparse.SUPPRESS)
     parser.add_argument("--placement", default="replicated", help=argparse.SUPPRESS)
@@ -166,7 +169,8 @@ def main() -> int:
 
     rows = []
     stamp = time.strftime("%Y-%m-%d %H:%M")
-    for label, ranks, threads, placement in CONFIGS:
+    configs = [CONFIGS[0], *reversed(CONFIGS[1:])] if args.reverse else CONFIGS
+    for label, ranks, threads, placement in configs:
         out = Path(f"/tmp/pdec-scaling-{os.getpid()}-{len(rows)}.json")
         env = {**os.environ, "OMP_NUM_THREADS": str(threads), "PYTHONPATH": str(ROOT)}
         cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={ranks}",
@@ -200,11 +204,12 @@ def main() -> int:
     ratio = best["steps_per_s"] / base["steps_per_s"]
     print(f"\ntarget: 2 ranks ≥ 0.8x the single rank's throughput: {ratio:.2f}x "
           f"({best['label']}) -> {'met' if ratio >= 0.8 else 'MISSED'}")
-    model = model_speedup({**base, "allreduce_bytes_per_step": rows[1]["allreduce_bytes_per_step"],
-                           "collectives_per_step": rows[1]["collectives_per_step"]})
+    replicated = next(r for r in rows if r["placement"] == "replicated" and r["ranks"] > 1)
+    model = model_speedup({**base, "allreduce_bytes_per_step": replicated["allreduce_bytes_per_step"],
+                           "collectives_per_step": replicated["collectives_per_step"]})
     print(f"modelled speed-up on 8 GPUs (this machine's compute split: {model['t_batch']:.3f} s per-point work, "
-          f"{model['t_inv']:.3f} s inversion; all-reduce {rows[1]['allreduce_bytes_per_step'] / 1e6:.1f} MB in "
-          f"{rows[1]['collectives_per_step']:.0f} collectives per step at {GPU_BUS_BANDWIDTH / 1e9:.0f} GB/s, "
+          f"{model['t_inv']:.3f} s inversion; all-reduce {replicated['allreduce_bytes_per_step'] / 1e6:.1f} MB in "
+          f"{replicated['collectives_per_step']:.0f} collectives per step at {GPU_BUS_BANDWIDTH / 1e9:.0f} GB/s, "
           f"{GPU_COLLECTIVE_LATENCY * 1e6:.0f} µs each -> {model['t_comm'] * 1e3:.2f} ms): "
           f"{model['replicated']:.1f}x with replicated inverses, {model['spread']:.1f}x spread; the largest part at "
           f"8 GPUs is {model['largest']}. As the GPU count grows the speed-up is capped by the inversion every rank "

@@ -87,6 +87,7 @@ def test_cli_nproc_and_resume_with_another_rank_count(tmp_path):
     assert json.loads((run_dir / "config.json").read_text())["ranks"] == 2
     r = _pdec("train", "--resume", str(run_dir), "--steps", "6", "--no-progress", cwd=tmp_path)
     assert r.returncode == 0, r.stderr[-3000:]
+    assert json.loads((run_dir / "summary.json").read_text())["ranks"] == 1
     for p, q in zip(full.model.state_dict().values(), _params(run_dir)):
         assert float((p - q).norm() / p.norm()) < 1e-10
 
@@ -96,6 +97,7 @@ def test_cli_nproc_and_resume_with_another_rank_count(tmp_path):
     r = _pdec("train", "--resume", str(part.run_dir), "--steps", "6", "--nproc", "2", "--no-progress",
               cwd=tmp_path)
     assert r.returncode == 0, r.stderr[-3000:]
+    assert json.loads((part.run_dir / "summary.json").read_text())["ranks"] == 2
     for p, q in zip(full.model.state_dict().values(), _params(part.run_dir)):
         assert float((p - q).norm() / p.norm()) < 1e-10
 
@@ -158,10 +160,64 @@ def test_memory_estimate_matches_the_tensors_it_predicts():
 
 
 def test_training_refuses_a_run_that_will_not_fit(tmp_path, monkeypatch):
-    memory = sys.modules["pdec.train.memory"]
 
-    monkeypatch.setattr(memory, "available_memory", lambda device: 2**20)
+    monkeypatch.setattr(sys.modules["pdec.train.loop"], "available_memory", lambda device: 2**20)
     compiled = pdec.compile(pdec.load_spec(ROOT / "specs" / "heat1d.py"), hidden=(64, 64), write=False)
     with pytest.raises(pdec.PdecError, match=r"needs ≈ .* per rank .* but only 1.0 MiB is free"):
         pdec.train(compiled, "engd", steps=1, n_interior=2000, run_root=tmp_path, progress=False)
     assert not (tmp_path / "heat1d").exists()
+
+
+def test_sigint_to_a_two_rank_job_saves_a_checkpoint(tmp_path):
+    import signal
+    import time
+
+    cmd = [sys.executable, "-m", "pdec", "train", str(ROOT / "specs" / "heat1d.py"), "--nproc", "2",
+           "--steps", "1000000", "--no-progress", "--set", "hidden=8", "--set", "n_interior=41",
+           "--set", "n_condition=12", "--set", "n_eval=50", "--set", "checkpoint_every=1000000",
+           "--set", "eval_every=1"]
+    p = subprocess.Popen(cmd, cwd=tmp_path, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    metrics = None
+    while time.time() < deadline and p.poll() is None:
+        found = list((tmp_path / "runs").glob("heat1d/*/metrics.csv"))
+        if found and len(found[0].read_text().splitlines()) > 5:  # header, step 0 and a few steps
+            metrics = found[0]
+            break
+        time.sleep(0.2)
+    assert metrics is not None, p.stderr.read() if p.poll() is not None else "no steps within 120 s"
+    p.send_signal(signal.SIGINT)  # what Ctrl-C does to the launcher; it passes the signal on to the ranks
+    _, err = p.communicate(timeout=120)
+    assert p.returncode == 128 + signal.SIGINT, err[-3000:]
+    assert "stopped by SIGINT" in err
+    run_dir = metrics.parent
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["status"] == "interrupted" and summary["steps"] >= 4
+    checkpoint = torch.load(run_dir / "checkpoint.pt", weights_only=False)
+    assert checkpoint["step"] == summary["steps"]
+
+
+def test_a_shard_divides_by_the_batch_total_everywhere():
+    """Two halves of a batch, each divided by the whole batch's count, sum to the whole batch's
+    loss, gradient, factors, Gramian forms and trial losses (what the ranks' all-reduce adds)."""
+    from pdec.curvature import curvature_pass, gramian_quadratic_forms, layer_matrices, linearized_quadratic_forms
+    from pdec.loss import pinn_loss
+    from pdec.optim.line_search import trial_losses
+
+    compiled = pdec.compile(pdec.load_spec(ROOT / "specs" / "heat1d.py"), hidden=(6,), write=False)
+    model = compiled.model
+    full = PointSampler(compiled.problem, 21, 9, seed=3).batch
+    halves = [shard_batch(full, r, 2) for r in range(2)]
+    v = [torch.randn_like(M) for M in layer_matrices(model)]
+    trial = [torch.stack([M.detach(), M.detach() + 0.1 * d]) for M, d in zip(layer_matrices(model), v)]
+
+    def quantities(batch):
+        cp = curvature_pass(model, batch)
+        return [cp.loss, *cp.gradient, *(M for fs in cp.factors.values() for f in fs for M in (f.A, f.B)),
+                linearized_quadratic_forms(cp.linearizations, [v]), gramian_quadratic_forms(model, batch, [v]),
+                pinn_loss(model, batch)[0], trial_losses(model, batch, trial)]
+
+    whole = quantities(full)
+    parts = [quantities(h) for h in halves]
+    for w, a, b in zip(whole, *parts):
+        torch.testing.assert_close(a + b, w, rtol=1e-12, atol=1e-14)

@@ -1,6 +1,8 @@
 """The exact Gramian G = Σ_τ 1/N_τ J_τᵀ J_τ: matrix-free products and, for small nets, dense.
 
-J_τ (N_τ·M_τ, D) is the Jacobian of term τ's residuals w.r.t. all parameters. Parameter-space
+J_τ (N_τ·M_τ, D) is the Jacobian of term τ's residuals w.r.t. all parameters. Given a rank's
+:class:`~pdec.parallel.Shard`, the torch.func functions below return that rank's part (divided by
+the batch's totals, not summed over ranks); the ``linearized_*`` ones sum over ranks through ``comm``. Parameter-space
 vectors are lists of layer matrices W̃⁽ˡ⁾-shaped (h_l, h_{l-1}+1) (see :mod:`.layout`); dense
 matrices use the column-stacking vec of :func:`.layout.flatten`.
 
@@ -18,7 +20,7 @@ import torch
 from torch import nn
 from torch.func import functional_call, jvp, vjp
 
-from ..parallel import LOCAL, Communicator
+from ..parallel import LOCAL, Communicator, batch_total
 from ..runtime import GeneratedPINN
 from .jacobian import Linearization, linearize, per_sample_jacobians
 from .layout import layer_matrices, matrices_to_params, vec
@@ -87,7 +89,7 @@ def gramian_quadratic_forms(model: GeneratedPINN, batch: Batch,
     out = torch.zeros(K, K, dtype=first.dtype, device=first.device)
     for term, X in batch.items():
         Jv = torch.stack([j[term].reshape(-1) for j in jvps])  # (k, n·m)
-        out += Jv @ Jv.mT / X.shape[0]
+        out += Jv @ Jv.mT / batch_total(batch, term)
     return out
 
 
@@ -107,7 +109,7 @@ def gramian_matvec(model: GeneratedPINN, batch: Batch, vector: Sequence[torch.Te
         f = residual_function(model, term, X)
         _, Jv = jvp(f, (theta,), (tangent,))
         _, pullback = vjp(f, theta)
-        (JtJv,) = pullback(Jv / X.shape[0])
+        (JtJv,) = pullback(Jv / batch_total(batch, term))
         out = [o + g for o, g in zip(out, JtJv)]
     return out
 
@@ -127,7 +129,7 @@ def dense_gramian_blocks(model: GeneratedPINN, batch: Batch) -> list[torch.Tenso
     blocks = None
     for term, X in batch.items():
         Js = term_jacobian_matrix(model, term, X)
-        contrib = [J.mT @ J / X.shape[0] for J in Js]
+        contrib = [J.mT @ J / batch_total(batch, term) for J in Js]
         blocks = contrib if blocks is None else [a + b for a, b in zip(blocks, contrib)]
     return blocks or []
 
@@ -140,7 +142,7 @@ def dense_gramian(model: GeneratedPINN, batch: Batch) -> torch.Tensor:
     G = None
     for term, X in batch.items():
         J = torch.cat(term_jacobian_matrix(model, term, X), dim=1)  # (n·m, D)
-        contrib = J.mT @ J / X.shape[0]
+        contrib = J.mT @ J / batch_total(batch, term)
         G = contrib if G is None else G + contrib
     return G
 

@@ -29,8 +29,8 @@ _SHARED = {
     "update_period": Hyper(1, "T: refresh factors and inverses every T steps", lo=1),
     "approximation": Hyper("expand", "KFAC-expand (paper) or KFAC-reduce", choices=("expand", "reduce")),
     "merge_conditions": Hyper(True, "one Kronecker pair for all conditions (else interior only)"),
-    # spread measured faster (benchmarks/scaling.py: 5.20 against 5.49 s per step, 2 ranks, 5d
-    # Poisson, D = 116 865); no effect in a single process
+    # spread measured faster in 3 of 3 runs of benchmarks/scaling.py (2 ranks, 5d Poisson,
+    # D = 116 865: 4.78 vs 5.04, 5.20 vs 5.49, 4.49 vs 5.31 s per step); no effect in one process
     "inverse_placement": Hyper("spread", "data parallel: each rank inverts some layers' factors and "
                                "broadcasts them (spread), or every rank inverts every layer (replicated)",
                                choices=("spread", "replicated")),

@@ -43,6 +43,7 @@ def launch(nproc: int, pdec_argv: Sequence[str]) -> int:
     """
     import os
 
+    from torch.distributed.elastic.multiprocessing.api import SignalException
     from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
     from torch.distributed.run import get_args_parser, run
 
@@ -54,6 +55,11 @@ def launch(nproc: int, pdec_argv: Sequence[str]) -> int:
         ["--standalone", f"--nproc-per-node={nproc}", "--max-restarts=0", "-m", "pdec", *pdec_argv])
     try:
         run(args)
+    except SignalException as exc:
+        # the launcher passed SIGINT/SIGTERM on to the ranks; they finished the step they were in
+        # and rank 0 saved a checkpoint (given up to 30 s before they are killed)
+        print(f"pdec: stopped by {exc.sigval.name}; the ranks were asked to save a checkpoint", file=sys.stderr)
+        return 128 + int(exc.sigval)
     except ChildFailedError as exc:
         rank, failure = exc.get_first_failure()  # the root cause; the launcher then stopped the others
         code = failure.exitcode if isinstance(failure.exitcode, int) and failure.exitcode > 0 else 1

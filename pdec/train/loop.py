@@ -31,7 +31,7 @@ from ..optim import get_optimizer
 from ..parallel import Communicator, from_environment
 from .allocator import keep_freed_memory
 from .config import TrainConfig, resolve_config
-from .memory import MemoryEstimate, check_memory, estimate_memory
+from .memory import MemoryEstimate, available_memory, check_memory, estimate_memory
 from .runs import MetricsLog, load_checkpoint, new_run_dir, save_checkpoint, write_json
 from .sampling import PointSampler
 
@@ -141,7 +141,7 @@ def train(compiled: Compiled, optimizer: str | None = None, *, config_file: str 
     checkpoint = None
     if resume is not None:
         run_dir = Path(resume)
-        checkpoint = load_checkpoint(run_dir)
+        checkpoint = load_checkpoint(run_dir, map_location=next(model.parameters()).device)
         saved = checkpoint["settings"]
         saved.update({k: v for k, v in settings.items() if k in ("steps", "time_budget", "progress")})
         cfg, hyper = resolve_config(saved)
@@ -157,6 +157,9 @@ def train(compiled: Compiled, optimizer: str | None = None, *, config_file: str 
         keep_freed_memory()
     comm = comm if comm is not None else from_environment(str(device))
     main = comm.is_main
+    if comm.distributed and device.type == "cuda" and device.index not in (None, comm.local_rank):
+        raise PdecError(f"rank {comm.rank} has its model on {device}; with one GPU per rank, compile with "
+                        f"device='cuda:{comm.local_rank}' (LOCAL_RANK)")
     problem = compiled.problem
     sampler = PointSampler(problem, cfg.n_interior, cfg.n_condition, cfg.seed, cfg.n_eval if main else 0,
                            dtype, device, comm.rank, comm.world_size)
@@ -164,7 +167,13 @@ def train(compiled: Compiled, optimizer: str | None = None, *, config_file: str 
     if main and cfg.progress:
         print(f"memory per rank (estimate): {memory.summary()}", file=sys.stderr)
     if cfg.memory_check:
-        check_memory(memory, device)
+        free = available_memory(device)
+        fits = check_memory(memory, device, available=free, raise_error=False)
+        others_fail = comm.distributed and comm.all_reduce_max([0.0 if fits else 1.0])[0] > 0
+        if not fits:
+            check_memory(memory, device, available=free)  # raises, naming the sizes
+        if others_fail:  # every rank stops, not only the one short of memory
+            raise PdecError("another rank's memory check failed (see its message); nothing was trained")
     if checkpoint is None:
         torch.manual_seed(cfg.seed)
         for layer in model.layers:
@@ -219,7 +228,8 @@ def train(compiled: Compiled, optimizer: str | None = None, *, config_file: str 
         if run_dir is not None:
             save_checkpoint(run_dir, checkpoint_state())
             write_json(run_dir / "summary.json", {"status": status, "steps": step, "time": elapsed,
-                                                  "parameters_D": n_params, **run.final})
+                                                  "parameters_D": n_params, "ranks": comm.world_size,
+                                                  **run.final})
 
     if checkpoint is None:
         loss0 = opt.loss_at(sampler.batch)  # a collective: every rank takes part
@@ -255,11 +265,13 @@ def train(compiled: Compiled, optimizer: str | None = None, *, config_file: str 
                                            f"finite parameters{f' in {run_dir}' if run_dir else ''}")
                 step += 1
                 bar.update(1)
-                if comm.distributed:  # ranks agree on the clock and on a stop signal any rank got
-                    elapsed, stopped = comm.all_reduce_max([elapsed, stop.received or 0])
-                    if stopped and stop.received is None:
-                        stop.received = int(stopped)
-                last = done() or stop.received is not None
+                stop_signal = stop.received
+                if comm.distributed:
+                    # one decision for every rank: rank 0's clock (its evaluation time excluded, as in
+                    # a single process) and any rank's stop signal, as of this collective
+                    elapsed, stopped = comm.all_reduce_max([elapsed if main else 0.0, stop.received or 0])
+                    stop_signal = int(stopped) or None
+                last = done() or stop_signal is not None
                 if main and (step % cfg.eval_every == 0 or last):
                     metrics = evaluate(model, sampler)
                     record({"step": step, "time": elapsed, "loss": info.loss,
@@ -274,8 +286,8 @@ def train(compiled: Compiled, optimizer: str | None = None, *, config_file: str 
                     bar.set_postfix(post, refresh=False)
                 if run_dir is not None and step % cfg.checkpoint_every == 0:
                     save_checkpoint(run_dir, checkpoint_state())
-                if stop.received is not None:
-                    run.stop_signal = stop.received
+                if stop_signal is not None:
+                    run.stop_signal = stop_signal
                     finish("interrupted")
                     return run
             finish("completed")
@@ -286,15 +298,17 @@ def train(compiled: Compiled, optimizer: str | None = None, *, config_file: str 
 
 def _match_compiled(cfg: TrainConfig, compiled: Compiled, dtype, device) -> None:
     """The compiled model fixes widths, activation, mode, dtype and device: an explicit setting that
-    contradicts it is an error (compile with it instead); the record then states the model's values."""
+    contradicts it is an error (compile with it instead); the record then states the model's values.
+    The device is recorded by type ("cuda", not "cuda:1"): each rank of a data-parallel job has its
+    own GPU, and a resumed run may place them differently."""
     model = compiled.model
     actual = {"hidden": tuple(model.widths[1:-1]), "dtype": str(dtype).replace("torch.", ""),
-              "device": device.type if device.index is None else f"{device.type}:{device.index}",
+              "device": device.type,
               "activation": model.activation_name, "mode": compiled.plan.mode if cfg.mode != "auto" else "auto"}
     for key, value in actual.items():
         wanted = getattr(cfg, key)
-        if key in getattr(cfg, "explicit", ()) and str(wanted) != str(value) and not (
-                key == "device" and str(wanted) == device.type):
+        same = torch.device(str(wanted)).type == value if key == "device" else str(wanted) == str(value)
+        if key in getattr(cfg, "explicit", ()) and not same:
             raise PdecError(f"setting {key} = {wanted!r} contradicts the compiled model ({key} = {value!r}); "
                             f"pass it to pdec.compile(...) instead")
         setattr(cfg, key, value)

@@ -42,13 +42,14 @@ def save_checkpoint(run_dir: Path, state: dict) -> None:
     os.replace(tmp, run_dir / CHECKPOINT)
 
 
-def load_checkpoint(run_dir: Path) -> dict:
+def load_checkpoint(run_dir: Path, map_location=None) -> dict:
+    """The run's checkpoint; tensors are loaded onto ``map_location`` (default: where they were saved)."""
     path = Path(run_dir) / CHECKPOINT
     if not path.is_file():
         from ..errors import PdecError
 
         raise PdecError(f"{run_dir}: no {CHECKPOINT} to resume from")
-    return torch.load(path, weights_only=False)
+    return torch.load(path, weights_only=False, map_location=map_location)
 
 
 class MetricsLog:
