@@ -10,7 +10,7 @@ from pdec.curvature import dense_gramian, flatten, layer_matrices, unflatten
 from pdec.loss import pinn_loss
 from pdec.optim import OPTIMIZERS, get_optimizer
 from pdec.train.sampling import PointSampler
-from conftest import ROOT
+from conftest import ROOT, SHIPPED_SPECS, TEST_SPECS
 
 
 def _setup(spec="poisson2d", hidden=(6, 5), n=30, seed=0):
@@ -155,3 +155,39 @@ def test_batched_trial_losses_equal_one_by_one(spec):
     alpha, loss = grid_line_search(model, batch, direction)
     assert loss == pytest.approx(float(pinn_loss(model, batch)[0].detach()), rel=1e-12)
     assert alpha in GRID
+
+
+@pytest.mark.parametrize("mode", ["auto", "taylor"])
+@pytest.mark.parametrize("hidden", [(5,), (5, 4)])
+@pytest.mark.parametrize("path", SHIPPED_SPECS + TEST_SPECS, ids=lambda p: p.stem)
+def test_trial_losses_with_only_the_read_columns_at_the_last_layer(path, hidden, mode):
+    """The line search activates only the residual's columns at the last hidden layer
+    (``activate_<term>_last``); its losses equal the full loss at each trial point."""
+    from pdec.optim.line_search import trial_losses
+
+    c = pdec.compile(pdec.load_spec(path), hidden=hidden, mode=mode, write=False, seed=1)
+    model = c.model
+    batch = PointSampler(c.problem, 9, 2 * max(1, len(c.problem.condition_items)), seed=1).batch
+    g = torch.Generator().manual_seed(1)
+    base = [M.detach().clone() for M in layer_matrices(model)]
+    direction = [0.3 * torch.randn(M.shape, generator=g, dtype=M.dtype) for M in base]
+    alphas = [0.25, 1.0]
+    got = trial_losses(model, batch, [W + torch.tensor(alphas, dtype=W.dtype)[:, None, None] * D
+                                      for W, D in zip(base, direction)])
+    want = []
+    for a in alphas:
+        with torch.no_grad():
+            for layer, W, D in zip(model.layers, base, direction):
+                layer.weight.copy_(W[:, :-1] + a * D[:, :-1])
+                layer.bias.copy_(W[:, -1] + a * D[:, -1])
+            want.append(float(pinn_loss(model, batch)[0]))
+    torch.testing.assert_close(got, torch.tensor(want, dtype=got.dtype), rtol=1e-12, atol=0)
+    for term, X in batch.items():
+        assert hasattr(model, f"activate_{term}_last") == (model.modes[term] != "value")
+        if model.modes[term] == "value":
+            continue
+        with torch.no_grad():
+            stacks = model.propagate(term, X)  # outputs[-2]: the last hidden pre-activation; inputs[-1]: σ of it
+            last = getattr(model, f"activate_{term}_last")(stacks.outputs[-2], X)
+        read = list(model.residual_columns[term])
+        torch.testing.assert_close(last, stacks.inputs[-1][:, read], rtol=0, atol=0)

@@ -86,8 +86,9 @@ def _residual_context(plan: TermPlan, variables, names) -> dict:
             out_lines.append((namer(s), f"out[:, {col}, {m}]", label))
     assigns, results = _print_exprs(plan.residuals, namer.names, "c")
     results = [r if any(ch.isalpha() for ch in r) else f"torch.full_like(X[:, 0], {r})" for r in results]
+    read = sorted({col for name, (col, _) in plan.output_columns.items() if sp.Symbol(name) in used})
     return {"variables": var_lines, "outputs": out_lines, "assigns": assigns, "results": results,
-            "exprs": [sp.sstr(r) for r in plan.residuals]}
+            "exprs": [sp.sstr(r) for r in plan.residuals], "read_columns": read or [0]}
 
 
 def _seed_context(plan: TermPlan, variables, d: int) -> dict:
@@ -206,12 +207,36 @@ def _activation_context(plan: TermPlan, term: str, variables) -> dict:
                           else f"∂_{names[beta]} h" for beta in sorted(set(t.blocks), key=t.blocks.index))
             math_parts.append(f"{t.coefficient if t.coefficient != 1 else ''}σ{_primes(k)} {mf}")
         rules.append({"name": names[alpha], "code": " + ".join(parts),
+                      "column": next(c.index for c in plan.columns if c.alpha == alpha),
                       "math": f"∂_{names[alpha]} σ(h) = " + " + ".join(math_parts)})
     ctx["unpack"] = [f"z_{names[c.alpha]}" for c in plan.columns[1:]]
     ctx["rules"] = rules
     ctx["order"] = plan.max_order
     _sigma_names(ctx)
     return ctx
+
+
+def _last_layer_context(plan: TermPlan, act: dict, read: list[int]) -> dict:
+    """What ``activate_<term>_last`` computes: per column the residual reads, the code of that
+    output column (N, h) of σ applied to the stack, and whether the directions dz are needed."""
+    out, need_dz, channels = [], False, []
+    if plan.mode in ("laplacian", "collapsed"):
+        by_column = {ch["column"]: ch for ch in act["channels"]}
+        for col in read:
+            if col == 0:
+                out.append("s0")
+            elif col in by_column:
+                ch = by_column[col]
+                channels.append(ch)
+                need_dz = need_dz or ch["quad"] is not None
+                out.append(f"L{ch['k']}")
+            else:
+                out.append(f"s1 * Z[:, {col}]")
+    elif plan.mode == "taylor":
+        rules = {r["column"]: r for r in act["rules"]}
+        out = ["s0" if col == 0 else f"a_{rules[col]['name']}" for col in read]
+        channels = [rules[col] for col in read if col != 0]
+    return {"columns": out, "need_dz": need_dz, "channels": channels}
 
 
 def _sigma_names(ctx: dict) -> None:
@@ -243,12 +268,14 @@ def build_context(plan: Plan, options: Options, version: str, source_hash: str) 
         act = _activation_context(tp, name, variables)
         if tp.mode != "value":
             orders.add(act["order"])
+        residual = _residual_context(tp, variables, a.unknown_names)
         terms.append({
             "name": name, "mode": tp.mode, "S": tp.S, "M": tp.M, "reason": tp.reason,
             "columns": [f"[{c.index}] {c.label}" for c in tp.columns],
             "seed": _seed_context(tp, variables, d) if tp.S > 1 else None,
             "activation": act,
-            "residual": _residual_context(tp, variables, a.unknown_names),
+            "last": _last_layer_context(tp, act, residual["read_columns"]),
+            "residual": residual,
             "region": (problem.condition_items[name].on.describe() if name != "interior" else "interior"),
         })
     exact = None
@@ -281,6 +308,7 @@ def build_context(plan: Plan, options: Options, version: str, source_hash: str) 
         "condition_names": repr(tuple(n for n in plan.terms if n != "interior")),
         "modes": repr({n: t.mode for n, t in plan.terms.items()}),
         "S": repr({n: t.S for n, t in plan.terms.items()}),
+        "residual_columns": repr({t["name"]: tuple(t["residual"]["read_columns"]) for t in terms}),
         "activation": repr(options.activation.name),
         "hidden": repr(tuple(options.hidden)),
     }

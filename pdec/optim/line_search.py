@@ -50,13 +50,26 @@ def trial_losses(model: GeneratedPINN, batch: Batch, weights: Sequence[torch.Ten
         Z = getattr(model, f"seed_{term}")(Xr)                 # (K·N, S, d)
         activate = getattr(model, f"activate_{term}")
         S = Z.shape[1]
+        # At the last hidden layer only the columns the residual reads are activated (the output
+        # layer maps each column on its own); the other output columns stay zero, unread.
+        activate_last = getattr(model, f"activate_{term}_last", None)
+        read = getattr(model, "residual_columns", {}).get(term) if activate_last is not None else None
+        columns = list(range(S))
         for l, Wt in enumerate(weights):
-            Zk = Z.reshape(K, N * S, Z.shape[-1])
-            out = torch.bmm(Zk, Wt[:, :, :-1].mT).reshape(K, N, S, Wt.shape[1])  # "k n s i, k o i -> k n s o"
-            out[:, :, 0] += Wt[:, None, :, -1]                # bias on the value column only
-            Z = out.reshape(K * N, S, Wt.shape[1])
-            if l < last:
+            C = len(columns)
+            Zk = Z.reshape(K, N * C, Z.shape[-1])
+            out = torch.bmm(Zk, Wt[:, :, :-1].mT).reshape(K, N, C, Wt.shape[1])  # "k n s i, k o i -> k n s o"
+            if 0 in columns:
+                out[:, :, columns.index(0)] += Wt[:, None, :, -1]  # bias on the value column only
+            Z = out.reshape(K * N, C, Wt.shape[1])
+            if l < last - 1 or (l == last - 1 and read is None):
                 Z = activate(Z, Xr)
+            elif l == last - 1:
+                Z, columns = activate_last(Z, Xr), list(read)
+        if len(columns) < S:
+            full = Z.new_zeros(K * N, S, Z.shape[-1])
+            full[:, columns] = Z
+            Z = full
         r = getattr(model, f"residual_{term}")(Xr, Z).reshape(K, N, -1)
         total += 0.5 * r.pow(2).sum(dim=(1, 2)) / batch_total(batch, term)
     return total
