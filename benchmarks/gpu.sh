@@ -15,18 +15,8 @@
 # $OUT/gpu-timing.jsonl). Expected total: about 2-4 minutes on an H100 (hard caps keep it < 6).
 # Exit status: 0 if every part passed, 1 otherwise.
 
-set -uo pipefail
-
-if [[ -n "${OUT:-}" ]]; then
-    mkdir -p "$OUT"
-    exec > >(tee -a "$OUT/gpu.log") 2>&1
-fi
-PY="${PYTHON:-python3}"
-export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
-export PYTHONUNBUFFERED=1
-status=0
-start=$SECONDS
-section() { printf '\n=== %s (%s, +%ds) ===\n' "$*" "$(date '+%H:%M:%S')" "$((SECONDS - start))"; }
+LOG=gpu.log
+source "$(dirname "${BASH_SOURCE[0]}")/gpu_common.sh"
 
 if [[ ! -f pdec/__init__.py || ! -f configs/poisson2d-116097.toml ]]; then
     echo "run this from the pdec repository root (pdec/ and configs/ not found in $PWD)"

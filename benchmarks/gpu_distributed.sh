@@ -16,17 +16,8 @@
 # script's logic; 5d Poisson with fewer points and steps).
 # Expected total: 2-4 minutes. Exit status 0 if every part passed.
 
-set -uo pipefail
-if [[ -n "${OUT:-}" ]]; then
-    mkdir -p "$OUT"
-    exec > >(tee -a "$OUT/gpu_distributed.log") 2>&1
-fi
-PY="${PYTHON:-python3}"
-export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
-export PYTHONUNBUFFERED=1
-status=0
-start=$SECONDS
-section() { printf '\n=== %s (%s, +%ds) ===\n' "$*" "$(date '+%H:%M:%S')" "$((SECONDS - start))"; }
+LOG=gpu_distributed.log
+source "$(dirname "${BASH_SOURCE[0]}")/gpu_common.sh"
 
 DEVICE="${DEVICE:-cuda}"
 if [[ "$DEVICE" == cpu ]]; then

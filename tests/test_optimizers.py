@@ -128,6 +128,18 @@ def test_kfac_update_period_refreshes_every_T_steps():
     assert opt.pre.n_updates == 3  # steps 0, 3, 6
 
 
+def _losses_one_by_one(model, batch, base, direction, alphas) -> list[float]:
+    """L(θ₀ + α δ) for each α, setting the model's parameters (left at the last α)."""
+    out = []
+    for a in alphas:
+        with torch.no_grad():
+            for layer, W, D in zip(model.layers, base, direction):
+                layer.weight.copy_(W[:, :-1] + a * D[:, :-1])
+                layer.bias.copy_(W[:, -1] + a * D[:, -1])
+            out.append(float(pinn_loss(model, batch)[0]))
+    return out
+
+
 @pytest.mark.parametrize("spec", ["poisson2d", "heat1d"])
 def test_batched_trial_losses_equal_one_by_one(spec):
     """The batched line-search pass equals the loss evaluated at each trial point separately."""
@@ -140,13 +152,7 @@ def test_batched_trial_losses_equal_one_by_one(spec):
     alphas = [GRID[0], 0.125, 0.5, 1.0]
     got = trial_losses(model, batch, [W + torch.tensor(alphas, dtype=W.dtype)[:, None, None] * D
                                       for W, D in zip(base, direction)])
-    want = []
-    for a in alphas:
-        with torch.no_grad():
-            for layer, W, D in zip(model.layers, base, direction):
-                layer.weight.copy_(W[:, :-1] + a * D[:, :-1])
-                layer.bias.copy_(W[:, -1] + a * D[:, -1])
-            want.append(float(pinn_loss(model, batch)[0]))
+    want = _losses_one_by_one(model, batch, base, direction, alphas)
     torch.testing.assert_close(got, torch.tensor(want, dtype=got.dtype), rtol=1e-12, atol=0)
     with torch.no_grad():
         for layer, W in zip(model.layers, base):
@@ -174,13 +180,7 @@ def test_trial_losses_with_only_the_read_columns_at_the_last_layer(path, hidden,
     alphas = [0.25, 1.0]
     got = trial_losses(model, batch, [W + torch.tensor(alphas, dtype=W.dtype)[:, None, None] * D
                                       for W, D in zip(base, direction)])
-    want = []
-    for a in alphas:
-        with torch.no_grad():
-            for layer, W, D in zip(model.layers, base, direction):
-                layer.weight.copy_(W[:, :-1] + a * D[:, :-1])
-                layer.bias.copy_(W[:, -1] + a * D[:, -1])
-            want.append(float(pinn_loss(model, batch)[0]))
+    want = _losses_one_by_one(model, batch, base, direction, alphas)
     torch.testing.assert_close(got, torch.tensor(want, dtype=got.dtype), rtol=1e-12, atol=0)
     for term, X in batch.items():
         assert hasattr(model, f"activate_{term}_last") == (model.modes[term] != "value")

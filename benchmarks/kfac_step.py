@@ -1,0 +1,89 @@
+"""Where a KFAC step's time goes: the curvature pass, the factor inversion, the 31-point line search.
+
+2d Poisson (2-64-1, 900 + 120 points) and 5d Poisson (5-64-1, 3 000 + 500 points), float64,
+KFAC's default settings, after 3 warm-up steps. Each part is timed on its own (median of
+--repeats), next to whole steps:
+
+    step          KFAC.step: curvature pass, EMA, inversion, preconditioning, momentum, line search
+    curvature     curvature_pass: forward with stacks, backward of Σ_n r_n, factors, gradient
+    inversion     the factored inverse of every layer's damped Kronecker sum (eigendecompositions)
+    line search   the 31 trial losses, in the chunked batched passes grid_line_search makes
+
+    python benchmarks/kfac_step.py            # about 1 minute on 2 cores
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import time
+from pathlib import Path
+
+import torch
+
+import pdec
+from pdec.curvature import curvature_pass, layer_matrices
+from pdec.optim import get_optimizer
+from pdec.optim.line_search import GRID, grid_line_search
+from pdec.train.allocator import keep_freed_memory
+from pdec.train.sampling import PointSampler
+
+ROOT = Path(__file__).resolve().parents[1]
+PROBLEMS = {"poisson2d": (900, 120), "poisson5d": (3000, 500)}
+
+
+def timed(fn, repeats: int) -> float:
+    """Median milliseconds of ``fn()`` over ``repeats`` calls after one untimed call."""
+    fn()
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return 1e3 * statistics.median(times)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=15)
+    args = parser.parse_args()
+    keep_freed_memory()
+    print(f"{time.strftime('%Y-%m-%d %H:%M')}, {os.cpu_count()} cores, torch {torch.__version__}, "
+          f"{torch.get_num_threads()} threads; median of {args.repeats} (ms)\n")
+    print(f"{'problem':10s} {'points':>10s} {'step':>8s} {'curvature':>10s} {'inversion':>10s} {'line search':>12s}")
+    for name, (ni, nc) in PROBLEMS.items():
+        compiled = pdec.compile(pdec.load_spec(ROOT / "specs" / f"{name}.py"), hidden=(64,), write=False, seed=0)
+        model = compiled.model
+        batch = PointSampler(compiled.problem, ni, nc, seed=0).batch
+        opt = get_optimizer("kfac")(model)
+        for _ in range(3):
+            opt.step(batch)
+        direction = [1e-3 * torch.randn_like(M) for M in layer_matrices(model)]
+        base = [M.detach().clone() for M in layer_matrices(model)]
+
+        def restore():
+            with torch.no_grad():
+                for layer, W in zip(model.layers, base):
+                    layer.weight.copy_(W[:, :-1])
+                    layer.bias.copy_(W[:, -1])
+
+        def line_search():
+            grid_line_search(model, batch, direction)
+            restore()
+
+        def inversion():
+            opt.pre._inverses = None
+            opt.pre.inverses()
+
+        t_curv = timed(lambda: curvature_pass(model, batch), args.repeats)
+        t_inv = timed(inversion, args.repeats)
+        t_ls = timed(line_search, args.repeats)
+        t_step = timed(lambda: opt.step(batch), args.repeats)
+        print(f"{name:10s} {ni:5d}+{nc:<4d} {t_step:8.1f} {t_curv:10.1f} {t_inv:10.1f} {t_ls:12.1f}")
+    print(f"\n(line search: {len(GRID)} trial losses, forward only)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
