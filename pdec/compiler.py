@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import importlib.util
+import os
 import sys
 from dataclasses import dataclass
-import os
 from pathlib import Path
 from typing import Sequence
 

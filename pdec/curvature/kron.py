@@ -276,15 +276,14 @@ class KronPreconditioner:
         out: list[KronSumInverse] = []
         error: ValueError | None = None
         for l, (o, i) in enumerate(self.shapes):
-            A = first[l].A
-            blank = KronSumInverse(A.new_empty(i, i), A.new_empty(i), A.new_empty(o, o), A.new_empty(o))
             if owner[l] == self.comm.rank and error is None:
                 try:
                     out.append(KronSumInverse.from_pairs(self.damped_pairs(l)))
                     continue
                 except ValueError as exc:  # raised below on every rank, not only here
                     error = exc
-            out.append(blank)
+            A = first[l].A  # a slot for the owner's broadcast
+            out.append(KronSumInverse(A.new_empty(i, i), A.new_empty(i), A.new_empty(o, o), A.new_empty(o)))
         if self.comm.all_reduce_max([1.0 if error else 0.0])[0]:
             raise error or ValueError("another rank's factor inversion failed (see its message)")
         for r in range(self.comm.world_size):

@@ -89,7 +89,9 @@ class KFAC(PINNOptimizer):
                 "n_updates": self.pre.n_updates}
 
     def load_state_dict(self, state: dict) -> None:
-        self.t, self.previous = state["t"], state["previous"]
+        device = self.params[0].device
+        self.t = state["t"]
+        self.previous = None if state["previous"] is None else [p.to(device) for p in state["previous"]]
         for t, fs in state["factors"].items():
             for f, (A, B) in zip(self.pre.factors[t], fs):
                 f.A.copy_(A)

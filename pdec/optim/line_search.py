@@ -62,10 +62,10 @@ def trial_losses(model: GeneratedPINN, batch: Batch, weights: Sequence[torch.Ten
             if 0 in columns:
                 out[:, :, columns.index(0)] += Wt[:, None, :, -1]  # bias on the value column only
             Z = out.reshape(K * N, C, Wt.shape[1])
-            if l < last - 1 or (l == last - 1 and read is None):
-                Z = activate(Z, Xr)
-            elif l == last - 1:
+            if l == last - 1 and read is not None:
                 Z, columns = activate_last(Z, Xr), list(read)
+            elif l < last:
+                Z = activate(Z, Xr)
         if len(columns) < S:
             full = Z.new_zeros(K * N, S, Z.shape[-1])
             full[:, columns] = Z

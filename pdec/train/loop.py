@@ -141,7 +141,7 @@ def train(compiled: Compiled, optimizer: str | None = None, *, config_file: str 
     checkpoint = None
     if resume is not None:
         run_dir = Path(resume)
-        checkpoint = load_checkpoint(run_dir, map_location=next(model.parameters()).device)
+        checkpoint = load_checkpoint(run_dir)
         saved = checkpoint["settings"]
         saved.update({k: v for k, v in settings.items() if k in ("steps", "time_budget", "progress")})
         cfg, hyper = resolve_config(saved)
@@ -168,11 +168,9 @@ def train(compiled: Compiled, optimizer: str | None = None, *, config_file: str 
         print(f"memory per rank (estimate): {memory.summary()}", file=sys.stderr)
     if cfg.memory_check:
         free = available_memory(device)
-        fits = check_memory(memory, device, available=free, raise_error=False)
-        others_fail = comm.distributed and comm.all_reduce_max([0.0 if fits else 1.0])[0] > 0
-        if not fits:
-            check_memory(memory, device, available=free)  # raises, naming the sizes
-        if others_fail:  # every rank stops, not only the one short of memory
+        fits = free is None or memory.total <= free
+        if comm.all_reduce_max([0.0 if fits else 1.0])[0]:  # every rank stops, not only the one short
+            check_memory(memory, device, free)  # raises on the rank short of memory, naming the sizes
             raise PdecError("another rank's memory check failed (see its message); nothing was trained")
     if checkpoint is None:
         torch.manual_seed(cfg.seed)

@@ -120,15 +120,11 @@ def available_memory(device: torch.device) -> int | None:
         return None
 
 
-def check_memory(estimate: MemoryEstimate, device: torch.device, available: int | None = None,
-                 raise_error: bool = True) -> bool:
-    """Whether the estimate fits the memory free for one rank (``available`` bytes, default:
-    :func:`available_memory`); if not and ``raise_error``, a PdecError naming the sizes."""
+def check_memory(estimate: MemoryEstimate, device: torch.device, available: int | None = None) -> None:
+    """Refuse (PdecError, naming the sizes) an estimate above the memory free for one rank
+    (``available`` bytes, default: :func:`available_memory`; unknown: no check)."""
     free = available if available is not None else available_memory(device)
     if free is not None and estimate.total > free:
-        if not raise_error:
-            return False
         raise PdecError(f"this run needs ≈ {_mib(estimate.total)} per rank ({estimate.summary()}) but only "
                         f"{_mib(free)} is free on {device}; use fewer points per rank (more ranks, smaller "
                         f"n_interior), a smaller net, or kfac instead of engd (or set memory_check=false)")
-    return True

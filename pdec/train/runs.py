@@ -42,8 +42,9 @@ def save_checkpoint(run_dir: Path, state: dict) -> None:
     os.replace(tmp, run_dir / CHECKPOINT)
 
 
-def load_checkpoint(run_dir: Path, map_location=None) -> dict:
-    """The run's checkpoint; tensors are loaded onto ``map_location`` (default: where they were saved)."""
+def load_checkpoint(run_dir: Path, map_location="cpu") -> dict:
+    """The run's checkpoint, its tensors on ``map_location`` (default the CPU, where RNG states must
+    be; the model, optimizer and sampler states are moved to their device as they are loaded)."""
     path = Path(run_dir) / CHECKPOINT
     if not path.is_file():
         from ..errors import PdecError
