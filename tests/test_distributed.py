@@ -209,13 +209,13 @@ def test_a_shard_divides_by_the_batch_total_everywhere():
     full = PointSampler(compiled.problem, 21, 9, seed=3).batch
     halves = [shard_batch(full, r, 2) for r in range(2)]
     v = [torch.randn_like(M) for M in layer_matrices(model)]
-    trial = [torch.stack([M.detach(), M.detach() + 0.1 * d]) for M, d in zip(layer_matrices(model), v)]
+    base = [M.detach() for M in layer_matrices(model)]
 
     def quantities(batch):
         cp = curvature_pass(model, batch)
         return [cp.loss, *cp.gradient, *(M for fs in cp.factors.values() for f in fs for M in (f.A, f.B)),
                 linearized_quadratic_forms(cp.linearizations, [v]), gramian_quadratic_forms(model, batch, [v]),
-                pinn_loss(model, batch)[0], trial_losses(model, batch, trial)]
+                pinn_loss(model, batch)[0], trial_losses(model, batch, base, v, torch.tensor([0.0, 0.1], dtype=torch.float64))]
 
     whole = quantities(full)
     parts = [quantities(h) for h in halves]

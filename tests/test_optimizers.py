@@ -150,8 +150,7 @@ def test_batched_trial_losses_equal_one_by_one(spec):
     base = [M.detach().clone() for M in layer_matrices(model)]
     direction = [torch.randn(M.shape, generator=g, dtype=M.dtype) for M in base]
     alphas = [GRID[0], 0.125, 0.5, 1.0]
-    got = trial_losses(model, batch, [W + torch.tensor(alphas, dtype=W.dtype)[:, None, None] * D
-                                      for W, D in zip(base, direction)])
+    got = trial_losses(model, batch, base, direction, torch.tensor(alphas, dtype=base[0].dtype))
     want = _losses_one_by_one(model, batch, base, direction, alphas)
     torch.testing.assert_close(got, torch.tensor(want, dtype=got.dtype), rtol=1e-12, atol=0)
     with torch.no_grad():
@@ -178,8 +177,7 @@ def test_trial_losses_with_only_the_read_columns_at_the_last_layer(path, hidden,
     base = [M.detach().clone() for M in layer_matrices(model)]
     direction = [0.3 * torch.randn(M.shape, generator=g, dtype=M.dtype) for M in base]
     alphas = [0.25, 1.0]
-    got = trial_losses(model, batch, [W + torch.tensor(alphas, dtype=W.dtype)[:, None, None] * D
-                                      for W, D in zip(base, direction)])
+    got = trial_losses(model, batch, base, direction, torch.tensor(alphas, dtype=base[0].dtype))
     want = _losses_one_by_one(model, batch, base, direction, alphas)
     torch.testing.assert_close(got, torch.tensor(want, dtype=got.dtype), rtol=1e-12, atol=0)
     for term, X in batch.items():
@@ -188,6 +186,15 @@ def test_trial_losses_with_only_the_read_columns_at_the_last_layer(path, hidden,
             continue
         with torch.no_grad():
             stacks = model.propagate(term, X)  # outputs[-2]: the last hidden pre-activation; inputs[-1]: σ of it
-            last = getattr(model, f"activate_{term}_last")(stacks.outputs[-2], X)
+            Z = stacks.outputs[-2]
+            last = getattr(model, f"activate_{term}_last")(Z[:, 0], Z[:, 1:], X)
+            # extra leading dims (the line search's trials) and columns broadcast over the samples
+            Z2 = torch.stack([Z, 2 * Z])
+            shared = Z2[:, :1, 1:]
+            last2 = getattr(model, f"activate_{term}_last")(Z2[:, :, 0], shared, X.expand(2, -1, -1))
+            full2 = getattr(model, f"activate_{term}")(
+                torch.cat([Z2[:, :, :1], shared.expand(-1, Z.shape[0], -1, -1)], dim=2), X.expand(2, -1, -1))
         read = list(model.residual_columns[term])
         torch.testing.assert_close(last, stacks.inputs[-1][:, read], rtol=0, atol=0)
+        torch.testing.assert_close(last2, full2[:, :, read], rtol=0, atol=0)
+        torch.testing.assert_close(full2[0, :, 0], stacks.inputs[-1][:, 0], rtol=0, atol=0)

@@ -77,15 +77,15 @@ def _residual_context(plan: TermPlan, variables, names) -> dict:
     var_lines = []
     for i, v in enumerate(variables):
         if v in used:
-            var_lines.append((namer(v), f"X[:, {i}]", f"variable {v}"))
+            var_lines.append((namer(v), f"X[..., {i}]", f"variable {v}"))
     out_lines = []
     for sym_name, (col, m) in sorted(plan.output_columns.items(), key=lambda kv: (kv[1], kv[0])):
         s = sp.Symbol(sym_name)
         if s in used:
             label = plan.columns[col].label.replace("h", names[m], 1) if col else names[m]
-            out_lines.append((namer(s), f"out[:, {col}, {m}]", label))
+            out_lines.append((namer(s), f"out[..., {col}, {m}]", label))
     assigns, results = _print_exprs(plan.residuals, namer.names, "c")
-    results = [r if any(ch.isalpha() for ch in r) else f"torch.full_like(X[:, 0], {r})" for r in results]
+    results = [r if any(ch.isalpha() for ch in r) else f"torch.full_like(X[..., 0], {r})" for r in results]
     read = sorted({col for name, (col, _) in plan.output_columns.items() if sp.Symbol(name) in used})
     return {"variables": var_lines, "outputs": out_lines, "assigns": assigns, "results": results,
             "exprs": [sp.sstr(r) for r in plan.residuals], "read_columns": read or [0]}
@@ -139,15 +139,15 @@ def _seed_context(plan: TermPlan, variables, d: int) -> dict:
 
 
 def _quad_code(plan: TermPlan, k: int, term: str, variables) -> tuple[str, list, dict | None]:
-    """Signed code of the term σ''(h) Σ_ab Q_ab ∂_a h ∂_b h of channel k (dz: (N, K, h) directions)."""
+    """Signed code of the term σ''(h) Σ_ab Q_ab ∂_a h ∂_b h of channel k (dz: (..., K, h) directions)."""
     q = plan.channels[k].quad
     if q.kind == "block":
-        body = f"dz[:, {q.start}:{q.stop}].pow(2).sum(1)"
+        body = f"dz[..., {q.start}:{q.stop}, :].pow(2).sum(-2)"
         sign = "-" if q.weight < 0 else "+"
         w = abs(q.weight)
         return f"{sign} {'' if w == 1 else float_literal(w) + ' * '}s2 * {body}", [], None
     if q.constant:
-        return f"+ s2 * torch.einsum(\"nah,ab,nbh->nh\", dz, self.{term}_Q{k}, dz)", [], {
+        return f"+ s2 * torch.einsum(\"...ah,ab,...bh->...h\", dz, self.{term}_Q{k}, dz)", [], {
             "name": f"{term}_Q{k}",
             "rows_code": "[" + ", ".join(
                 "[" + ", ".join(float_literal(q.matrix[a, b]) for b in range(q.matrix.shape[1])) + "]"
@@ -158,9 +158,9 @@ def _quad_code(plan: TermPlan, k: int, term: str, variables) -> tuple[str, list,
     names = {v: namer(v) for v in variables}
     entries = [(a, b) for a in range(K) for b in range(K) if q.matrix[a, b] != 0]
     assigns, results = _print_exprs([q.matrix[a, b] for a, b in entries], names, "q")
-    used = [(namer.names[v], f"X[:, {i}]") for i, v in enumerate(variables)]
+    used = [(namer.names[v], f"X[..., {i}]") for i, v in enumerate(variables)]
     lines = {"variables": used, "assigns": assigns, "entries": list(zip(entries, results)), "K": K}
-    return f"+ s2 * torch.einsum(\"nah,nab,nbh->nh\", dz, Q{k}, dz)", lines, None
+    return f"+ s2 * torch.einsum(\"...ah,...ab,...bh->...h\", dz, Q{k}, dz)", lines, None
 
 
 def _activation_context(plan: TermPlan, term: str, variables) -> dict:
@@ -231,7 +231,7 @@ def _last_layer_context(plan: TermPlan, act: dict, read: list[int]) -> dict:
                 need_dz = need_dz or ch["quad"] is not None
                 out.append(f"L{ch['k']}")
             else:
-                out.append(f"s1 * Z[:, {col}]")
+                out.append(f"s1 * Zc[..., {col - 1}, :]")
     elif plan.mode == "taylor":
         rules = {r["column"]: r for r in act["rules"]}
         out = ["s0" if col == 0 else f"a_{rules[col]['name']}" for col in read]
@@ -285,9 +285,9 @@ def build_context(plan: Plan, options: Options, version: str, source_hash: str) 
         sol = problem.exact_solution
         exprs = [sol[u] for u in problem.unknowns]
         assigns, results = _print_exprs(exprs, names, "c")
-        results = [r if any(ch.isalpha() for ch in r) else f"torch.full_like(X[:, 0], {r})" for r in results]
+        results = [r if any(ch.isalpha() for ch in r) else f"torch.full_like(X[..., 0], {r})" for r in results]
         used = set().union(*(sp.sympify(e).free_symbols for e in exprs))
-        exact = {"variables": [(names[v], f"X[:, {i}]") for i, v in enumerate(variables) if v in used],
+        exact = {"variables": [(names[v], f"X[..., {i}]") for i, v in enumerate(variables) if v in used],
                  "assigns": assigns, "results": results,
                  "exprs": [f"{u} = {sp.sstr(e)}" for u, e in zip(problem.unknowns, exprs)]}
     spec_path = spec_display_path(problem.source, problem.name)

@@ -1,11 +1,10 @@
 """Logarithmic grid line search: α* = argmin_{α ∈ {2⁻³⁰, …, 2⁰}} L(θ + α δ) (MATH.md §6).
 
-All trial losses are computed forward-only (no graph) in batched passes: the points of every term
-are repeated once per trial, and each linear layer multiplies trial k's rows by its own weights
-θ₀ + α_k δ with one batched matmul. The generated seed/activation/residual functions are
-element-wise over samples, so they run unchanged on the stacked (K·N, S, h) tensors. Trials are
-chunked so that a chunk's stacks stay under ``max_chunk_mb``: on a CPU small chunks (cache-sized)
-are fastest, on a GPU one pass over all trials.
+All trial losses are computed forward-only (no graph) in batched passes: the trials are a leading
+dim K of every stack, and each linear layer multiplies trial k's stack by its own weights
+θ₀ + α_k δ with one batched matmul. The generated activation and residual functions index from
+the right, so they run unchanged on the (K, N, S, h) stacks. Trials are chunked so that a chunk's
+stacks stay under ``max_chunk_mb`` (an upper bound: it counts full stacks).
 """
 
 from __future__ import annotations
@@ -22,6 +21,10 @@ from ..runtime import GeneratedPINN
 
 GRID = tuple(2.0 ** -k for k in range(30, -1, -1))
 
+# Default memory bound of one batched pass (MiB): on a CPU benchmarks/kfac_step.py measured chunks
+# of 256–1024 MiB fastest on the 2d/5d problems (fewer, larger passes); on a GPU one pass.
+CHUNK_MB = {"cpu": 256.0, "cuda": 2048.0}
+
 
 def _stack_bytes(model: GeneratedPINN, batch: Batch) -> int:
     width = max(model.widths)
@@ -29,48 +32,77 @@ def _stack_bytes(model: GeneratedPINN, batch: Batch) -> int:
     return sum(X.shape[0] * model.S[term] * width * elem for term, X in batch.items())
 
 
+def _map(A: torch.Tensor, W: torch.Tensor) -> torch.Tensor:
+    """Every trial's linear map without bias: A (K or 1, …, i), W (K, o, i) -> (K, …, o).
+
+    One batched matmul over the flattened middle dims; a leading 1 broadcasts over the trials.
+    """
+    flat = torch.matmul(A.reshape(A.shape[0], -1, A.shape[-1]), W.mT)   # "k m i, k o i -> k m o"
+    return flat.reshape(W.shape[0], *A.shape[1:-1], W.shape[1])
+
+
 @torch.no_grad()
-def trial_losses(model: GeneratedPINN, batch: Batch, weights: Sequence[torch.Tensor]) -> torch.Tensor:
-    """L at K parameter sets at once.
+def trial_losses(model: GeneratedPINN, batch: Batch, base: Sequence[torch.Tensor],
+                 direction: Sequence[torch.Tensor], alphas: torch.Tensor) -> torch.Tensor:
+    """L(θ₀ + α_k δ) for K step sizes at once.
 
     Args:
         model: generated module (its own parameters are not used).
         batch: term -> points (N_τ, d).
-        weights: per layer, W̃ for every trial: (K, h_l, h_{l-1}+1).
+        base: θ₀ as layer matrices W̃ (h_l, h_{l-1}+1).
+        direction: δ in the same layout.
+        alphas: (K,) step sizes.
 
     Returns:
         (K,) losses Σ_τ 1/(2N_τ) Σ_n ‖r_τ(x_n)‖² (N_τ: the batch's total, so a shard gives its part).
+
+    The stack is carried as its value column z (K, N, h) and its other columns (K, n, S-1, h). The
+    generated activate/residual functions index from the right and broadcast over leading dims,
+    so the trials are a leading dim K. The first layer's input does not depend on θ, so its output
+    is affine in α: Z⁽¹⁾(α) = Z₀ + α Z_δ, two products for all trials. Where the input stack's seed
+    columns do not depend on the point (n = 1), its directions are computed once, not per sample.
     """
-    K = weights[0].shape[0]
-    total = torch.zeros(K, dtype=weights[0].dtype, device=weights[0].device)
-    last = len(weights) - 1
+    K = alphas.shape[0]
+    a = alphas[:, None, None]
+    weights = [W0 + a * D for W0, D in zip(base[1:], direction[1:])]   # (K, h_l, h_{l-1}+1)
+    hidden, W_out = weights[:-1], weights[-1]
+    total = alphas.new_zeros(K)
     for term, X in batch.items():
-        N = X.shape[0]
-        Xr = X.repeat(K, 1)                                   # rows k·N … (k+1)·N − 1: trial k
-        Z = getattr(model, f"seed_{term}")(Xr)                 # (K·N, S, d)
+        N, d = X.shape
+        Xk = X.expand(K, N, d)                                 # trial k's copy of the points (a view)
+        seed = getattr(model, f"seed_{term}")(X)               # (N, S, d)
+        S = seed.shape[1]
+        cols = seed[:, 1:]                                     # (n, S-1, d)
+        if N > 1 and bool((cols == cols[:1]).all()):
+            cols = cols[:1]                                    # the same seed at every point: n = 1
+        # first layer, affine in α; bias on the value column only
+        z = torch.addcmul(torch.addmm(base[0][:, -1], X, base[0][:, :-1].mT), a,
+                          torch.addmm(direction[0][:, -1], X, direction[0][:, :-1].mT))     # (K, N, h)
+        cols = torch.addcmul(cols @ base[0][:, :-1].mT, a[..., None], cols @ direction[0][:, :-1].mT)  # (K, n, S-1, h)
         activate = getattr(model, f"activate_{term}")
-        S = Z.shape[1]
         # At the last hidden layer only the columns the residual reads are activated (the output
         # layer maps each column on its own); the other output columns stay zero, unread.
         activate_last = getattr(model, f"activate_{term}_last", None)
-        read = getattr(model, "residual_columns", {}).get(term) if activate_last is not None else None
         columns = list(range(S))
-        for l, Wt in enumerate(weights):
-            C = len(columns)
-            Zk = Z.reshape(K, N * C, Z.shape[-1])
-            out = torch.bmm(Zk, Wt[:, :, :-1].mT).reshape(K, N, C, Wt.shape[1])  # "k n s i, k o i -> k n s o"
-            if 0 in columns:
-                out[:, :, columns.index(0)] += Wt[:, None, :, -1]  # bias on the value column only
-            Z = out.reshape(K * N, C, Wt.shape[1])
-            if l == last - 1 and read is not None:
-                Z, columns = activate_last(Z, Xr), list(read)
-            elif l < last:
-                Z = activate(Z, Xr)
+        for l in range(len(base) - 1):
+            if l > 0:
+                Wt = hidden[l - 1]
+                z = _map(z, Wt[:, :, :-1]) + Wt[:, None, :, -1]
+                cols = _map(cols, Wt[:, :, :-1])
+            if l == len(base) - 2 and activate_last is not None:
+                columns = list(model.residual_columns[term])
+                Z = activate_last(z, cols, Xk)                 # (K, N, R, h): the columns read
+            else:
+                Z = activate(torch.cat([z[..., None, :], cols.expand(K, N, S - 1, -1)], dim=-2), Xk)
+                z, cols = Z[..., 0, :], Z[..., 1:, :]
+        out = _map(Z, W_out[:, :, :-1])                        # (K, N, C, m)
+        if 0 in columns:
+            out[:, :, columns.index(0)] += W_out[:, None, :, -1]
         if len(columns) < S:
-            full = Z.new_zeros(K * N, S, Z.shape[-1])
-            full[:, columns] = Z
-            Z = full
-        r = getattr(model, f"residual_{term}")(Xr, Z).reshape(K, N, -1)
+            full = out.new_zeros(K, N, S, out.shape[-1])
+            full[:, :, columns] = out
+            out = full
+        r = getattr(model, f"residual_{term}")(Xk, out)        # (K, N, M)
         total += 0.5 * r.pow(2).sum(dim=(1, 2)) / batch_total(batch, term)
     return total
 
@@ -86,8 +118,8 @@ def grid_line_search(model: GeneratedPINN, batch: Batch, direction: Sequence[tor
         batch: term -> points.
         direction: δ as layer matrices (h_l, h_{l-1}+1).
         grid: trial step sizes (default 2⁻³⁰ … 2⁰).
-        max_chunk_mb: memory bound of one batched pass's stacks (default: 16 on CPU, where two
-            trials per pass measured fastest on 2d Poisson, and 2048 on GPU).
+        max_chunk_mb: memory bound of one batched pass's stacks (default: ``CHUNK_MB`` of the
+            device type).
         comm: with several ranks, the trial losses of every rank's shard are summed (one
             all-reduce of the K losses), so every rank picks the same α*.
 
@@ -97,14 +129,12 @@ def grid_line_search(model: GeneratedPINN, batch: Batch, direction: Sequence[tor
     base = [M.detach() for M in layer_matrices(model)]
     alphas = torch.tensor(grid, dtype=base[0].dtype, device=base[0].device)
     if max_chunk_mb is None:
-        max_chunk_mb = 16.0 if base[0].device.type == "cpu" else 2048.0
+        max_chunk_mb = CHUNK_MB.get(base[0].device.type, CHUNK_MB["cuda"])
     per_trial = max(_stack_bytes(model, batch) * 3, 1)
     chunk = max(1, min(len(grid), int(max_chunk_mb * 2**20 // per_trial)))
     losses = []
     for start in range(0, len(grid), chunk):
-        a = alphas[start:start + chunk]
-        weights = [W0 + a[:, None, None] * D for W0, D in zip(base, direction)]
-        losses.append(trial_losses(model, batch, weights))
+        losses.append(trial_losses(model, batch, base, direction, alphas[start:start + chunk]))
     losses = torch.cat(losses)
     comm.all_reduce_([losses])
     finite = torch.isfinite(losses)

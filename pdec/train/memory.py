@@ -27,6 +27,7 @@ from typing import Any, Mapping
 import torch
 
 from ..errors import PdecError
+from ..optim.line_search import CHUNK_MB
 
 _PARAM_COPIES = {"kfac": 5, "kfac-star": 5, "engd": 4, "engd-layerwise": 4, "hessian-free": 8,
                  "adam": 4, "sgd": 3, "lbfgs": 4}
@@ -93,8 +94,7 @@ def estimate_memory(model, batch: Mapping[str, torch.Tensor], optimizer: str,
     parts["stacks"] = stacks * e
     parts["graph"] = graph * e
     if optimizer in _CURVATURE and optimizer != "kfac-star":
-        on_gpu = p.device.type == "cuda"
-        chunk_cap = (2048 if on_gpu else 16) * 2**20
+        chunk_cap = CHUNK_MB.get(p.device.type, CHUNK_MB["cuda"]) * 2**20
         parts["line_search"] = min(31 * 3 * trial * e, max(chunk_cap, 3 * trial * e))
     if optimizer in ("kfac", "kfac-star"):
         per_layer = sum((i + 1) ** 2 + o ** 2 for i, o in layers)
