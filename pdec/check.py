@@ -28,7 +28,7 @@ from sympy.core.function import AppliedUndef
 
 from .errors import PdecError
 from .functions import sigmoid, softplus
-from .spec import Boundary, Face, Initial, Problem, Region, Sampler, SpatialBoundary
+from .spec import Boundary, Combined, Face, Initial, Problem, Region, Sampler, SpatialBoundary
 
 #: Largest ``count_ops`` on which ``trigsimp`` / ``simplify`` are attempted.
 MAX_SIMPLIFY_OPS = 400
@@ -141,6 +141,9 @@ def _faces(problem: Problem, region: Region) -> list[tuple[sp.Symbol, sp.Expr]] 
         return [(region.var, bound(region.var, region.side))]
     if isinstance(region, Initial):
         return [(dom.time, bound(dom.time, "min"))]
+    if isinstance(region, Combined):
+        parts = [_faces(problem, part) for part in region.parts]
+        return None if any(p is None for p in parts) else [f for p in parts for f in p]
     return None
 
 
@@ -149,6 +152,10 @@ def _points(problem: Problem, region: Region | None, n: int, seed: int,
     """``n`` random points of a region as substitution dicts (face coordinates kept exact)."""
     variables = problem.domain.variables
     gen = torch.Generator().manual_seed(seed)
+    if isinstance(region, Combined):
+        k = len(region.parts)
+        return [pt for i, part in enumerate(region.parts)
+                for pt in _points(problem, part, n // k + (i < n % k), seed + i, digits)]
     if isinstance(region, Sampler):
         X = region.fn(n, torch.Generator().manual_seed(seed))
         X = torch.as_tensor(X, dtype=torch.float64).reshape(-1, len(variables))

@@ -68,10 +68,18 @@ class Box:
 
 @dataclass(frozen=True)
 class Region:
-    """Where a condition's points live. Subclasses are the supported regions."""
+    """Where a condition's points live. Subclasses are the supported regions.
+
+    ``a | b`` is :class:`Combined`: one condition term over both regions.
+    """
 
     def describe(self) -> str:  # pragma: no cover - overridden
         raise NotImplementedError
+
+    def __or__(self, other: "Region") -> "Combined":
+        if not isinstance(other, Region):
+            return NotImplemented
+        return Combined(self, other)
 
 
 @dataclass(frozen=True)
@@ -118,6 +126,29 @@ class Sampler(Region):
 
     def describe(self) -> str:
         return self.description
+
+
+@dataclass(frozen=True, init=False)
+class Combined(Region):
+    """Several regions as ONE condition term, ``Initial() | SpatialBoundary()``.
+
+    The term's points are split evenly over the parts (in order; the first parts take one more when
+    the count does not divide), and its loss is one mean over all of them, 1/(2N) Σ_n r(x_n)². This
+    is how the paper writes the heat equation's initial and boundary data (§A.6): one condition
+    term, so KFAC has two Kronecker pairs, interior and condition, and needs no merging. Two
+    separate conditions instead weight each part by its own 1/N_c.
+    """
+
+    parts: tuple[Region, ...]
+
+    def __init__(self, *parts: Region):
+        flat: list[Region] = []
+        for part in parts:
+            flat.extend(part.parts if isinstance(part, Combined) else [part])
+        object.__setattr__(self, "parts", tuple(flat))
+
+    def describe(self) -> str:
+        return " + ".join(p.describe() for p in self.parts)
 
 
 @dataclass(frozen=True)
@@ -283,6 +314,12 @@ class Problem:
                             spec=src, term=term)
         if not isinstance(region, Region):
             raise SpecError(f"region {region!r} is not a pdec region", spec=src, term=term)
+        if isinstance(region, Combined):
+            if len(region.parts) < 2:
+                raise SpecError("Combined needs at least two regions", spec=src, term=term)
+            for part in region.parts:
+                self._check_region(name, part, src)
+            return
         needs_time = isinstance(region, (Initial, SpatialBoundary))
         if needs_time and self.domain.time is None:
             raise SpecError(f"{region.describe()} needs a time variable: Box(..., time=t)",

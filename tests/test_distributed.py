@@ -152,7 +152,7 @@ def test_memory_estimate_matches_the_tensors_it_predicts():
     assert est.parts["stacks"] == kept
     opt = get_optimizer("kfac")(model)
     held = sum(M.numel() * M.element_size() for fs in opt.pre.factors.values() for f in fs for M in (f.A, f.B))
-    assert held <= est.parts["factors"] <= 3 * held
+    assert held <= est.parts["factors"] <= 4 * held  # kept factors, plus merged, damped and eigen copies
     D = sum(p.numel() for p in model.parameters())
     engd = estimate_memory(model, batch, "engd")
     assert engd.parts["gramian"] >= 3 * D * D * 8

@@ -50,7 +50,7 @@ def test_condition_plans():
         "interior": ("laplacian", 4), "right": ("collapsed", 2), "left": ("value", 1),
         "bottom": ("collapsed", 2)}
     heat = _plan("specs/heat1d.py")
-    assert heat.terms["initial"].mode == heat.terms["boundary"].mode == "value"
+    assert heat.terms["initial_boundary"].mode == "value"
 
 
 def test_required_multi_indices():

@@ -56,6 +56,10 @@ CASES = {
                    r"bounds of x"),
     "import_fails": ("problem = Problem(name='p', domain=Box({x: (0, 1)}), unknowns=[u], interior=1/0)",
                      r"failed to import: ZeroDivisionError.*line"),
+    "combined_part_needs_time": ("from pdec import Initial\n"
+                                 "problem = Problem(name='p', domain=Box({x: (0, 1), y: (0, 1)}), unknowns=[u], "
+                                 "interior=u.diff(x, 2), conditions={'bc': Condition(u, on=Boundary() | Initial())})",
+                                 r"term 'condition bc'.*initial slice needs a time variable"),
     "no_problem": ("something_else = 1", r"defines no problem"),
     "not_a_problem": ("problem = 42", r"`problem` is a int"),
 }
@@ -89,3 +93,12 @@ def test_unknown_activation_is_clear():
     problem = pdec.load_spec("specs/heat1d.py")
     with pytest.raises(pdec.PdecError, match="unknown activation 'relu6'"):
         pdec.compile(problem, activation="relu6", write=False)
+
+
+def test_combined_regions_flatten_and_describe():
+    r = pdec.Initial() | pdec.SpatialBoundary() | pdec.Boundary()
+    assert r == pdec.Combined(pdec.Initial(), pdec.Combined(pdec.SpatialBoundary(), pdec.Boundary()))
+    assert r.parts == (pdec.Initial(), pdec.SpatialBoundary(), pdec.Boundary())
+    assert r.describe() == "initial slice + spatial boundary + whole boundary"
+    with pytest.raises(TypeError):
+        pdec.Initial() | 3

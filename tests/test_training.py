@@ -115,9 +115,13 @@ def test_samplers_put_points_on_their_regions():
     problem = pdec.load_spec(ROOT / "specs" / "heat1d.py")
     s = PointSampler(problem, 30, 20, seed=0, n_eval=10)
     assert s.batch["interior"].shape == (30, 2)
-    assert torch.all(s.batch["initial"][:, 0] == 0)
-    x = s.batch["boundary"][:, 1]
-    assert torch.all((x == 0) | (x == 1)) and s.batch["boundary"].shape == (10, 2)
+    # Initial() | SpatialBoundary(): one term, its points split evenly over the parts, in order
+    cond = s.batch["initial_boundary"]
+    assert cond.shape == (20, 2) and torch.all(cond[:10, 0] == 0)
+    assert torch.all((cond[10:, 1] == 0) | (cond[10:, 1] == 1)) and torch.all(cond[10:, 0] > 0)
+    X = sample_region(problem, pdec.Initial() | pdec.SpatialBoundary() | pdec.Face(problem.variables[0], "max"),
+                      7, torch.Generator().manual_seed(0))
+    assert torch.all(X[:3, 0] == 0) and torch.all((X[3:5, 1] == 0) | (X[3:5, 1] == 1)) and torch.all(X[5:, 0] == 1)
     g = torch.Generator().manual_seed(0)
     square = pdec.load_spec(ROOT / "specs" / "poisson2d.py")
     X = sample_region(square, pdec.Boundary(), 400, g)

@@ -17,7 +17,7 @@ import torch
 
 from ..errors import PdecError
 from ..parallel import shard_batch
-from ..spec import Boundary, Face, Initial, Problem, Region, Sampler, SpatialBoundary
+from ..spec import Boundary, Combined, Face, Initial, Problem, Region, Sampler, SpatialBoundary
 
 
 def _bounds(problem: Problem, dtype, device) -> tuple[torch.Tensor, torch.Tensor]:
@@ -58,7 +58,12 @@ def _faces(problem: Problem, region: Region) -> list[tuple[int, float]]:
 
 def sample_region(problem: Problem, region: Region, n: int, g: torch.Generator,
                   dtype=torch.float64, device=None) -> torch.Tensor:
-    """n points on a condition's region: (n, d). Faces are chosen with probability ∝ their area."""
+    """n points on a condition's region: (n, d). Faces are chosen with probability ∝ their area;
+    a :class:`Combined` region's points are split evenly over its parts, in order."""
+    if isinstance(region, Combined):
+        counts = _split(n, list(range(len(region.parts))))
+        return torch.cat([sample_region(problem, part, counts[i], g, dtype, device)
+                          for i, part in enumerate(region.parts)])
     if isinstance(region, Sampler):
         X = torch.as_tensor(region.fn(n, g), dtype=dtype)
         if X.shape != (n, len(problem.variables)):
