@@ -10,6 +10,11 @@ KFAC's default settings, after 3 warm-up steps. Each part is timed on its own (m
     line search   the 31 trial losses, in the chunked batched passes grid_line_search makes
 
     python benchmarks/kfac_step.py            # about 1 minute on 2 cores
+    python benchmarks/kfac_step.py --chunk-mb 16,64,256,1024   # line search per chunk bound
+
+With --chunk-mb, the line search alone is timed at each ``max_chunk_mb`` (the fastest of
+--repeats rounds, the bounds interleaved within each round so that drifts in machine speed hit
+every bound alike); the default bound is ``pdec.optim.line_search.CHUNK_MB``.
 """
 
 from __future__ import annotations
@@ -47,7 +52,10 @@ def timed(fn, repeats: int) -> float:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=15)
+    parser.add_argument("--chunk-mb", default="", help="comma-separated max_chunk_mb values to compare")
     args = parser.parse_args()
+    if args.chunk_mb:
+        return compare_chunks([float(v) for v in args.chunk_mb.split(",")], args.repeats)
     keep_freed_memory()
     print(f"{time.strftime('%Y-%m-%d %H:%M')}, {os.cpu_count()} cores, torch {torch.__version__}, "
           f"{torch.get_num_threads()} threads; median of {args.repeats} (ms)\n")
@@ -82,6 +90,39 @@ def main() -> int:
         t_step = timed(lambda: opt.step(batch), args.repeats)
         print(f"{name:10s} {ni:5d}+{nc:<4d} {t_step:8.1f} {t_curv:10.1f} {t_inv:10.1f} {t_ls:12.1f}")
     print(f"\n(line search: {len(GRID)} trial losses, forward only)")
+    return 0
+
+
+def compare_chunks(bounds: list[float], repeats: int) -> int:
+    """Line-search time per chunk bound: min over ``repeats`` interleaved rounds (ms)."""
+    keep_freed_memory()
+    print(f"{time.strftime('%Y-%m-%d %H:%M')}, {os.cpu_count()} cores, torch {torch.__version__}; "
+          f"line search, fastest of {repeats} interleaved rounds (ms)\n")
+    print(f"{'problem':10s} " + " ".join(f"{f'{b:g} MiB':>10s}" for b in bounds))
+    for name, (ni, nc) in PROBLEMS.items():
+        compiled = pdec.compile(pdec.load_spec(ROOT / "specs" / f"{name}.py"), hidden=(64,), write=False, seed=0)
+        model = compiled.model
+        batch = PointSampler(compiled.problem, ni, nc, seed=0).batch
+        direction = [1e-3 * torch.randn_like(M) for M in layer_matrices(model)]
+        base = [M.detach().clone() for M in layer_matrices(model)]
+
+        def once(bound: float) -> float:
+            t0 = time.perf_counter()
+            grid_line_search(model, batch, direction, max_chunk_mb=bound)
+            elapsed = time.perf_counter() - t0
+            with torch.no_grad():
+                for layer, W in zip(model.layers, base):
+                    layer.weight.copy_(W[:, :-1])
+                    layer.bias.copy_(W[:, -1])
+            return elapsed
+
+        for b in bounds:
+            once(b)
+        best = {b: once(b) for b in bounds}
+        for _ in range(repeats - 1):
+            for b in bounds:
+                best[b] = min(best[b], once(b))
+        print(f"{name:10s} " + " ".join(f"{1e3 * best[b]:10.1f}" for b in bounds))
     return 0
 
 

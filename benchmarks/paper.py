@@ -162,11 +162,14 @@ def _fmt(x, spec=".2e", width=9) -> str:
 
 
 def summarize(rows: list[dict], budget: float, problems: list[str], optimizers: list[str],
-              seeds: int) -> dict:
-    """(problem, optimizer) -> aggregated cell for rows at ``budget`` (latest row per seed wins)."""
+              seeds: int, sets: list[str] | None = None, device: str = "cpu") -> dict:
+    """(problem, optimizer) -> aggregated cell for rows at ``budget`` on ``device`` run with exactly
+    the --set overrides ``sets`` (default: none, the configs' values); the latest row per seed wins."""
     latest: dict[tuple, dict] = {}
     for row in rows:
-        if float(row.get("time_budget", -1)) == float(budget):
+        same = (float(row.get("time_budget", -1)) == float(budget) and row.get("device", "cpu") == device
+                and list(row.get("sets", [])) == list(sets or []))
+        if same:
             latest[(row["problem"], row["optimizer"], int(row["seed"]))] = row
     cells = {}
     for p in problems:
@@ -186,8 +189,9 @@ def summarize(rows: list[dict], budget: float, problems: list[str], optimizers: 
     return cells
 
 
-def print_table(rows: list[dict], budget: float, problems: list[str], optimizers: list[str], seeds: int) -> bool:
-    cells = summarize(rows, budget, problems, optimizers, seeds)
+def print_table(rows: list[dict], budget: float, problems: list[str], optimizers: list[str], seeds: int,
+                sets: list[str] | None = None, device: str = "cpu") -> bool:
+    cells = summarize(rows, budget, problems, optimizers, seeds, sets, device)
     print(f"\nPaper rerun at {budget:g} s per run (paper: abs RMS at {PAPER_BUDGET:g} s on an RTX 6000 GPU)")
     if budget != PAPER_BUDGET:
         print(f"  note: budget {budget:g} s is not the paper's {PAPER_BUDGET:g} s; the targets are only indicative")
@@ -307,7 +311,7 @@ def main(argv: list[str] | None = None) -> int:
     if float(args.time_budget) not in budgets:
         print(f"no rows at --time-budget {args.time_budget:g} s in {args.results}; "
               f"budgets there: {', '.join(f'{b:g}' for b in budgets)} s")
-    print_table(rows, args.time_budget, problems, optimizers, args.seeds)
+    print_table(rows, args.time_budget, problems, optimizers, args.seeds, args.set, args.device)
     return 0
 
 

@@ -37,8 +37,11 @@ class GeneratedPINN(nn.Module):
     ``self.layers`` in order, plus per-term propagation and residuals.
 
     A generated subclass defines, for each term (``"interior"`` and every condition name):
-    ``seed_<term>(X) -> Z⁽⁰⁾``, ``activate_<term>(Z, X) -> Z`` (σ applied to a stack) and
-    ``residual_<term>(X, out) -> (N, M)`` from the output stack ``out`` (N, S, m).
+    ``seed_<term>(X) -> Z⁽⁰⁾`` (N, S, d), ``activate_<term>(Z, X) -> Z`` (σ applied to a stack
+    (..., S, h)) and ``residual_<term>(X, out) -> (..., M)`` from the output stack ``out``
+    (..., S, m); terms with S > 1 also ``activate_<term>_last(z, Zc, X)``, the columns the residual
+    reads at the last hidden layer (for the line search). The activate and residual functions index
+    from the right, so leading dims (the line search's trials) pass through and broadcast.
     """
 
     term_names: tuple[str, ...] = ()

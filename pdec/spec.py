@@ -150,6 +150,9 @@ class Combined(Region):
     def describe(self) -> str:
         return " + ".join(p.describe() for p in self.parts)
 
+    def __repr__(self) -> str:
+        return " | ".join(repr(p) for p in self.parts)
+
 
 @dataclass(frozen=True)
 class Condition:

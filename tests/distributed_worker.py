@@ -1,6 +1,7 @@
 """One rank of the data-parallel equality test (tests/test_distributed.py), launched by torchrun.
 
-Trains heat1d for 5 steps with every optimizer case of CASES on this rank's shard and, on rank 0,
+Trains tests/specs/neumann.py (an interior and three conditions, so KFAC merges the condition
+pairs) for 5 steps with every optimizer case of CASES on this rank's shard and, on rank 0,
 saves the parameters to OUT/<case>.pt:
 
     python -m torch.distributed.run --standalone --nproc-per-node 2 tests/distributed_worker.py OUT [cuda]
@@ -17,7 +18,8 @@ import pdec
 from pdec.parallel import from_environment
 
 ROOT = Path(__file__).resolve().parents[1]
-# uneven shards on purpose: 101 interior points, 16 + 15 condition points, split over 2 ranks
+SPEC = ROOT / "tests" / "specs" / "neumann.py"
+# uneven shards on purpose: 101 interior points, 11 + 10 + 10 condition points, split over 2 ranks
 SETTINGS = dict(n_interior=101, n_condition=31, n_eval=50, steps=5, seed=1, progress=False,
                 eval_every=5, memory_check=True)
 CASES = {
@@ -37,7 +39,7 @@ CASES = {
 def run_case(case: str, comm=None, device: str = "cpu") -> list[torch.Tensor]:
     """Train one case; return the final parameters (on the CPU)."""
     optimizer, extra = CASES[case]
-    compiled = pdec.compile(pdec.load_spec(ROOT / "specs" / "heat1d.py"), hidden=(8, 6), write=False,
+    compiled = pdec.compile(pdec.load_spec(SPEC), hidden=(8, 6), write=False,
                             device=device)
     run = pdec.train(compiled, optimizer, save=False, comm=comm, **SETTINGS, **extra)
     return [p.detach().cpu().clone() for p in run.model.parameters()]

@@ -3,7 +3,7 @@ dense Kronecker solves and dense Gramians (MATH.md §4–§6).
 
 Cases (problem × mode × widths), float64, small N:
     laplacian  2d Poisson −Δu = f, u = 0 on ∂Ω              (forward Laplacian)
-    collapsed  1+1d heat (specs/heat1d.py), 3 hidden layers  (one collapsed channel, 3 terms)
+    collapsed  1+1d heat, initial and boundary as two conditions, 3 hidden layers (3 terms)
     taylor     the same Poisson, mode="taylor"
     taylor3    u_y + u u_x + u_xxx (3rd order, nonlinear)
     taylor4    biharmonic u_xxxx + 2 u_xxyy + u_yyyy (4th order, S = 13)

@@ -16,7 +16,7 @@ import pdec
 from pdec.parallel import shard_batch, shard_rows
 from pdec.train.sampling import PointSampler
 from conftest import ROOT
-from distributed_worker import CASES, SETTINGS, run_case
+from distributed_worker import CASES, SETTINGS, SPEC, run_case
 
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
 
@@ -43,7 +43,7 @@ def two_rank_results(tmp_path_factory):
 def test_two_ranks_equal_one_process_on_the_union_batch(two_rank_results, case):
     one = run_case(case)
     two = torch.load(two_rank_results / f"{case}.pt")
-    compiled = pdec.compile(pdec.load_spec(ROOT / "specs" / "heat1d.py"), hidden=(8, 6), write=False)
+    compiled = pdec.compile(pdec.load_spec(SPEC), hidden=(8, 6), write=False)
     torch.manual_seed(SETTINGS["seed"])
     for layer in compiled.model.layers:
         layer.reset_parameters()

@@ -39,6 +39,14 @@ def test_resume_matches_uninterrupted_run(tmp_path, optimizer, extra):
     assert rows[-1]["loss"] == full.history[-1]["loss"]
 
 
+def test_resume_with_other_terms_is_a_clear_error(tmp_path):
+    """A checkpoint whose terms differ from the compiled spec's (the conditions changed) is refused."""
+    part = pdec.train(_compiled(), "adam", steps=2, seed=3, run_root=tmp_path, lr=1e-2, **SMALL)
+    other = _compiled("poisson2d")  # terms interior + boundary, not interior + initial_boundary
+    with pytest.raises(pdec.PdecError, match="conditions changed since the run started"):
+        pdec.train(other, resume=part.run_dir, steps=4, progress=False)
+
+
 def test_run_directory_contents(tmp_path):
     run = pdec.train(_compiled(), "adam", steps=4, seed=0, run_root=tmp_path, **SMALL)
     files = {p.name for p in run.run_dir.iterdir()}
@@ -121,6 +129,8 @@ def test_samplers_put_points_on_their_regions():
     assert torch.all((cond[10:, 1] == 0) | (cond[10:, 1] == 1)) and torch.all(cond[10:, 0] > 0)
     X = sample_region(problem, pdec.Initial() | pdec.SpatialBoundary() | pdec.Face(problem.variables[0], "max"),
                       7, torch.Generator().manual_seed(0))
+    with pytest.raises(pdec.PdecError, match="at least one point per part"):
+        PointSampler(problem, 30, 1, seed=0)
     assert torch.all(X[:3, 0] == 0) and torch.all((X[3:5, 1] == 0) | (X[3:5, 1] == 1)) and torch.all(X[5:, 0] == 1)
     g = torch.Generator().manual_seed(0)
     square = pdec.load_spec(ROOT / "specs" / "poisson2d.py")

@@ -71,6 +71,17 @@ def _print_exprs(exprs, symbol_names: dict[sp.Symbol, str], prefix: str):
     return assigns, results
 
 
+def _ranges(columns: list[int]) -> str:
+    """[0, 2, 3, 4] -> "0, 2–4": runs of consecutive stack columns, for docstrings."""
+    runs: list[list[int]] = []
+    for c in columns:
+        if runs and c == runs[-1][-1] + 1:
+            runs[-1].append(c)
+        else:
+            runs.append([c])
+    return ", ".join(str(r[0]) if len(r) == 1 else f"{r[0]}–{r[-1]}" for r in runs)
+
+
 def _residual_context(plan: TermPlan, variables, names) -> dict:
     namer = Namer()
     used = set().union(*(sp.sympify(r).free_symbols for r in plan.residuals)) if plan.residuals else set()
@@ -88,7 +99,8 @@ def _residual_context(plan: TermPlan, variables, names) -> dict:
     results = [r if any(ch.isalpha() for ch in r) else f"torch.full_like(X[..., 0], {r})" for r in results]
     read = sorted({col for name, (col, _) in plan.output_columns.items() if sp.Symbol(name) in used})
     return {"variables": var_lines, "outputs": out_lines, "assigns": assigns, "results": results,
-            "exprs": [sp.sstr(r) for r in plan.residuals], "read_columns": read or [0]}
+            "exprs": [sp.sstr(r) for r in plan.residuals], "read_columns": read or [0],
+            "read_label": _ranges(read or [0])}
 
 
 def _seed_context(plan: TermPlan, variables, d: int) -> dict:
@@ -218,7 +230,7 @@ def _activation_context(plan: TermPlan, term: str, variables) -> dict:
 
 def _last_layer_context(plan: TermPlan, act: dict, read: list[int]) -> dict:
     """What ``activate_<term>_last`` computes: per column the residual reads, the code of that
-    output column (N, h) of σ applied to the stack, and whether the directions dz are needed."""
+    output column (..., h) of σ applied to the stack, and whether the directions dz are needed."""
     out, need_dz, channels = [], False, []
     if plan.mode in ("laplacian", "collapsed"):
         by_column = {ch["column"]: ch for ch in act["channels"]}

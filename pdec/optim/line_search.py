@@ -4,7 +4,7 @@ All trial losses are computed forward-only (no graph) in batched passes: the tri
 dim K of every stack, and each linear layer multiplies trial k's stack by its own weights
 θ₀ + α_k δ with one batched matmul. The generated activation and residual functions index from
 the right, so they run unchanged on the (K, N, S, h) stacks. Trials are chunked so that a chunk's
-stacks stay under ``max_chunk_mb`` (an upper bound: it counts full stacks).
+stacks stay near ``max_chunk_mb`` (an estimate: three full stacks per trial).
 """
 
 from __future__ import annotations
@@ -21,8 +21,9 @@ from ..runtime import GeneratedPINN
 
 GRID = tuple(2.0 ** -k for k in range(30, -1, -1))
 
-# Default memory bound of one batched pass (MiB): on a CPU benchmarks/kfac_step.py measured chunks
-# of 256–1024 MiB fastest on the 2d/5d problems (fewer, larger passes); on a GPU one pass.
+# Default memory bound of one batched pass (MiB). On a CPU `benchmarks/kfac_step.py --chunk-mb`
+# measured 64–1024 MiB (several trials to all 31 per pass) fastest on the 2d/5d problems; on a GPU
+# one pass.
 CHUNK_MB = {"cpu": 256.0, "cuda": 2048.0}
 
 

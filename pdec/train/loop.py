@@ -142,6 +142,11 @@ def train(compiled: Compiled, optimizer: str | None = None, *, config_file: str 
     if resume is not None:
         run_dir = Path(resume)
         checkpoint = load_checkpoint(run_dir)
+        saved_terms = sorted(checkpoint["sampler"]["batch"])
+        if saved_terms != sorted(model.term_names):
+            raise PdecError(f"the checkpoint in {run_dir} has the terms {', '.join(saved_terms)}, but the "
+                            f"compiled spec has {', '.join(sorted(model.term_names))}: its conditions changed "
+                            f"since the run started, so it cannot resume; start a new run")
         saved = checkpoint["settings"]
         saved.update({k: v for k, v in settings.items() if k in ("steps", "time_budget", "progress")})
         cfg, hyper = resolve_config(saved)

@@ -61,6 +61,9 @@ def sample_region(problem: Problem, region: Region, n: int, g: torch.Generator,
     """n points on a condition's region: (n, d). Faces are chosen with probability ∝ their area;
     a :class:`Combined` region's points are split evenly over its parts, in order."""
     if isinstance(region, Combined):
+        if n < len(region.parts):
+            raise PdecError(f"{region.describe()}: {n} point(s) for {len(region.parts)} parts; "
+                            f"give at least one point per part (raise n_condition)")
         counts = _split(n, list(range(len(region.parts))))
         return torch.cat([sample_region(problem, part, counts[i], g, dtype, device)
                           for i, part in enumerate(region.parts)])
