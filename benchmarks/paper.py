@@ -26,6 +26,10 @@ RMS and relative L2 errors next to the paper's and checks the targets:
     python benchmarks/paper.py                                   # 4 x 8 runs of 120 s (≈ 65 min)
     python benchmarks/paper.py --problem poisson2d --optimizers kfac,adam --seeds 3
     python benchmarks/paper.py --table-only                      # table from the results file
+    python benchmarks/paper.py --table-only --plots docs         # and docs/paper-<problem>.png
+
+--plots DIR draws, per problem, the seed-0 runs of the table's cells overlaid (loss and relative
+L2 error against steps and wall time, `pdec plot`), from the run directories the rows name.
 """
 
 from __future__ import annotations
@@ -268,6 +272,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="override a setting in every run (recorded; part of a row's identity)")
     parser.add_argument("--rerun", action="store_true", help="run rows that are already in the results file")
     parser.add_argument("--table-only", action="store_true", help="print the table from the results file")
+    parser.add_argument("--plots", type=Path, default=None, metavar="DIR",
+                        help="also write DIR/paper-<problem>.png from the table's seed-0 run directories")
     args = parser.parse_args(argv)
     problems = _names(args.problem, list(PROBLEMS), "problem")
     optimizers = _names(args.optimizers, OPTIMIZERS, "optimizer")
@@ -312,7 +318,30 @@ def main(argv: list[str] | None = None) -> int:
         print(f"no rows at --time-budget {args.time_budget:g} s in {args.results}; "
               f"budgets there: {', '.join(f'{b:g}' for b in budgets)} s")
     print_table(rows, args.time_budget, problems, optimizers, args.seeds, args.set, args.device)
+    if args.plots is not None:
+        write_plots(rows, args.time_budget, problems, optimizers, args.set, args.device, args.plots)
     return 0
+
+
+def write_plots(rows: list[dict], budget: float, problems: list[str], optimizers: list[str],
+                sets: list[str], device: str, out_dir: Path) -> None:
+    """Per problem, the seed-0 runs of the table's cells overlaid in DIR/paper-<problem>.png."""
+    from pdec.train.plots import plot_curves
+
+    latest = {}
+    for row in rows:
+        if (float(row.get("time_budget", -1)) == float(budget) and row.get("device", "cpu") == device
+                and list(row.get("sets", [])) == list(sets) and int(row["seed"]) == 0 and row.get("run_dir")):
+            latest[(row["problem"], row["optimizer"])] = Path(row["run_dir"])
+    for p in problems:
+        dirs = [latest[(p, o)] for o in optimizers if (p, o) in latest]
+        missing = [d for d in dirs if not (d / "metrics.csv").exists()]
+        if missing:
+            print(f"{p}: run directories not found ({', '.join(map(str, missing))}); no plot")
+            continue
+        if dirs:
+            title = f"{PROBLEMS[p][0]}: seed 0, {budget:g} s per run on {device} (benchmarks/paper.py)"
+            print(f"wrote {plot_curves(dirs, out_dir / f'paper-{p}.png', title)}")
 
 
 if __name__ == "__main__":

@@ -19,9 +19,11 @@ def _label(run_dir: Path) -> str:
     return f"{cfg['settings']['optimizer']} (D={cfg['parameters_D']}, seed {cfg['settings']['seed']})"
 
 
-def plot_curves(run_dirs: list[Path], out: Path) -> Path:
+def plot_curves(run_dirs: list[Path], out: Path, title: str | None = None) -> Path:
     """Loss and relative L2 against steps and wall time, runs overlaid: one 2×2 PNG."""
     fig, axes = plt.subplots(2, 2, figsize=(11, 8), constrained_layout=True)
+    if title:
+        fig.suptitle(title)
     for run_dir in run_dirs:
         rows = read_metrics(run_dir)
         label = _label(run_dir)
