@@ -153,9 +153,8 @@ def _points(problem: Problem, region: Region | None, n: int, seed: int,
     variables = problem.domain.variables
     gen = torch.Generator().manual_seed(seed)
     if isinstance(region, Combined):
-        k = len(region.parts)
-        return [pt for i, part in enumerate(region.parts)
-                for pt in _points(problem, part, n // k + (i < n % k), seed + i, digits)]
+        return [pt for i, (part, k) in enumerate(zip(region.parts, region.split(n)))
+                for pt in _points(problem, part, k, seed + i, digits)]
     if isinstance(region, Sampler):
         X = region.fn(n, torch.Generator().manual_seed(seed))
         X = torch.as_tensor(X, dtype=torch.float64).reshape(-1, len(variables))

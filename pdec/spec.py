@@ -150,6 +150,11 @@ class Combined(Region):
     def describe(self) -> str:
         return " + ".join(p.describe() for p in self.parts)
 
+    def split(self, n: int) -> list[int]:
+        """Points per part for n points in all: even, the first parts one more when n does not divide."""
+        base, extra = divmod(n, len(self.parts))
+        return [base + (i < extra) for i in range(len(self.parts))]
+
     def __repr__(self) -> str:
         return " | ".join(repr(p) for p in self.parts)
 

@@ -2,9 +2,9 @@
 
 J_τ (N_τ·M_τ, D) is the Jacobian of term τ's residuals w.r.t. all parameters. Given a rank's
 :class:`~pdec.parallel.Shard`, the torch.func functions below return that rank's part (divided by
-the batch's totals, not summed over ranks); the ``linearized_*`` ones sum over ranks through ``comm``. Parameter-space
-vectors are lists of layer matrices W̃⁽ˡ⁾-shaped (h_l, h_{l-1}+1) (see :mod:`.layout`); dense
-matrices use the column-stacking vec of :func:`.layout.flatten`.
+the batch's totals, not summed over ranks); the ``linearized_*`` ones sum over ranks through
+``comm``. Parameter-space vectors are lists of layer matrices W̃⁽ˡ⁾-shaped (h_l, h_{l-1}+1) (see
+:mod:`.layout`); dense matrices use the column-stacking vec of :func:`.layout.flatten`.
 
 Products (MATH.md §6, KFAC* and Hessian-free) need no matrix:
 

@@ -64,9 +64,8 @@ def sample_region(problem: Problem, region: Region, n: int, g: torch.Generator,
         if n < len(region.parts):
             raise PdecError(f"{region.describe()}: {n} point(s) for {len(region.parts)} parts; "
                             f"give at least one point per part (raise n_condition)")
-        counts = _split(n, list(range(len(region.parts))))
-        return torch.cat([sample_region(problem, part, counts[i], g, dtype, device)
-                          for i, part in enumerate(region.parts)])
+        return torch.cat([sample_region(problem, part, k, g, dtype, device)
+                          for part, k in zip(region.parts, region.split(n))])
     if isinstance(region, Sampler):
         X = torch.as_tensor(region.fn(n, g), dtype=dtype)
         if X.shape != (n, len(problem.variables)):
