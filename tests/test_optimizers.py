@@ -168,9 +168,41 @@ def test_batched_trial_losses_equal_one_by_one(spec):
 def test_trial_losses_with_only_the_read_columns_at_the_last_layer(path, hidden, mode):
     """The line search activates only the residual's columns at the last hidden layer
     (``activate_<term>_last``); its losses equal the full loss at each trial point."""
+    _check_last_layer(pdec.compile(pdec.load_spec(path), hidden=hidden, mode=mode, write=False, seed=1))
+
+
+@pytest.mark.parametrize("activation", ["sin", "sigmoid", "softplus"])
+@pytest.mark.parametrize("spec", ["system", "variable_coeff"])
+def test_last_layer_columns_with_other_activations(spec, activation):
+    """Polynomial derivatives in σ (sigmoid: Horner's rule in t = σ(h)) and others (sin,
+    softplus: σ', σ'' formed) give the same read columns and trial losses."""
+    c = pdec.compile(pdec.load_spec(ROOT / "tests" / "specs" / f"{spec}.py"), hidden=(5, 4),
+                     activation=activation, write=False, seed=1)
+    polynomial = "t = torch.sigmoid(z)" in c.source
+    assert polynomial == (activation == "sigmoid")
+    _check_last_layer(c)
+
+
+def test_residual_component_without_the_network_broadcasts():
+    """A residual component that does not involve u (here sin x) still has the trials' shape
+    when the line search passes the points (N, d) against (K, N, S, h) stacks."""
+    import sympy as sp
+
+    from pdec import Boundary, Box, Condition, Problem
+
+    x, y = sp.symbols("x y")
+    u = sp.Function("u")(x, y)
+    problem = Problem(name="degenerate", domain=Box({x: (0, 1), y: (0, 1)}), unknowns=[u],
+                      interior=[-(u.diff(x, 2) + u.diff(y, 2)) - 1, sp.sin(x), sp.Integer(2)],
+                      conditions={"b": Condition(u, on=Boundary())})
+    c = pdec.compile(problem, hidden=(5,), write=False, seed=1)
+    assert "torch.broadcast_to(torch.sin(x), out.shape[:-2])" in c.source
+    _check_last_layer(c)
+
+
+def _check_last_layer(c) -> None:
     from pdec.optim.line_search import trial_losses
 
-    c = pdec.compile(pdec.load_spec(path), hidden=hidden, mode=mode, write=False, seed=1)
     model = c.model
     batch = PointSampler(c.problem, 9, 2 * max(1, len(c.problem.condition_items)), seed=1).batch
     g = torch.Generator().manual_seed(1)
@@ -195,6 +227,8 @@ def test_trial_losses_with_only_the_read_columns_at_the_last_layer(path, hidden,
             full2 = getattr(model, f"activate_{term}")(
                 torch.cat([Z2[:, :, :1], shared.expand(-1, Z.shape[0], -1, -1)], dim=2), X.expand(2, -1, -1))
         read = list(model.residual_columns[term])
-        torch.testing.assert_close(last, stacks.inputs[-1][:, read], rtol=0, atol=0)
-        torch.testing.assert_close(last2, full2[:, :, read], rtol=0, atol=0)
+        # the same columns, up to round-off (tanh-like σ: a polynomial in t = σ(h), Horner's rule)
+        want, want2 = stacks.inputs[-1][:, read], full2[:, :, read]
+        torch.testing.assert_close(last, want, rtol=1e-12, atol=1e-13 * float(want.abs().max()))
+        torch.testing.assert_close(last2, want2, rtol=1e-12, atol=1e-13 * float(want2.abs().max()))
         torch.testing.assert_close(full2[0, :, 0], stacks.inputs[-1][:, 0], rtol=0, atol=0)

@@ -96,7 +96,13 @@ def _residual_context(plan: TermPlan, variables, names) -> dict:
             label = plan.columns[col].label.replace("h", names[m], 1) if col else names[m]
             out_lines.append((namer(s), f"out[..., {col}, {m}]", label))
     assigns, results = _print_exprs(plan.residuals, namer.names, "c")
-    results = [r if any(ch.isalpha() for ch in r) else f"torch.full_like(X[..., 0], {r})" for r in results]
+    # A component that does not involve the network (a constant, or a function of x only) is
+    # broadcast to the samples' shape of ``out``, so X may come with fewer leading dims.
+    outputs = {sp.Symbol(name) for name in plan.output_columns}
+    results = [r if sp.sympify(e).free_symbols & outputs
+               else f"torch.broadcast_to({r}, out.shape[:-2])" if any(ch.isalpha() for ch in r)
+               else f"torch.full_like(out[..., 0, 0], {r})"
+               for e, r in zip(plan.residuals, results)]
     read = sorted({col for name, (col, _) in plan.output_columns.items() if sp.Symbol(name) in used})
     return {"variables": var_lines, "outputs": out_lines, "assigns": assigns, "results": results,
             "exprs": [sp.sstr(r) for r in plan.residuals], "read_columns": read or [0],
@@ -150,20 +156,30 @@ def _seed_context(plan: TermPlan, variables, d: int) -> dict:
     return {"init_lines": lines, "xdep": xdep, "variables": used_vars}
 
 
-def _quad_code(plan: TermPlan, k: int, term: str, variables) -> tuple[str, list, dict | None]:
-    """Signed code of the term σ''(h) Σ_ab Q_ab ∂_a h ∂_b h of channel k (dz: (..., K, h) directions)."""
+def _quad_code(plan: TermPlan, k: int, term: str, variables) -> tuple[str, list, dict | None, dict]:
+    """Channel k's quadratic term σ''(h) Σ_ab Q_ab ∂_a h ∂_b h (dz: (..., K, h) directions).
+
+    Returns (signed code of the whole term, x-dependent Q lines, constant-Q buffer, the form
+    {"weight": w, "body": code of Σ_ab Q'_ab ∂_a h ∂_b h} with Q = w Q').
+    """
     q = plan.channels[k].quad
     if q.kind == "block":
         body = f"dz[..., {q.start}:{q.stop}, :].pow(2).sum(-2)"
         sign = "-" if q.weight < 0 else "+"
         w = abs(q.weight)
-        return f"{sign} {'' if w == 1 else float_literal(w) + ' * '}s2 * {body}", [], None
+        labels = [plan.columns[c + 1].label for c in range(q.start, q.stop)]
+        label = (" + ".join(f"({lab})²" for lab in labels) if len(labels) <= 3
+                 else f"Σ_a (∂_a h)² over columns {q.start + 1}–{q.stop}")
+        form = {"weight": sp.sympify(q.weight), "body": body, "label": label}
+        return f"{sign} {'' if w == 1 else float_literal(w) + ' * '}s2 * {body}", [], None, form
     if q.constant:
-        return f"+ s2 * torch.einsum(\"...ah,ab,...bh->...h\", dz, self.{term}_Q{k}, dz)", [], {
+        body = f"torch.einsum(\"...ah,ab,...bh->...h\", dz, self.{term}_Q{k}, dz)"
+        return f"+ s2 * {body}", [], {
             "name": f"{term}_Q{k}",
             "rows_code": "[" + ", ".join(
                 "[" + ", ".join(float_literal(q.matrix[a, b]) for b in range(q.matrix.shape[1])) + "]"
-                for a in range(q.matrix.shape[0])) + "]"}
+                for a in range(q.matrix.shape[0])) + "]"}, {"weight": sp.Integer(1), "body": body,
+                                                          "label": "Σ_ab Q_ab ∂_a h ∂_b h"}
     # x-dependent: per-sample Q (N, K, K), rebuilt from the printed entries
     K = q.matrix.shape[0]
     namer = Namer()
@@ -172,7 +188,9 @@ def _quad_code(plan: TermPlan, k: int, term: str, variables) -> tuple[str, list,
     assigns, results = _print_exprs([q.matrix[a, b] for a, b in entries], names, "q")
     used = [(namer.names[v], f"X[..., {i}]") for i, v in enumerate(variables)]
     lines = {"variables": used, "assigns": assigns, "entries": list(zip(entries, results)), "K": K}
-    return f"+ s2 * torch.einsum(\"...ah,...ab,...bh->...h\", dz, Q{k}, dz)", lines, None
+    body = f"torch.einsum(\"...ah,...ab,...bh->...h\", dz, Q{k}, dz)"
+    return f"+ s2 * {body}", lines, None, {"weight": sp.Integer(1), "body": body,
+                                           "label": "Σ_ab Q_ab(x) ∂_a h ∂_b h"}
 
 
 def _activation_context(plan: TermPlan, term: str, variables) -> dict:
@@ -188,10 +206,11 @@ def _activation_context(plan: TermPlan, term: str, variables) -> dict:
                 continue
             ch = plan.channels[c.channel]
             entry = {"column": c.index, "k": c.channel, "description": ch.description, "quad": None,
-                     "xdep": None}
+                     "xdep": None, "quad_form": None}
             if ch.quad is not None:
-                code, xdep, buf = _quad_code(plan, c.channel, term, variables)
+                code, xdep, buf, form = _quad_code(plan, c.channel, term, variables)
                 entry["quad"] = code
+                entry["quad_form"] = form
                 entry["xdep"] = xdep or None
                 if buf:
                     buffers.append(buf)
@@ -228,11 +247,63 @@ def _activation_context(plan: TermPlan, term: str, variables) -> dict:
     return ctx
 
 
-def _last_layer_context(plan: TermPlan, act: dict, read: list[int]) -> dict:
+def _derivative_polynomials(activation: Activation, order: int) -> list[sp.Expr] | None:
+    """[σ', …, σ^(order)] as polynomials in t = σ(z) (tanh: σ' = 1 − t²), or None when some
+    derivative is not one (sin: σ' = cos z)."""
+    t = sp.Symbol("t")
+    out = []
+    for d in activation.derivatives(order)[1:]:
+        e = sp.expand(d.xreplace({activation.expr: t}))
+        if e.free_symbols - {t} or not e.is_polynomial(t):
+            return None
+        out.append(e)
+    return out
+
+
+def _horner_column(name: str, expr: sp.Expr, t: sp.Symbol) -> tuple[list[str], str] | None:
+    """Code lines that evaluate ``expr`` (a polynomial in t with tensor coefficients) into
+    ``name`` by Horner's rule, and the polynomial as text; None for degree 0 (no t: the result
+    would not have the samples' shape)."""
+    poly = sp.Poly(sp.expand(expr), t)
+    if poly.degree() < 1:
+        return None
+    coeffs = poly.all_coeffs()  # highest power first
+    p = lambda e: print_with_cse([e])[1][0]
+    lines = [f"{name} = {p(coeffs[0])}"]
+    for i, c in enumerate(coeffs[1:]):
+        if i == 0:  # the first product has the samples' shape: a new tensor; later steps in place
+            lines.append(f"{name} = {name} * t" if c == 0 else f"{name} = torch.addcmul({p(c)}, t, {name})")
+        else:
+            lines.append(f"{name}.mul_(t)" if c == 0 else f"torch.addcmul({p(c)}, t, {name}, out={name})")
+    terms = []
+    for (k,), c in sorted(poly.terms(), key=lambda kv: kv[0]):
+        coef = sp.sstr(c)
+        coef = f"({coef})" if len(c.args) > 1 and c.is_Add else coef
+        terms.append(coef if k == 0 else f"{coef} t" + ("" if k == 1 else {2: "²", 3: "³"}.get(k, f"^{k}")))
+    return lines, " + ".join(terms).replace("+ -", "- ")
+
+
+def _last_layer_context(plan: TermPlan, act: dict, read: list[int],
+                        polys: list[sp.Expr] | None) -> dict:
     """What ``activate_<term>_last`` computes: per column the residual reads, the code of that
-    output column (..., h) of σ applied to the stack, and whether the directions dz are needed."""
+    output column (..., h) of σ applied to the stack, and whether the directions dz are needed.
+
+    When σ', σ'' are polynomials in t = σ(h) (``polys``), each read column of a laplacian or
+    collapsed stack is a polynomial in t whose coefficients come from the stack, evaluated by
+    Horner's rule ("horner" blocks): one σ and a fused multiply-add per degree, instead of
+    forming σ', σ'' and their products (the line search runs this on every trial's stack).
+    """
     out, need_dz, channels = [], False, []
     if plan.mode in ("laplacian", "collapsed"):
+        horner = polys is not None and _horner_blocks(plan, act, read, polys)
+        if horner:
+            s1 = any(b.get("needs_s1") for b in horner)
+            return {"columns": [b["result"] for b in horner], "horner": horner,
+                    "s1_code": print_with_cse([polys[0]])[1][0]
+                    if s1 else None,
+                    "need_dz": any(b["channel"] and b["channel"]["quad"] for b in horner),
+                    "polys": ", ".join(f"σ{_primes(k)} = {sp.sstr(e)}" for k, e in enumerate(polys, 1)),
+                    "channels": []}
         by_column = {ch["column"]: ch for ch in act["channels"]}
         for col in read:
             if col == 0:
@@ -248,7 +319,45 @@ def _last_layer_context(plan: TermPlan, act: dict, read: list[int]) -> dict:
         rules = {r["column"]: r for r in act["rules"]}
         out = ["s0" if col == 0 else f"a_{rules[col]['name']}" for col in read]
         channels = [rules[col] for col in read if col != 0]
-    return {"columns": out, "need_dz": need_dz, "channels": channels}
+    return {"columns": out, "need_dz": need_dz, "channels": channels, "horner": None}
+
+
+def _horner_blocks(plan: TermPlan, act: dict, read: list[int], polys: list[sp.Expr]) -> list[dict] | None:
+    """Per read column: its inputs, the polynomial in t and the Horner lines (see
+    :func:`_last_layer_context`); None if some column is of degree 0 in t."""
+    t = sp.Symbol("t")
+    by_column = {ch["column"]: ch for ch in act["channels"]}
+    blocks = []
+    for col in read:
+        if col == 0:
+            blocks.append({"result": "t", "channel": None, "inputs": [], "lines": [], "comment": None})
+            continue
+        if col in by_column:
+            ch = by_column[col]
+            k = ch["k"]
+            h_name, result = f"L{k}h", f"L{k}"
+            inputs = [(h_name, f"Zc[..., {col - 1}, :]", f"L{k} h (column {col})")]
+            expr = polys[0] * sp.Symbol(h_name)
+            comment = f"collapsed channel L{k} = {ch['description']}: σ'(h) L h"
+            if ch["quad_form"] is not None:
+                form = ch["quad_form"]
+                q_name = f"Q{k}h"
+                inputs.append((q_name, form["body"], form["label"]))
+                expr += form["weight"] * polys[1] * sp.Symbol(q_name)
+                w = form["weight"]
+                comment += (f" + σ''(h) {q_name}" if w == 1 else f" - σ''(h) {q_name}" if w == -1
+                            else f" + σ''(h) ({sp.sstr(w)}) {q_name}")
+        else:  # a first-order direction: σ'(h) ∂_a h, with σ' formed once (shared by all of them)
+            blocks.append({"result": f"s1 * Zc[..., {col - 1}, :]", "channel": None, "inputs": [],
+                           "lines": [], "comment": None, "needs_s1": True})
+            continue
+        horner = _horner_column(result, expr, t)
+        if horner is None:
+            return None
+        lines, poly = horner
+        blocks.append({"result": result, "channel": ch, "inputs": inputs, "lines": lines,
+                       "comment": comment, "poly": poly})
+    return blocks
 
 
 def _sigma_names(ctx: dict) -> None:
@@ -276,6 +385,7 @@ def build_context(plan: Plan, options: Options, version: str, source_hash: str) 
     d = len(variables)
     terms = []
     orders = set()
+    polys = _derivative_polynomials(options.activation, 2)
     for name, tp in plan.terms.items():
         act = _activation_context(tp, name, variables)
         if tp.mode != "value":
@@ -286,7 +396,7 @@ def build_context(plan: Plan, options: Options, version: str, source_hash: str) 
             "columns": [f"[{c.index}] {c.label}" for c in tp.columns],
             "seed": _seed_context(tp, variables, d) if tp.S > 1 else None,
             "activation": act,
-            "last": _last_layer_context(tp, act, residual["read_columns"]),
+            "last": _last_layer_context(tp, act, residual["read_columns"], polys),
             "residual": residual,
             "region": (problem.condition_items[name].on.describe() if name != "interior" else "interior"),
         })

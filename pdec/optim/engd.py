@@ -101,8 +101,9 @@ class ENGD(PINNOptimizer):
 
     def step(self, batch: Batch) -> StepInfo:
         delta, losses = self.direction(batch)
-        alpha, _ = grid_line_search(self.model, batch, delta, comm=self.comm)
-        return StepInfo(sum(losses.values()), losses, alpha)
+        loss = sum(losses.values())
+        alpha, _ = grid_line_search(self.model, batch, delta, comm=self.comm, current=loss)
+        return StepInfo(loss, losses, alpha)
 
     def state_dict(self) -> dict:
         return {**super().state_dict(), "G": [G.clone() for G in self.G]}
@@ -184,7 +185,8 @@ class HessianFree(PINNOptimizer):
             p = r + (rr_new / rr) * p
             rr = rr_new
         loss = sum(losses.values())
-        alpha, new_loss = grid_line_search(self.model, batch, unflatten(x, shapes), comm=self.comm)
+        alpha, new_loss = grid_line_search(self.model, batch, unflatten(x, shapes), comm=self.comm,
+                                           current=loss)
         if self.hyper["adaptive_damping"] and alpha > 0:
             d = alpha * x
             Gd = flatten(linearized_matvec(lins, unflatten(d, shapes), self.comm))

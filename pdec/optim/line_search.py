@@ -70,7 +70,6 @@ def trial_losses(model: GeneratedPINN, batch: Batch, base: Sequence[torch.Tensor
     total = alphas.new_zeros(K)
     for term, X in batch.items():
         N, d = X.shape
-        Xk = X.expand(K, N, d)                                 # trial k's copy of the points (a view)
         seed = getattr(model, f"seed_{term}")(X)               # (N, S, d)
         S = seed.shape[1]
         cols = seed[:, 1:]                                     # (n, S-1, d)
@@ -92,9 +91,9 @@ def trial_losses(model: GeneratedPINN, batch: Batch, base: Sequence[torch.Tensor
                 cols = _map(cols, Wt[:, :, :-1])
             if l == len(base) - 2 and activate_last is not None:
                 columns = list(model.residual_columns[term])
-                Z = activate_last(z, cols, Xk)                 # (K, N, R, h): the columns read
+                Z = activate_last(z, cols, X)                  # (K, N, R, h): the columns read
             else:
-                Z = activate(torch.cat([z[..., None, :], cols.expand(K, N, S - 1, -1)], dim=-2), Xk)
+                Z = activate(torch.cat([z[..., None, :], cols.expand(K, N, S - 1, -1)], dim=-2), X)
                 z, cols = Z[..., 0, :], Z[..., 1:, :]
         out = _map(Z, W_out[:, :, :-1])                        # (K, N, C, m)
         if 0 in columns:
@@ -103,7 +102,7 @@ def trial_losses(model: GeneratedPINN, batch: Batch, base: Sequence[torch.Tensor
             full = out.new_zeros(K, N, S, out.shape[-1])
             full[:, :, columns] = out
             out = full
-        r = getattr(model, f"residual_{term}")(Xk, out)        # (K, N, M)
+        r = getattr(model, f"residual_{term}")(X, out)         # (K, N, M); X (N, d) broadcasts
         total += 0.5 * r.pow(2).sum(dim=(1, 2)) / batch_total(batch, term)
     return total
 
@@ -111,7 +110,7 @@ def trial_losses(model: GeneratedPINN, batch: Batch, base: Sequence[torch.Tensor
 @torch.no_grad()
 def grid_line_search(model: GeneratedPINN, batch: Batch, direction: Sequence[torch.Tensor],
                      grid: Sequence[float] = GRID, max_chunk_mb: float | None = None,
-                     comm: Communicator = LOCAL) -> tuple[float, float]:
+                     comm: Communicator = LOCAL, current: float | None = None) -> tuple[float, float]:
     """Move θ to θ + α* δ with the α* of ``grid`` that minimises the loss.
 
     Args:
@@ -123,9 +122,13 @@ def grid_line_search(model: GeneratedPINN, batch: Batch, direction: Sequence[tor
             device type).
         comm: with several ranks, the trial losses of every rank's shard are summed (one
             all-reduce of the K losses), so every rank picks the same α*.
+        current: L(θ) on the same batch, if known. When no trial loss is below it, θ is left
+            unchanged and α* = 0, as the paper's grid search does (its code evaluates L(θ) first;
+            the optimizers pass the loss of their curvature pass).
 
     Returns:
-        (α*, L(θ + α* δ)). When every trial loss is non-finite, θ is left unchanged and α* = 0.
+        (α*, L(θ + α* δ)). When every trial loss is non-finite, θ is left unchanged and α* = 0
+        (loss inf); when none is below ``current``, α* = 0 and the loss is ``current``.
     """
     base = [M.detach() for M in layer_matrices(model)]
     alphas = torch.tensor(grid, dtype=base[0].dtype, device=base[0].device)
@@ -142,6 +145,8 @@ def grid_line_search(model: GeneratedPINN, batch: Batch, direction: Sequence[tor
     if not bool(finite.any()):
         return 0.0, math.inf
     k = int(torch.where(finite, losses, torch.full_like(losses, math.inf)).argmin())
+    if current is not None and current < float(losses[k]):
+        return 0.0, float(current)
     alpha = float(grid[k])
     for layer, W0, D in zip(model.layers, base, direction):
         layer.weight.add_(D[:, :-1], alpha=alpha)
