@@ -29,7 +29,8 @@ RUNS = {
     "kfac": ({"damping": 1.5440986717145857e-12, "ema": 0.4496490467123582,
               "momentum": 0.5117574706015794, "init": "identity"},
              DATA / "paper-poisson2d-kfac-euc27yi9.csv"),
-    "kfac-star": ({"damping": 1.2156399458704562e-10, "ema": 0.9263313896660544, "init": "identity"},
+    "kfac-star": ({"damping": 1.2156399458704562e-10, "ema": 0.9263313896660544, "init": "identity",
+                   "first_lr": 1e-6},
                   DATA / "paper-poisson2d-kfac-star-i1txqj6g.csv"),
 }
 
