@@ -7,9 +7,10 @@ condition pair (:class:`pdec.curvature.KronPreconditioner`):
     Δ = −(Ã_Ω ⊗ B̃_Ω + Ã_c ⊗ B̃_c)⁻¹ vec(∂L/∂W̃)
 
 KFAC: momentum δ̂_t = μ δ̂_{t−1} + Δ_t over the unscaled directions (the paper's code), step α* δ̂
-with α* from the logarithmic grid line search.
+with α* from the logarithmic grid line search; no step when no trial lowers the loss.
 KFAC*: (α, μ) minimise the quadratic model under the exact damped Gramian, solved in closed form
-from the 2 × 2 system of Gramian–vector products (two Jacobian–vector products per term).
+from the 2 × 2 system of Gramian–vector products (two Jacobian–vector products per term). The
+first step has no previous one: α from the 1-d model (default) or a fixed ``first_lr``.
 """
 
 from __future__ import annotations
