@@ -178,7 +178,7 @@ def test_last_layer_columns_with_other_activations(spec, activation):
     softplus: σ', σ'' formed) give the same read columns and trial losses."""
     c = pdec.compile(pdec.load_spec(ROOT / "tests" / "specs" / f"{spec}.py"), hidden=(5, 4),
                      activation=activation, write=False, seed=1)
-    polynomial = "t = torch.sigmoid(z)" in c.source
+    polynomial = "s0 = torch.sigmoid(z)  # σ(h); σ' = " in c.source
     assert polynomial == (activation == "sigmoid")
     _check_last_layer(c)
 
@@ -193,11 +193,48 @@ def test_residual_component_without_the_network_broadcasts():
     x, y = sp.symbols("x y")
     u = sp.Function("u")(x, y)
     problem = Problem(name="degenerate", domain=Box({x: (0, 1), y: (0, 1)}), unknowns=[u],
-                      interior=[-(u.diff(x, 2) + u.diff(y, 2)) - 1, sp.sin(x), sp.Integer(2)],
+                      interior=[-(u.diff(x, 2) + u.diff(y, 2)) - 1, sp.sin(x), sp.Integer(2),
+                                sp.Rational(1, 10**20)],
                       conditions={"b": Condition(u, on=Boundary())})
     c = pdec.compile(problem, hidden=(5,), write=False, seed=1)
     assert "torch.broadcast_to(torch.sin(x), out.shape[:-2])" in c.source
     _check_last_layer(c)
+
+
+@pytest.mark.parametrize("activation", ["tanh", "sigmoid"])
+def test_last_layer_with_a_time_variable_and_x_dependent_coefficients(activation):
+    """A spec variable named t next to σ(h) and per-sample Q(x, t) in ``activate_<term>_last``."""
+    import sympy as sp
+
+    from pdec import Box, Condition, Initial, Problem, SpatialBoundary
+
+    t, x = sp.symbols("t x")
+    u = sp.Function("u")(t, x)
+    problem = Problem(name="heat_tx", domain=Box({t: (0, 1), x: (0, 1)}, time=t), unknowns=[u],
+                      interior=u.diff(t) - (1 + t + x**2) * u.diff(x, 2) - sp.sin(x),
+                      conditions={"ib": Condition(u, on=Initial() | SpatialBoundary())})
+    c = pdec.compile(problem, hidden=(5,), activation=activation, write=False, seed=1)
+    assert "Q0 = X.new_zeros" in c.source
+    _check_last_layer(c)
+
+
+def test_line_search_takes_no_step_when_no_trial_lowers_the_loss():
+    """With the loss at θ given, an ascent direction leaves θ unchanged (the paper's rule)."""
+    from pdec.optim.line_search import grid_line_search
+
+    c = pdec.compile(pdec.load_spec(ROOT / "specs" / "poisson2d.py"), hidden=(5,), write=False, seed=1)
+    model = c.model
+    batch = PointSampler(c.problem, 30, 8, seed=1).batch
+    loss, _ = pinn_loss(model, batch)
+    grads = torch.autograd.grad(loss, list(model.parameters()))
+    ascent = [torch.cat([gw, gb[:, None]], dim=1) for gw, gb in zip(grads[0::2], grads[1::2])]
+    current = float(loss.detach())
+    before = [p.detach().clone() for p in model.parameters()]
+    alpha, reported = grid_line_search(model, batch, ascent, current=current)
+    assert alpha == 0.0 and reported == current
+    assert all(torch.equal(a, b) for a, b in zip(before, model.parameters()))
+    alpha, _ = grid_line_search(model, batch, [-d for d in ascent], current=current)
+    assert alpha > 0
 
 
 def _check_last_layer(c) -> None:

@@ -100,7 +100,7 @@ def _residual_context(plan: TermPlan, variables, names) -> dict:
     # broadcast to the samples' shape of ``out``, so X may come with fewer leading dims.
     outputs = {sp.Symbol(name) for name in plan.output_columns}
     results = [r if sp.sympify(e).free_symbols & outputs
-               else f"torch.broadcast_to({r}, out.shape[:-2])" if any(ch.isalpha() for ch in r)
+               else f"torch.broadcast_to({r}, out.shape[:-2])" if sp.sympify(e).free_symbols
                else f"torch.full_like(out[..., 0, 0], {r})"
                for e, r in zip(plan.residuals, results)]
     read = sorted({col for name, (col, _) in plan.output_columns.items() if sp.Symbol(name) in used})
@@ -170,7 +170,10 @@ def _quad_code(plan: TermPlan, k: int, term: str, variables) -> tuple[str, list,
         labels = [plan.columns[c + 1].label for c in range(q.start, q.stop)]
         label = (" + ".join(f"({lab})²" for lab in labels) if len(labels) <= 3
                  else f"Σ_a (∂_a h)² over columns {q.start + 1}–{q.stop}")
-        form = {"weight": sp.sympify(q.weight), "body": body, "label": label}
+        weight = sp.sympify(q.weight)
+        if weight.is_Float and float(weight).is_integer():
+            weight = sp.Integer(int(weight))
+        form = {"weight": weight, "body": body, "label": label}
         return f"{sign} {'' if w == 1 else float_literal(w) + ' * '}s2 * {body}", [], None, form
     if q.constant:
         body = f"torch.einsum(\"...ah,ab,...bh->...h\", dz, self.{term}_Q{k}, dz)"
@@ -180,9 +183,11 @@ def _quad_code(plan: TermPlan, k: int, term: str, variables) -> tuple[str, list,
                 "[" + ", ".join(float_literal(q.matrix[a, b]) for b in range(q.matrix.shape[1])) + "]"
                 for a in range(q.matrix.shape[0])) + "]"}, {"weight": sp.Integer(1), "body": body,
                                                           "label": "Σ_ab Q_ab ∂_a h ∂_b h"}
-    # x-dependent: per-sample Q (N, K, K), rebuilt from the printed entries
+    # x-dependent: per-sample Q (N, K, K), rebuilt from the printed entries; the spec's variables
+    # must not take the names the activate functions use around this block
     K = q.matrix.shape[0]
-    namer = Namer()
+    namer = Namer(taken={"s0", "s1", "s2", "s3"} | {f"{a}{j}{b}" for j in range(len(plan.channels))
+                                                     for a in ("L", "Q") for b in ("", "h")})
     names = {v: namer(v) for v in variables}
     entries = [(a, b) for a in range(K) for b in range(K) if q.matrix[a, b] != 0]
     assigns, results = _print_exprs([q.matrix[a, b] for a, b in entries], names, "q")
@@ -248,9 +253,9 @@ def _activation_context(plan: TermPlan, term: str, variables) -> dict:
 
 
 def _derivative_polynomials(activation: Activation, order: int) -> list[sp.Expr] | None:
-    """[σ', …, σ^(order)] as polynomials in t = σ(z) (tanh: σ' = 1 − t²), or None when some
+    """[σ', …, σ^(order)] as polynomials in s0 = σ(z) (tanh: σ' = 1 − s0²), or None when some
     derivative is not one (sin: σ' = cos z)."""
-    t = sp.Symbol("t")
+    t = sp.Symbol("s0")
     out = []
     for d in activation.derivatives(order)[1:]:
         e = sp.expand(d.xreplace({activation.expr: t}))
@@ -260,27 +265,31 @@ def _derivative_polynomials(activation: Activation, order: int) -> list[sp.Expr]
     return out
 
 
-def _horner_column(name: str, expr: sp.Expr, t: sp.Symbol) -> tuple[list[str], str] | None:
-    """Code lines that evaluate ``expr`` (a polynomial in t with tensor coefficients) into
-    ``name`` by Horner's rule, and the polynomial as text; None for degree 0 (no t: the result
-    would not have the samples' shape)."""
-    poly = sp.Poly(sp.expand(expr), t)
-    if poly.degree() < 1:
+def _horner_column(name: str, parts: list[tuple[sp.Expr, sp.Expr]], t: sp.Symbol) -> tuple[list[str], str] | None:
+    """Code lines that evaluate Σ P(t)·c over ``parts`` [(P: a polynomial in t = s0 = σ(h), c: its
+    tensor coefficient)] into ``name`` by Horner's rule, and the polynomial as text; None for
+    degree 0 (no t: the result would not have the samples' shape)."""
+    polys = [(sp.Poly(P, t), c) for P, c in parts]
+    degree = max(P.degree() for P, _ in polys)
+    if degree < 1:
         return None
-    coeffs = poly.all_coeffs()  # highest power first
+    coeffs = [sum((P.coeff_monomial(t**k) * c for P, c in polys), sp.Integer(0))
+              for k in range(degree, -1, -1)]  # highest power first
     p = lambda e: print_with_cse([e])[1][0]
     lines = [f"{name} = {p(coeffs[0])}"]
+    v = str(t)
     for i, c in enumerate(coeffs[1:]):
         if i == 0:  # the first product has the samples' shape: a new tensor; later steps in place
-            lines.append(f"{name} = {name} * t" if c == 0 else f"{name} = torch.addcmul({p(c)}, t, {name})")
+            lines.append(f"{name} = {name} * {v}" if c == 0 else f"{name} = torch.addcmul({p(c)}, {v}, {name})")
         else:
-            lines.append(f"{name}.mul_(t)" if c == 0 else f"torch.addcmul({p(c)}, t, {name}, out={name})")
+            lines.append(f"{name}.mul_({v})" if c == 0 else f"torch.addcmul({p(c)}, {v}, {name}, out={name})")
     terms = []
-    for (k,), c in sorted(poly.terms(), key=lambda kv: kv[0]):
-        coef = sp.sstr(c)
-        coef = f"({coef})" if len(c.args) > 1 and c.is_Add else coef
-        terms.append(coef if k == 0 else f"{coef} t" + ("" if k == 1 else {2: "²", 3: "³"}.get(k, f"^{k}")))
-    return lines, " + ".join(terms).replace("+ -", "- ")
+    for k, c in enumerate(reversed(coeffs)):
+        if c == 0:
+            continue
+        coef = sp.sstr(c) if k == 0 or c.is_Symbol else f"({sp.sstr(c)})"
+        terms.append(coef if k == 0 else f"{coef}·{v}" + ("" if k == 1 else {2: "²", 3: "³"}.get(k, f"^{k}")))
+    return lines, " + ".join(terms)
 
 
 def _last_layer_context(plan: TermPlan, act: dict, read: list[int],
@@ -288,8 +297,8 @@ def _last_layer_context(plan: TermPlan, act: dict, read: list[int],
     """What ``activate_<term>_last`` computes: per column the residual reads, the code of that
     output column (..., h) of σ applied to the stack, and whether the directions dz are needed.
 
-    When σ', σ'' are polynomials in t = σ(h) (``polys``), each read column of a laplacian or
-    collapsed stack is a polynomial in t whose coefficients come from the stack, evaluated by
+    When σ', σ'' are polynomials in s0 = σ(h) (``polys``), each read column of a laplacian or
+    collapsed stack is a polynomial in s0 whose coefficients come from the stack, evaluated by
     Horner's rule ("horner" blocks): one σ and a fused multiply-add per degree, instead of
     forming σ', σ'' and their products (the line search runs this on every trial's stack).
     """
@@ -325,25 +334,25 @@ def _last_layer_context(plan: TermPlan, act: dict, read: list[int],
 def _horner_blocks(plan: TermPlan, act: dict, read: list[int], polys: list[sp.Expr]) -> list[dict] | None:
     """Per read column: its inputs, the polynomial in t and the Horner lines (see
     :func:`_last_layer_context`); None if some column is of degree 0 in t."""
-    t = sp.Symbol("t")
+    t = sp.Symbol("s0")
     by_column = {ch["column"]: ch for ch in act["channels"]}
     blocks = []
     for col in read:
         if col == 0:
-            blocks.append({"result": "t", "channel": None, "inputs": [], "lines": [], "comment": None})
+            blocks.append({"result": "s0", "channel": None, "inputs": [], "lines": [], "comment": None})
             continue
         if col in by_column:
             ch = by_column[col]
             k = ch["k"]
             h_name, result = f"L{k}h", f"L{k}"
             inputs = [(h_name, f"Zc[..., {col - 1}, :]", f"L{k} h (column {col})")]
-            expr = polys[0] * sp.Symbol(h_name)
+            parts = [(polys[0], sp.Symbol(h_name))]
             comment = f"collapsed channel L{k} = {ch['description']}: σ'(h) L h"
             if ch["quad_form"] is not None:
                 form = ch["quad_form"]
                 q_name = f"Q{k}h"
                 inputs.append((q_name, form["body"], form["label"]))
-                expr += form["weight"] * polys[1] * sp.Symbol(q_name)
+                parts.append((polys[1], form["weight"] * sp.Symbol(q_name)))
                 w = form["weight"]
                 comment += (f" + σ''(h) {q_name}" if w == 1 else f" - σ''(h) {q_name}" if w == -1
                             else f" + σ''(h) ({sp.sstr(w)}) {q_name}")
@@ -351,7 +360,7 @@ def _horner_blocks(plan: TermPlan, act: dict, read: list[int], polys: list[sp.Ex
             blocks.append({"result": f"s1 * Zc[..., {col - 1}, :]", "channel": None, "inputs": [],
                            "lines": [], "comment": None, "needs_s1": True})
             continue
-        horner = _horner_column(result, expr, t)
+        horner = _horner_column(result, parts, t)
         if horner is None:
             return None
         lines, poly = horner

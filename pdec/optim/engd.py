@@ -187,7 +187,9 @@ class HessianFree(PINNOptimizer):
         loss = sum(losses.values())
         alpha, new_loss = grid_line_search(self.model, batch, unflatten(x, shapes), comm=self.comm,
                                            current=loss)
-        if self.hyper["adaptive_damping"] and alpha > 0:
+        if self.hyper["adaptive_damping"] and alpha == 0:
+            self.damping *= 1.5  # no trial lowered the loss (θ unchanged): as a poor model fit
+        elif self.hyper["adaptive_damping"]:
             d = alpha * x
             Gd = flatten(linearized_matvec(lins, unflatten(d, shapes), self.comm))
             predicted = float(-(d @ b) + 0.5 * (d @ Gd))  # m(d) − L = dᵀ∇L + ½ dᵀGd

@@ -122,13 +122,13 @@ def grid_line_search(model: GeneratedPINN, batch: Batch, direction: Sequence[tor
             device type).
         comm: with several ranks, the trial losses of every rank's shard are summed (one
             all-reduce of the K losses), so every rank picks the same α*.
-        current: L(θ) on the same batch, if known. When no trial loss is below it, θ is left
-            unchanged and α* = 0, as the paper's grid search does (its code evaluates L(θ) first;
-            the optimizers pass the loss of their curvature pass).
+        current: L(θ) on the same batch, if known. When the best trial loss is above it, θ is
+            left unchanged and α* = 0, as the paper's grid search does (its code evaluates L(θ)
+            first; the optimizers pass the loss of their curvature pass).
 
     Returns:
         (α*, L(θ + α* δ)). When every trial loss is non-finite, θ is left unchanged and α* = 0
-        (loss inf); when none is below ``current``, α* = 0 and the loss is ``current``.
+        (loss inf); when the best is above ``current``, α* = 0 and the loss is ``current``.
     """
     base = [M.detach() for M in layer_matrices(model)]
     alphas = torch.tensor(grid, dtype=base[0].dtype, device=base[0].device)
