@@ -15,6 +15,7 @@ from ..plan import Plan, TermPlan
 from .printer import float_literal, print_with_cse
 
 RESERVED = {"self", "torch", "math", "X", "Z", "N", "out", "z", "dz", "seed", "nn"}
+S0 = sp.Symbol("s0")  # σ(h) in the generated activate_<term>_last, the variable of its polynomials
 
 
 class Namer:
@@ -255,29 +256,28 @@ def _activation_context(plan: TermPlan, term: str, variables) -> dict:
 def _derivative_polynomials(activation: Activation, order: int) -> list[sp.Expr] | None:
     """[σ', …, σ^(order)] as polynomials in s0 = σ(z) (tanh: σ' = 1 − s0²), or None when some
     derivative is not one (sin: σ' = cos z)."""
-    t = sp.Symbol("s0")
     out = []
     for d in activation.derivatives(order)[1:]:
-        e = sp.expand(d.xreplace({activation.expr: t}))
-        if e.free_symbols - {t} or not e.is_polynomial(t):
+        e = sp.expand(d.xreplace({activation.expr: S0}))
+        if e.free_symbols - {S0} or not e.is_polynomial(S0):
             return None
         out.append(e)
     return out
 
 
-def _horner_column(name: str, parts: list[tuple[sp.Expr, sp.Expr]], t: sp.Symbol) -> tuple[list[str], str] | None:
-    """Code lines that evaluate Σ P(t)·c over ``parts`` [(P: a polynomial in t = s0 = σ(h), c: its
+def _horner_column(name: str, parts: list[tuple[sp.Expr, sp.Expr]]) -> tuple[list[str], str] | None:
+    """Code lines that evaluate Σ P(s0)·c over ``parts`` [(P: a polynomial in s0 = σ(h), c: its
     tensor coefficient)] into ``name`` by Horner's rule, and the polynomial as text; None for
-    degree 0 (no t: the result would not have the samples' shape)."""
-    polys = [(sp.Poly(P, t), c) for P, c in parts]
+    degree 0 (no s0: the result would not have the samples' shape)."""
+    polys = [(sp.Poly(P, S0), c) for P, c in parts]
     degree = max(P.degree() for P, _ in polys)
     if degree < 1:
         return None
-    coeffs = [sum((P.coeff_monomial(t**k) * c for P, c in polys), sp.Integer(0))
+    coeffs = [sum((P.coeff_monomial(S0**k) * c for P, c in polys), sp.Integer(0))
               for k in range(degree, -1, -1)]  # highest power first
     p = lambda e: print_with_cse([e])[1][0]
     lines = [f"{name} = {p(coeffs[0])}"]
-    v = str(t)
+    v = str(S0)
     for i, c in enumerate(coeffs[1:]):
         if i == 0:  # the first product has the samples' shape: a new tensor; later steps in place
             lines.append(f"{name} = {name} * {v}" if c == 0 else f"{name} = torch.addcmul({p(c)}, {v}, {name})")
@@ -306,10 +306,9 @@ def _last_layer_context(plan: TermPlan, act: dict, read: list[int],
     if plan.mode in ("laplacian", "collapsed"):
         horner = polys is not None and _horner_blocks(plan, act, read, polys)
         if horner:
-            s1 = any(b.get("needs_s1") for b in horner)
+            needs_s1 = any(b.get("needs_s1") for b in horner)
             return {"columns": [b["result"] for b in horner], "horner": horner,
-                    "s1_code": print_with_cse([polys[0]])[1][0]
-                    if s1 else None,
+                    "s1_code": print_with_cse([polys[0]])[1][0] if needs_s1 else None,
                     "need_dz": any(b["channel"] and b["channel"]["quad"] for b in horner),
                     "polys": ", ".join(f"σ{_primes(k)} = {sp.sstr(e)}" for k, e in enumerate(polys, 1)),
                     "channels": []}
@@ -332,9 +331,8 @@ def _last_layer_context(plan: TermPlan, act: dict, read: list[int],
 
 
 def _horner_blocks(plan: TermPlan, act: dict, read: list[int], polys: list[sp.Expr]) -> list[dict] | None:
-    """Per read column: its inputs, the polynomial in t and the Horner lines (see
-    :func:`_last_layer_context`); None if some column is of degree 0 in t."""
-    t = sp.Symbol("s0")
+    """Per read column: its inputs, the polynomial in s0 and the Horner lines (see
+    :func:`_last_layer_context`); None if some column is of degree 0 in s0."""
     by_column = {ch["column"]: ch for ch in act["channels"]}
     blocks = []
     for col in read:
@@ -360,7 +358,7 @@ def _horner_blocks(plan: TermPlan, act: dict, read: list[int], polys: list[sp.Ex
             blocks.append({"result": f"s1 * Zc[..., {col - 1}, :]", "channel": None, "inputs": [],
                            "lines": [], "comment": None, "needs_s1": True})
             continue
-        horner = _horner_column(result, parts, t)
+        horner = _horner_column(result, parts)
         if horner is None:
             return None
         lines, poly = horner
@@ -416,7 +414,8 @@ def build_context(plan: Plan, options: Options, version: str, source_hash: str) 
         sol = problem.exact_solution
         exprs = [sol[u] for u in problem.unknowns]
         assigns, results = _print_exprs(exprs, names, "c")
-        results = [r if any(ch.isalpha() for ch in r) else f"torch.full_like(X[..., 0], {r})" for r in results]
+        results = [r if sp.sympify(e).free_symbols else f"torch.full_like(X[..., 0], {r})"
+                   for e, r in zip(exprs, results)]
         used = set().union(*(sp.sympify(e).free_symbols for e in exprs))
         exact = {"variables": [(names[v], f"X[..., {i}]") for i, v in enumerate(variables) if v in used],
                  "assigns": assigns, "results": results,
