@@ -25,6 +25,18 @@ class Stacks(NamedTuple):
     outputs: list[torch.Tensor]
 
 
+def horner_step(acc: torch.Tensor, s: torch.Tensor, c: torch.Tensor | None = None) -> torch.Tensor:
+    """One step of Horner's rule in the generated ``activate_<term>_last``: acc·s + c.
+
+    ``c`` broadcasts against acc·s (None: no constant). With autograd off (the line search's trial
+    passes) the result is written into ``acc``, which already has the result's shape: no new
+    tensor per degree. With autograd on, a new tensor, so the graph keeps every step's input.
+    """
+    if torch.is_grad_enabled():
+        return acc * s if c is None else torch.addcmul(c, s, acc)
+    return torch.mul(acc, s, out=acc) if c is None else torch.addcmul(c, s, acc, out=acc)
+
+
 def linear_stack(Z: torch.Tensor, layer: nn.Linear) -> torch.Tensor:
     """Z (N, S, h_in) -> (N, S, h_out): W ∂h for every column, bias on the value column only."""
     out = torch.nn.functional.linear(Z, layer.weight)
@@ -103,11 +115,50 @@ class GeneratedPINN(nn.Module):
                 Z = activate(Z, X)
         return Stacks(inputs, outputs) if keep else Stacks([], [Z])
 
+    def propagate_read(self, term: str, X: torch.Tensor) -> torch.Tensor:
+        """The output stack (N, S, m) with only the columns the residual reads; the others are 0.
+
+        What the loss needs, with less work than :meth:`propagate`: the first layer maps the seed
+        columns once when they do not depend on the point (``point_seeds``), and the last hidden
+        layer activates only ``residual_columns[term]`` (``activate_<term>_last``). The hidden
+        layers in between carry full stacks. Differentiable (autograd and torch.func).
+        """
+        activate_last = getattr(self, f"activate_{term}_last", None)
+        if activate_last is None:  # S = 1: the stack is the value
+            return self.propagate(term, X, keep=False).outputs[-1]
+        self._check_term(term)
+        if X.ndim != 2 or X.shape[1] != self.n_in:
+            raise ValueError(f"points must have shape (N, {self.n_in}), got {tuple(X.shape)}")
+        N, S = X.shape[0], self.S[term]
+        if term in self.point_seeds:
+            cols = getattr(self, f"seed_{term}")(X)[:, 1:]          # (N, S-1, d)
+        else:
+            cols = getattr(self, f"{term}_seed")[None]              # (1, S-1, d): the same at every point
+        first = self.layers[0]
+        z = nn.functional.linear(X, first.weight, first.bias)       # value column (N, h)
+        cols = nn.functional.linear(cols, first.weight)             # the other columns (n, S-1, h)
+        activate = getattr(self, f"activate_{term}")
+        for layer in self.layers[1:-1]:
+            Z = activate(torch.cat([z[:, None], cols.expand(N, -1, -1)], dim=1), X)
+            z, cols = Z.split([1, S - 1], dim=1)
+            z = nn.functional.linear(z[:, 0], layer.weight, layer.bias)
+            cols = nn.functional.linear(cols, layer.weight)
+        read = self.residual_columns[term]
+        last = self.layers[-1]
+        out = nn.functional.linear(activate_last(z, cols, X), last.weight)   # (N, R, m)
+        if 0 in read:
+            j = read.index(0)
+            out = torch.cat([out[:, :j], out[:, j:j + 1] + last.bias, out[:, j + 1:]], dim=1)
+        if len(read) == S:
+            return out
+        full = out.new_zeros(N, S, out.shape[-1])
+        return full.index_copy(1, torch.tensor(read, device=out.device), out)
+
     def residual(self, term: str, X: torch.Tensor, stacks: Stacks | None = None) -> torch.Tensor:
-        """Residual of a term at points X: (N, M). Pass ``stacks`` to reuse a forward pass."""
-        if stacks is None:
-            stacks = self.propagate(term, X, keep=False)
-        return getattr(self, f"residual_{term}")(X, stacks.outputs[-1])
+        """Residual of a term at points X: (N, M). Pass ``stacks`` to reuse a forward pass; without
+        them the output stack comes from :meth:`propagate_read`."""
+        out = self.propagate_read(term, X) if stacks is None else stacks.outputs[-1]
+        return getattr(self, f"residual_{term}")(X, out)
 
     def interior_residual(self, X: torch.Tensor) -> torch.Tensor:
         """Interior residual r_Ω at points X (N, d): (N, M)."""

@@ -14,7 +14,7 @@ from ..analysis import multi_index_label
 from ..plan import Plan, TermPlan
 from .printer import float_literal, print_with_cse
 
-RESERVED = {"self", "torch", "math", "X", "Z", "N", "out", "z", "dz", "seed", "nn"}
+RESERVED = {"self", "torch", "math", "X", "Z", "N", "out", "z", "dz", "seed", "nn", "horner_step"}
 S0 = sp.Symbol("s0")  # σ(h) in the generated activate_<term>_last, the variable of its polynomials
 
 
@@ -279,10 +279,10 @@ def _horner_column(name: str, parts: list[tuple[sp.Expr, sp.Expr]]) -> tuple[lis
     lines = [f"{name} = {p(coeffs[0])}"]
     v = str(S0)
     for i, c in enumerate(coeffs[1:]):
-        if i == 0:  # the first product has the samples' shape: a new tensor; later steps in place
+        if i == 0:  # the first product has the samples' shape: a new tensor
             lines.append(f"{name} = {name} * {v}" if c == 0 else f"{name} = torch.addcmul({p(c)}, {v}, {name})")
-        else:
-            lines.append(f"{name}.mul_({v})" if c == 0 else f"torch.addcmul({p(c)}, {v}, {name}, out={name})")
+        else:  # later steps: in place when autograd is off (runtime.horner_step)
+            lines.append(f"{name} = horner_step({name}, {v})" if c == 0 else f"{name} = horner_step({name}, {v}, {p(c)})")
     terms = []
     for k, c in enumerate(reversed(coeffs)):
         if c == 0:
@@ -439,6 +439,7 @@ def build_context(plan: Plan, options: Options, version: str, source_hash: str) 
         "modes": repr({n: t.mode for n, t in plan.terms.items()}),
         "S": repr({n: t.S for n, t in plan.terms.items()}),
         "residual_columns": repr({t["name"]: tuple(t["residual"]["read_columns"]) for t in terms}),
+        "point_seeds": repr(tuple(t["name"] for t in terms if t["seed"] and t["seed"]["xdep"])),
         "activation": repr(options.activation.name),
         "hidden": repr(tuple(options.hidden)),
     }
@@ -456,6 +457,9 @@ def build_context(plan: Plan, options: Options, version: str, source_hash: str) 
         "sigmas": [_sigma_context(options.activation, k) for k in sorted(orders)],
         "terms": terms, "conditions": [t["name"] for t in terms if t["name"] != "interior"],
         "exact": exact,
+        "runtime_imports": ", ".join(["GeneratedPINN"] + (["horner_step"] if any(
+            line.startswith(f"{b['result']} = horner_step(") for t in terms if t["last"] and t["last"]["horner"]
+            for b in t["last"]["horner"] for line in b["lines"]) else [])),
     }
 
 

@@ -61,7 +61,8 @@ def trial_losses(model: GeneratedPINN, batch: Batch, base: Sequence[torch.Tensor
     generated activate/residual functions index from the right and broadcast over leading dims,
     so the trials are a leading dim K. The first layer's input does not depend on θ, so its output
     is affine in α: Z⁽¹⁾(α) = Z₀ + α Z_δ, two products for all trials. Where the input stack's seed
-    columns do not depend on the point (n = 1), its directions are computed once, not per sample.
+    columns do not depend on the point (n = 1; the model's ``point_seeds`` names the terms where they
+    do), its directions are computed once, not per sample.
     """
     K = alphas.shape[0]
     a = alphas[:, None, None]
@@ -70,11 +71,11 @@ def trial_losses(model: GeneratedPINN, batch: Batch, base: Sequence[torch.Tensor
     total = alphas.new_zeros(K)
     for term, X in batch.items():
         N, d = X.shape
-        seed = getattr(model, f"seed_{term}")(X)               # (N, S, d)
-        S = seed.shape[1]
-        cols = seed[:, 1:]                                     # (n, S-1, d)
-        if N > 1 and bool((cols == cols[:1]).all()):
-            cols = cols[:1]                                    # the same seed at every point: n = 1
+        S = model.S[term]
+        if S == 1 or term in model.point_seeds:
+            cols = getattr(model, f"seed_{term}")(X)[:, 1:]    # (N, S-1, d)
+        else:
+            cols = getattr(model, f"{term}_seed")[None]        # the same seed at every point: (1, S-1, d)
         # first layer, affine in α; bias on the value column only
         z = torch.addcmul(torch.addmm(base[0][:, -1], X, base[0][:, :-1].mT), a,
                           torch.addmm(direction[0][:, -1], X, direction[0][:, :-1].mT))     # (K, N, h)

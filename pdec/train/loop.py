@@ -249,10 +249,10 @@ def train(compiled: Compiled, optimizer: str | None = None, *, config_file: str 
     try:
         with _StopSignals(patient=comm.distributed) as stop:
             while not done():
+                snapshot = [p.detach().clone() for p in params]
+                t0 = time.perf_counter()  # the step's time includes drawing its points
                 if cfg.resample_every and step > 0 and step % cfg.resample_every == 0:
                     sampler.resample()
-                snapshot = [p.detach().clone() for p in params]
-                t0 = time.perf_counter()
                 info = opt.step(sampler.batch)
                 elapsed += time.perf_counter() - t0
                 if not math.isfinite(info.loss):
