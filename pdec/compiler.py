@@ -17,6 +17,7 @@ from .activations import resolve_activation
 from .analysis import analyse
 from .codegen.emit import Options, build_context, content_hash
 from .codegen.render import render_module, template_sources
+from .loader import load_spec
 from .plan import Plan, make_plan
 from .runtime import GeneratedPINN
 from .spec import Problem
@@ -73,13 +74,14 @@ def load_generated(path: str | Path) -> type:
     return classes[0]
 
 
-def compile(problem: Problem, hidden: Sequence[int] = (64,), activation="tanh", mode: str = "auto",
+def compile(problem: Problem | str | Path, hidden: Sequence[int] = (64,), activation="tanh", mode: str = "auto",
             dtype: torch.dtype = torch.float64, device: torch.device | str | None = None,
             out_dir: str | Path = DEFAULT_OUT_DIR, write: bool = True, seed: int | None = None) -> Compiled:
     """Compile a problem into a generated PyTorch module and instantiate it.
 
     Args:
-        problem: a :class:`~pdec.spec.Problem` (e.g. from :func:`pdec.load_spec`).
+        problem: a :class:`~pdec.spec.Problem`, or the path of a spec file (read with
+            :func:`pdec.load_spec`).
         hidden: hidden-layer widths of the MLP d -> hidden -> m.
         activation: "tanh" (default), "sin", "sigmoid", "softplus", or a SymPy expression of one
             symbol.
@@ -92,6 +94,10 @@ def compile(problem: Problem, hidden: Sequence[int] = (64,), activation="tanh", 
     Returns:
         :class:`Compiled` with ``.plan``, ``.source_path`` and ``.model``.
     """
+    if isinstance(problem, (str, os.PathLike)):
+        problem = load_spec(problem)
+    elif not isinstance(problem, Problem):
+        raise TypeError(f"pdec.compile takes a Problem or the path of a spec file, got {type(problem).__name__}")
     plan, source = generate_source(problem, hidden, activation, mode)
     if write:
         out_dir = Path(out_dir)

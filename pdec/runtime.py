@@ -104,11 +104,17 @@ class GeneratedPINN(nn.Module):
         seed = getattr(self, f"seed_{term}")
         activate = getattr(self, f"activate_{term}")
         Z = seed(X)
+        constant_seed = Z.shape[1] > 1 and term not in self.point_seeds
         inputs, outputs = [], []
         for l, layer in enumerate(self.layers):
             if keep:
                 inputs.append(Z)
-            Z = linear_stack(Z, layer)
+            if l == 0 and constant_seed:  # the seed columns' images are the same at every point
+                seed_rows = getattr(self, f"{term}_seed")
+                Z = torch.cat([nn.functional.linear(X, layer.weight, layer.bias)[:, None],
+                               nn.functional.linear(seed_rows, layer.weight).expand(X.shape[0], -1, -1)], dim=1)
+            else:
+                Z = linear_stack(Z, layer)
             if keep:
                 outputs.append(Z)
             if l < len(self.layers) - 1:

@@ -89,6 +89,16 @@ def test_cli_prints_message_without_traceback(tmp_path):
     assert "Traceback" not in proc.stderr
 
 
+def test_compile_takes_a_spec_path_and_refuses_other_objects():
+    from_path = pdec.compile("specs/heat1d.py", hidden=(4,), write=False)
+    from_problem = pdec.compile(pdec.load_spec("specs/heat1d.py"), hidden=(4,), write=False)
+    assert from_path.source == from_problem.source
+    with pytest.raises(pdec.SpecError, match="no such spec file"):
+        pdec.compile("specs/does_not_exist.py", write=False)
+    with pytest.raises(TypeError, match="takes a Problem or the path of a spec file, got int"):
+        pdec.compile(42, write=False)
+
+
 def test_unknown_activation_is_clear():
     problem = pdec.load_spec("specs/heat1d.py")
     with pytest.raises(pdec.PdecError, match="unknown activation 'relu6'"):

@@ -165,7 +165,9 @@ def _quad_code(plan: TermPlan, k: int, term: str, variables) -> tuple[str, list,
     """
     q = plan.channels[k].quad
     if q.kind == "block":
-        body = f"dz[..., {q.start}:{q.stop}, :].pow(2).sum(-2)"
+        n_dir = sum(c.kind == "direction" for c in plan.columns)
+        block = "dz" if (q.start, q.stop) == (0, n_dir) else f"dz[..., {q.start}:{q.stop}, :]"
+        body = f"{block}.pow(2).sum(-2)"
         sign = "-" if q.weight < 0 else "+"
         w = abs(q.weight)
         labels = [plan.columns[c + 1].label for c in range(q.start, q.stop)]
@@ -199,6 +201,31 @@ def _quad_code(plan: TermPlan, k: int, term: str, variables) -> tuple[str, list,
                                            "label": "Σ_ab Q_ab(x) ∂_a h ∂_b h"}
 
 
+def _split_context(plan: TermPlan) -> dict:
+    """How ``activate_<term>`` unpacks a laplacian/collapsed stack with one ``Z.split``: the value
+    column ``z``, the block of directions ``dz`` and each channel's column ``L{k}h``, in column
+    order. One split (its backward is one concatenation) instead of an index per column (each
+    index's backward fills a zero stack)."""
+    names, sizes, labels = [], [], []
+    for c in plan.columns:
+        if c.kind == "direction" and names and names[-1] == "dz":
+            sizes[-1] += 1
+            continue
+        if c.kind == "value":
+            names.append("z"), labels.append("value h")
+        elif c.kind == "direction":
+            names.append("dz"), labels.append("first-order directions ∂_a h")
+        elif c.kind == "channel":
+            names.append(f"L{c.channel}h"), labels.append(f"L{c.channel} h")
+        else:
+            raise AssertionError(f"unexpected column kind {c.kind!r} in a {plan.mode} stack")
+        sizes.append(1)
+    if names.count("dz") > 1 or names[0] != "z":
+        raise AssertionError(f"the {plan.mode} stack's columns are not value, directions, channels")
+    return {"names": names, "sizes": sizes, "labels": labels,
+            "single": [n for n in names if n != "dz"]}
+
+
 def _activation_context(plan: TermPlan, term: str, variables) -> dict:
     ctx = {"mode": plan.mode, "buffers": []}
     if plan.mode == "value":
@@ -222,6 +249,7 @@ def _activation_context(plan: TermPlan, term: str, variables) -> dict:
                     buffers.append(buf)
             channels.append(entry)
         ctx["channels"] = channels
+        ctx["split"] = _split_context(plan)
         ctx["order"] = 2 if any(ch["quad"] for ch in channels) else 1
         _sigma_names(ctx)
         return ctx
