@@ -155,7 +155,7 @@ class GeneratedPINN(nn.Module):
         if 0 in read:
             j = read.index(0)
             out = torch.cat([out[:, :j], out[:, j:j + 1] + last.bias, out[:, j + 1:]], dim=1)
-        if len(read) == S:
+        if tuple(read) == tuple(range(S)):
             return out
         full = out.new_zeros(N, S, out.shape[-1])
         return full.index_copy(1, torch.tensor(read, device=out.device), out)
