@@ -19,12 +19,12 @@ Terms:
 
 import torch
 
-from pdec.runtime import GeneratedPINN, horner_step
+from pdec.runtime import GeneratedPINN, horner_step, tanh
 
 
 def sigma_2(z: torch.Tensor) -> tuple[torch.Tensor, ...]:
     """tanh and its derivatives at z: (σ, σ', σ'')."""
-    s_0 = torch.tanh(z)
+    s_0 = tanh(z)
     s_1 = s_0**2 - 1
     return s_0, -s_1, 2*s_0*s_1
 
@@ -61,7 +61,7 @@ class Poisson5dPINN(GeneratedPINN):
 
     def activation(self, z: torch.Tensor) -> torch.Tensor:
         """σ(z) = tanh, element-wise."""
-        return torch.tanh(z)
+        return tanh(z)
 
     # ----------------------------------------------------------------- term interior: laplacian, S = 7
     def seed_interior(self, X: torch.Tensor) -> torch.Tensor:
@@ -95,7 +95,7 @@ class Poisson5dPINN(GeneratedPINN):
         Horner steps after the first write in place when autograd is off (``horner_step``).
         """
         dz = Zc[..., 0:5, :]  # first-order directions ∂_a h (..., K, h)
-        s0 = torch.tanh(z)  # σ(h); σ' = 1 - s0**2, σ'' = 2*s0**3 - 2*s0
+        s0 = tanh(z)  # σ(h); σ' = 1 - s0**2, σ'' = 2*s0**3 - 2*s0
         # Each channel is a polynomial in s0 with coefficients from the stack, evaluated by
         # Horner's rule: one fused multiply-add per degree, no σ'' tensor.
 

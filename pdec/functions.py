@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import sympy as sp
 
-#: SymPy function class -> name of the element-wise torch function that evaluates it.
+#: SymPy function class -> name of the element-wise torch function that evaluates it (names
+#: without "torch." come from :mod:`pdec.runtime`, which generated modules import them from).
 TORCH_FUNCTIONS: dict[type, str] = {
     sp.exp: "torch.exp",
     sp.log: "torch.log",
@@ -17,7 +18,7 @@ TORCH_FUNCTIONS: dict[type, str] = {
     sp.tan: "torch.tan",
     sp.sinh: "torch.sinh",
     sp.cosh: "torch.cosh",
-    sp.tanh: "torch.tanh",
+    sp.tanh: "tanh",  # pdec.runtime.tanh: torch.tanh, or a faster form without autograd on a CPU
     sp.asin: "torch.asin",
     sp.acos: "torch.acos",
     sp.atan: "torch.atan",

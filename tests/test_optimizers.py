@@ -268,4 +268,6 @@ def _check_last_layer(c) -> None:
         want, want2 = stacks.inputs[-1][:, read], full2[:, :, read]
         torch.testing.assert_close(last, want, rtol=1e-12, atol=1e-13 * float(want.abs().max()))
         torch.testing.assert_close(last2, want2, rtol=1e-12, atol=1e-13 * float(want2.abs().max()))
-        torch.testing.assert_close(full2[0, :, 0], stacks.inputs[-1][:, 0], rtol=0, atol=0)
+        # the value column σ(h) itself; without autograd runtime.tanh is 2σ(2z) − 1, whose vectorised
+        # and scalar paths can differ in the last bit, so exact only up to its error bound
+        torch.testing.assert_close(full2[0, :, 0], stacks.inputs[-1][:, 0], rtol=0, atol=5e-16)

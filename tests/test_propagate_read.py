@@ -1,5 +1,6 @@
 """The loss's forward pass (``propagate_read``: constant seed columns mapped once, only the read
-columns activated at the last hidden layer) against the full stacks of ``propagate``."""
+columns activated at the last hidden layer) against the full stacks of ``propagate``, and the
+runtime helpers the generated code calls (``horner_step``, ``tanh``)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import pytest
 import torch
 
 import pdec
-from pdec.runtime import horner_step
+from pdec.runtime import horner_step, tanh
 from conftest import ROOT, SHIPPED_SPECS
 
 SPECS = sorted(SHIPPED_SPECS) + sorted((ROOT / "tests" / "specs").glob("*.py"))
@@ -66,3 +67,26 @@ def test_horner_step_writes_in_place_only_without_autograd():
     torch.testing.assert_close(out.detach(), want)
     (g,) = torch.autograd.grad(out.sum(), leaf)
     torch.testing.assert_close(g, acc)
+
+
+def test_tanh_without_autograd_is_within_its_bound_of_torch_tanh():
+    z = torch.cat([torch.linspace(-40, 40, 20001, dtype=torch.float64),
+                   torch.tensor([0.0, -0.0, 1e-300, -1e-300, 1e-8, 710.0, -710.0, 1e308, -1e308])])
+    with torch.no_grad():
+        got = tanh(z)
+    assert float((got - torch.tanh(z)).abs().max()) <= 4.5e-16
+    special = torch.tensor([float("inf"), float("-inf"), float("nan")], dtype=torch.float64)
+    with torch.no_grad():
+        out = tanh(special)
+    assert out[0] == 1 and out[1] == -1 and torch.isnan(out[2])
+
+
+def test_tanh_with_autograd_or_float32_is_torch_tanh():
+    z = torch.linspace(-3, 3, 101, dtype=torch.float64, requires_grad=True)
+    y = tanh(z)
+    assert torch.equal(y, torch.tanh(z))
+    (g,) = torch.autograd.grad(y.sum(), z)
+    torch.testing.assert_close(g, 1 - torch.tanh(z.detach()) ** 2, rtol=1e-14, atol=1e-15)
+    z32 = torch.linspace(-3, 3, 101)
+    with torch.no_grad():
+        assert torch.equal(tanh(z32), torch.tanh(z32))

@@ -14,7 +14,7 @@ from ..analysis import multi_index_label
 from ..plan import Plan, TermPlan
 from .printer import float_literal, print_with_cse
 
-RESERVED = {"self", "torch", "math", "X", "Z", "N", "out", "z", "dz", "seed", "nn", "horner_step"}
+RESERVED = {"self", "torch", "math", "X", "Z", "N", "out", "z", "dz", "seed", "nn", "horner_step", "tanh"}
 S0 = sp.Symbol("s0")  # σ(h) in the generated activate_<term>_last, the variable of its polynomials
 
 
@@ -485,9 +485,6 @@ def build_context(plan: Plan, options: Options, version: str, source_hash: str) 
         "sigmas": [_sigma_context(options.activation, k) for k in sorted(orders)],
         "terms": terms, "conditions": [t["name"] for t in terms if t["name"] != "interior"],
         "exact": exact,
-        "runtime_imports": ", ".join(["GeneratedPINN"] + (["horner_step"] if any(
-            line.startswith(f"{b['result']} = horner_step(") for t in terms if t["last"] and t["last"]["horner"]
-            for b in t["last"]["horner"] for line in b["lines"]) else [])),
     }
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import jinja2
@@ -22,10 +23,22 @@ def template_sources() -> str:
     return "".join(p.read_text() for p in sorted(template_dir().glob("*.j2")))
 
 
+#: Functions of :mod:`pdec.runtime` that generated code may call; imported only where used.
+RUNTIME_FUNCTIONS = ("horner_step", "tanh")
+
+
 def render_module(context: dict) -> str:
-    """Render ``module.py.j2`` with a context from :func:`pdec.codegen.emit.build_context`."""
+    """Render ``module.py.j2`` with a context from :func:`pdec.codegen.emit.build_context`.
+
+    The template's ``runtime_imports`` is GeneratedPINN plus the :data:`RUNTIME_FUNCTIONS` the
+    rendered code calls (found in a first rendering).
+    """
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(template_dir())),
                              trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True,
                              undefined=jinja2.StrictUndefined, autoescape=False)
-    text = env.get_template("module.py.j2").render(**context)
+    template = env.get_template("module.py.j2")
+    text = template.render(**context, runtime_imports="GeneratedPINN")
+    used = [name for name in RUNTIME_FUNCTIONS if re.search(rf"(?<![\w.]){name}\(", text)]
+    if used:
+        text = template.render(**context, runtime_imports=", ".join(["GeneratedPINN", *used]))
     return "\n".join(line.rstrip() for line in text.splitlines()) + "\n"
