@@ -115,18 +115,17 @@ class GeneratedPINN(nn.Module):
         self._check_term(term)
         if X.ndim != 2 or X.shape[1] != self.n_in:
             raise ValueError(f"points must have shape (N, {self.n_in}), got {tuple(X.shape)}")
-        seed = getattr(self, f"seed_{term}")
         activate = getattr(self, f"activate_{term}")
-        Z = seed(X)
-        constant_seed = Z.shape[1] > 1 and term not in self.point_seeds
+        Z = getattr(self, f"seed_{term}")(X)
+        shared = self.seed_is_shared(term)
         inputs, outputs = [], []
         for l, layer in enumerate(self.layers):
             if keep:
                 inputs.append(Z)
-            if l == 0 and constant_seed:  # the seed columns' images are the same at every point
-                seed_rows = getattr(self, f"{term}_seed")
+            if l == 0 and shared:  # the seed columns' images are the same at every point: once
+                cols = nn.functional.linear(self.seed_columns(term, X), layer.weight)
                 Z = torch.cat([nn.functional.linear(X, layer.weight, layer.bias)[:, None],
-                               nn.functional.linear(seed_rows, layer.weight).expand(X.shape[0], -1, -1)], dim=1)
+                               cols.expand(X.shape[0], -1, -1)], dim=1)
             else:
                 Z = linear_stack(Z, layer)
             if keep:
@@ -134,6 +133,18 @@ class GeneratedPINN(nn.Module):
             if l < len(self.layers) - 1:
                 Z = activate(Z, X)
         return Stacks(inputs, outputs) if keep else Stacks([], [Z])
+
+    def seed_is_shared(self, term: str) -> bool:
+        """Whether columns 1… of the term's input stack are the same at every point (S > 1 and
+        the term is not in ``point_seeds``)."""
+        return self.S[term] > 1 and term not in self.point_seeds
+
+    def seed_columns(self, term: str, X: torch.Tensor) -> torch.Tensor:
+        """Columns 1… of the input stack Z⁽⁰⁾: (1, S-1, d) when they are shared by every point
+        (the generated ``<term>_seed`` buffer), else (N, S-1, d) (S = 1 gives (N, 0, d))."""
+        if self.seed_is_shared(term):
+            return getattr(self, f"{term}_seed")[None]
+        return getattr(self, f"seed_{term}")(X)[:, 1:]
 
     def propagate_read(self, term: str, X: torch.Tensor) -> torch.Tensor:
         """The output stack (N, S, m) with only the columns the residual reads; the others are 0.
@@ -150,13 +161,9 @@ class GeneratedPINN(nn.Module):
         if X.ndim != 2 or X.shape[1] != self.n_in:
             raise ValueError(f"points must have shape (N, {self.n_in}), got {tuple(X.shape)}")
         N, S = X.shape[0], self.S[term]
-        if term in self.point_seeds:
-            cols = getattr(self, f"seed_{term}")(X)[:, 1:]          # (N, S-1, d)
-        else:
-            cols = getattr(self, f"{term}_seed")[None]              # (1, S-1, d): the same at every point
         first = self.layers[0]
         z = nn.functional.linear(X, first.weight, first.bias)       # value column (N, h)
-        cols = nn.functional.linear(cols, first.weight)             # the other columns (n, S-1, h)
+        cols = nn.functional.linear(self.seed_columns(term, X), first.weight)  # the others (n, S-1, h)
         activate = getattr(self, f"activate_{term}")
         for layer in self.layers[1:-1]:
             Z = activate(torch.cat([z[:, None], cols.expand(N, -1, -1)], dim=1), X)

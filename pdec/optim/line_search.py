@@ -72,10 +72,7 @@ def trial_losses(model: GeneratedPINN, batch: Batch, base: Sequence[torch.Tensor
     for term, X in batch.items():
         N, d = X.shape
         S = model.S[term]
-        if S == 1 or term in model.point_seeds:
-            cols = getattr(model, f"seed_{term}")(X)[:, 1:]    # (N, S-1, d)
-        else:
-            cols = getattr(model, f"{term}_seed")[None]        # the same seed at every point: (1, S-1, d)
+        cols = model.seed_columns(term, X)                     # (n, S-1, d), n = 1 when shared
         # first layer, affine in α; bias on the value column only
         z = torch.addcmul(torch.addmm(base[0][:, -1], X, base[0][:, :-1].mT), a,
                           torch.addmm(direction[0][:, -1], X, direction[0][:, :-1].mT))     # (K, N, h)
