@@ -11,10 +11,13 @@ KFAC's default settings, after 3 warm-up steps. Each part is timed on its own (m
 
     python benchmarks/kfac_step.py            # about 1 minute on 2 cores
     python benchmarks/kfac_step.py --chunk-mb 16,64,256,1024   # line search per chunk bound
+    python benchmarks/kfac_step.py --compare-tanh   # runtime.tanh against torch.tanh
 
 With --chunk-mb, the line search alone is timed at each ``max_chunk_mb`` (the fastest of
 --repeats rounds, the bounds interleaved within each round so that drifts in machine speed hit
-every bound alike); the default bound is ``pdec.optim.line_search.CHUNK_MB``.
+every bound alike); the default bound is ``pdec.optim.line_search.CHUNK_MB``. With
+--compare-tanh, the same for the ``tanh`` the generated module calls (pdec.runtime.tanh, 2σ(2z) − 1
+without autograd on a CPU in float64) against torch.tanh.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
+import sys
 import time
 from pathlib import Path
 
@@ -31,6 +35,7 @@ import pdec
 from pdec.curvature import curvature_pass, layer_matrices
 from pdec.optim import get_optimizer
 from pdec.optim.line_search import GRID, grid_line_search
+from pdec.runtime import tanh as runtime_tanh
 from pdec.train.allocator import keep_freed_memory
 from pdec.train.sampling import PointSampler
 
@@ -53,9 +58,18 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=15)
     parser.add_argument("--chunk-mb", default="", help="comma-separated max_chunk_mb values to compare")
+    parser.add_argument("--compare-tanh", action="store_true",
+                        help="line search with pdec.runtime.tanh against torch.tanh")
     args = parser.parse_args()
     if args.chunk_mb:
-        return compare_chunks([float(v) for v in args.chunk_mb.split(",")], args.repeats)
+        variants = {f"{float(b):g} MiB": {"max_chunk_mb": float(b), "tanh": runtime_tanh}
+                    for b in args.chunk_mb.split(",")}
+        return compare_line_search(variants, args.repeats, "per chunk bound")
+    if args.compare_tanh:
+        variants = {"runtime.tanh": {"max_chunk_mb": None, "tanh": runtime_tanh},
+                    "torch.tanh": {"max_chunk_mb": None, "tanh": torch.tanh}}
+        return compare_line_search(variants, args.repeats, "tanh as the generated code calls it "
+                                   "(2σ(2z) − 1 without autograd) against torch.tanh")
     keep_freed_memory()
     print(f"{time.strftime('%Y-%m-%d %H:%M')}, {os.cpu_count()} cores, torch {torch.__version__}, "
           f"{torch.get_num_threads()} threads; median of {args.repeats} (ms)\n")
@@ -93,22 +107,28 @@ def main() -> int:
     return 0
 
 
-def compare_chunks(bounds: list[float], repeats: int) -> int:
-    """Line-search time per chunk bound: min over ``repeats`` interleaved rounds (ms)."""
+def compare_line_search(variants: dict[str, dict], repeats: int, title: str) -> int:
+    """Line-search time per variant: min over ``repeats`` interleaved rounds (ms).
+
+    A variant is ``{"max_chunk_mb": bound, "tanh": function}``: the chunk bound of the batched
+    passes, and the ``tanh`` the generated module calls (pdec.runtime.tanh or torch.tanh).
+    """
     keep_freed_memory()
     print(f"{time.strftime('%Y-%m-%d %H:%M')}, {os.cpu_count()} cores, torch {torch.__version__}; "
-          f"line search, fastest of {repeats} interleaved rounds (ms)\n")
-    print(f"{'problem':10s} " + " ".join(f"{f'{b:g} MiB':>10s}" for b in bounds))
+          f"line search, {title}, fastest of {repeats} interleaved rounds (ms)\n")
+    print(f"{'problem':10s} " + " ".join(f"{label:>12s}" for label in variants))
     for name, (ni, nc) in PROBLEMS.items():
         compiled = pdec.compile(pdec.load_spec(ROOT / "specs" / f"{name}.py"), hidden=(64,), write=False, seed=0)
         model = compiled.model
+        module = sys.modules[type(model).__module__]
         batch = PointSampler(compiled.problem, ni, nc, seed=0).batch
         direction = [1e-3 * torch.randn_like(M) for M in layer_matrices(model)]
         base = [M.detach().clone() for M in layer_matrices(model)]
 
-        def once(bound: float) -> float:
+        def once(variant: dict) -> float:
+            module.tanh = variant["tanh"]
             t0 = time.perf_counter()
-            grid_line_search(model, batch, direction, max_chunk_mb=bound)
+            grid_line_search(model, batch, direction, max_chunk_mb=variant["max_chunk_mb"])
             elapsed = time.perf_counter() - t0
             with torch.no_grad():
                 for layer, W in zip(model.layers, base):
@@ -116,13 +136,14 @@ def compare_chunks(bounds: list[float], repeats: int) -> int:
                     layer.bias.copy_(W[:, -1])
             return elapsed
 
-        for b in bounds:
-            once(b)
-        best = {b: once(b) for b in bounds}
+        for v in variants.values():
+            once(v)
+        best = {k: once(v) for k, v in variants.items()}
         for _ in range(repeats - 1):
-            for b in bounds:
-                best[b] = min(best[b], once(b))
-        print(f"{name:10s} " + " ".join(f"{1e3 * best[b]:10.1f}" for b in bounds))
+            for k, v in variants.items():
+                best[k] = min(best[k], once(v))
+        module.tanh = runtime_tanh
+        print(f"{name:10s} " + " ".join(f"{1e3 * best[k]:12.1f}" for k in variants))
     return 0
 
 

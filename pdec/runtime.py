@@ -29,9 +29,9 @@ def tanh(z: torch.Tensor) -> torch.Tensor:
     """tanh, element-wise, as the generated modules print it.
 
     Without autograd, on a CPU in float64, it is computed as 2σ(2z) − 1: absolute error at most
-    about 4.4e-16 (so the relative error grows as |z| → 0), and about 5× faster than
-    ``torch.tanh``, whose float64 CPU kernel took a third of the line search's trial passes.
-    With autograd, on other devices and in other dtypes it is ``torch.tanh``.
+    about 4.4e-16 (so the relative error grows as |z| → 0), and faster than torch's float64 CPU
+    tanh (the line search's trial passes: ``benchmarks/kfac_step.py --compare-tanh``). With
+    autograd, on other devices and in other dtypes it is ``torch.tanh``.
     """
     if torch.is_grad_enabled() or z.device.type != "cpu" or z.dtype != torch.float64:
         return torch.tanh(z)
