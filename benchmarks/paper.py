@@ -30,6 +30,15 @@ RMS and relative L2 errors next to the paper's and checks the targets:
 
 --plots DIR draws, per problem, the seed-0 runs of the table's cells overlaid (loss and relative
 L2 error against steps and wall time, `pdec plot`), from the run directories the rows name.
+
+--start paper starts every run where the paper's own run started instead of from pdec's seed:
+its initial weights and its training and evaluation points, drawn as its training script draws
+them (tests/paper_runs.py; data_seed 0, model_seed 1, float32 draws and targets), re-drawn on
+the same steps. The optimizer, its hyperparameters and the clock are pdec's, as above; the rows
+carry "start": "paper" and the table shows them with --start paper. This compares with the
+paper's one run on equal terms: the same draw of initial weights and points.
+
+    python benchmarks/paper.py --start paper --optimizers kfac,kfac-star,engd,engd-layerwise,adam
 """
 
 from __future__ import annotations
@@ -98,7 +107,7 @@ def machine_info(device: str) -> dict:
 
 def row_key(row: dict) -> tuple:
     return (row["problem"], row["optimizer"], int(row["seed"]), float(row["time_budget"]),
-            row.get("device", "cpu"), tuple(row.get("sets", [])))
+            row.get("device", "cpu"), tuple(row.get("sets", [])), row.get("start", "pdec"))
 
 
 def read_rows(path: Path) -> list[dict]:
@@ -158,6 +167,74 @@ def run_one(problem: str, optimizer: str, seed: int, args) -> dict:
     return row
 
 
+def run_one_paper_start(problem: str, optimizer: str, args) -> dict:
+    """Train one (problem, optimizer) for the time budget from the paper's own start (its initial
+    weights and points, tests/paper_runs.py) with pdec's optimizer; return its result row. Writes
+    a run directory (config.json, metrics.csv every 50 steps) that `pdec plot` reads."""
+    sys.path.insert(0, str(ROOT / "tests"))
+    from paper_runs import paper_setup
+
+    from pdec.optim import get_optimizer
+
+    label, spec, config = PROBLEMS[problem]
+    config = ROOT / config
+    overrides = {"optimizer": optimizer, "time_budget": args.time_budget, "steps": 0, "seed": 0,
+                 "device": args.device, "progress": False}
+    cfg, hyper = resolve_config(overrides, config, args.set)
+    if args.device != "cpu":
+        raise SystemExit("--start paper runs on the CPU only (the paper's draws are made there)")
+    loaded = pdec.load_spec(ROOT / spec)
+    compiled = pdec.compile(loaded, hidden=cfg.hidden, activation=cfg.activation, mode=cfg.mode, write=False)
+    setup = paper_setup(problem, cfg.resample_every, compiled.model)
+    model = setup.model
+    D = sum(p.numel() for p in model.parameters())
+    row = {"problem": problem, "label": label, "optimizer": optimizer, "seed": 0, "start": "paper",
+           "time_budget": args.time_budget, "device": args.device, "sets": list(args.set),
+           "config": str(Path(config).relative_to(ROOT)), "hidden": list(cfg.hidden),
+           "n_interior": cfg.n_interior, "n_condition": cfg.n_condition, "n_eval": cfg.n_eval,
+           "resample_every": cfg.resample_every, "hyper": hyper, "D": D}
+    run_dir = Path(args.runs) / "paper-start" / loaded.name / f"{time.strftime('%Y%m%d-%H%M%S')}-{optimizer}"
+    run_dir.mkdir(parents=True)
+    (run_dir / "config.json").write_text(json.dumps(
+        {"settings": {"optimizer": optimizer, "seed": "of the paper", **hyper}, "parameters_D": D,
+         "start": "paper", "config": row["config"]}, indent=1, default=str))
+    exact = model.exact_solution(setup.X_eval)
+
+    def errors() -> dict:
+        with torch.no_grad():
+            diff = model(setup.X_eval) - exact
+        return {"rel_l2": float(diff.norm() / exact.norm()), "abs_rms": float(diff.pow(2).mean().sqrt())}
+
+    opt = get_optimizer(optimizer)(model, **hyper)
+    params = list(model.parameters())
+    metrics = [{"step": 0, "time": 0.0, "loss": opt.loss_at(setup.batch(0)), **errors(), "lr": math.nan}]
+    step, elapsed, status, loss, t_wall = 0, 0.0, "completed", metrics[0]["loss"], time.perf_counter()
+    while elapsed < args.time_budget:
+        last_good = [p.detach().clone() for p in params]
+        t0 = time.perf_counter()   # the step's time includes drawing its points, as in pdec.train
+        info = opt.step(setup.batch(step))
+        elapsed += time.perf_counter() - t0
+        if not math.isfinite(info.loss) or not all(torch.isfinite(p).all() for p in params):
+            with torch.no_grad():
+                for p, good in zip(params, last_good):
+                    p.copy_(good)
+            status = "diverged"
+            row["message"] = f"non-finite loss or parameters at step {step + 1}; kept the last finite ones"
+            break
+        step, loss = step + 1, info.loss
+        if step % 50 == 0 or elapsed >= args.time_budget:
+            metrics.append({"step": step, "time": elapsed, "loss": info.loss, **errors(), "lr": info.lr})
+    final = errors()
+    with (run_dir / "metrics.csv").open("w") as f:
+        f.write("step,time,loss,rel_l2,abs_rms,lr\n")
+        for m in metrics:
+            f.write(",".join(repr(float(m[k])) for k in ("step", "time", "loss", "rel_l2", "abs_rms", "lr")) + "\n")
+    row.update(status=status, steps=step, time=elapsed, run_dir=str(run_dir), loss=loss, **final,
+               wall=time.perf_counter() - t_wall)
+    row["ms_per_step"] = 1e3 * elapsed / step if step else None
+    return row
+
+
 # ------------------------------------------------------------------------------------- table
 def _fmt(x, spec=".2e", width=9) -> str:
     if x is None or (isinstance(x, float) and math.isnan(x)):
@@ -166,19 +243,20 @@ def _fmt(x, spec=".2e", width=9) -> str:
 
 
 def summarize(rows: list[dict], budget: float, problems: list[str], optimizers: list[str],
-              seeds: int, sets: list[str] | None = None, device: str = "cpu") -> dict:
+              seeds: int, sets: list[str] | None = None, device: str = "cpu", start: str = "pdec") -> dict:
     """(problem, optimizer) -> aggregated cell for rows at ``budget`` on ``device`` run with exactly
-    the --set overrides ``sets`` (default: none, the configs' values); the latest row per seed wins."""
+    the --set overrides ``sets`` (default: none, the configs' values) from ``start`` ("pdec": pdec's
+    seeds; "paper": the paper's initial weights and points); the latest row per seed wins."""
     latest: dict[tuple, dict] = {}
     for row in rows:
         same = (float(row.get("time_budget", -1)) == float(budget) and row.get("device", "cpu") == device
-                and list(row.get("sets", [])) == list(sets or []))
+                and list(row.get("sets", [])) == list(sets or []) and row.get("start", "pdec") == start)
         if same:
             latest[(row["problem"], row["optimizer"], int(row["seed"]))] = row
     cells = {}
     for p in problems:
         for o in optimizers:
-            wanted = range(seeds) if (p, o) in MULTI_SEED else range(1)
+            wanted = range(seeds) if (p, o) in MULTI_SEED and start == "pdec" else range(1)
             runs = [latest[(p, o, s)] for s in wanted if (p, o, s) in latest]
             if not runs:
                 continue
@@ -194,9 +272,11 @@ def summarize(rows: list[dict], budget: float, problems: list[str], optimizers: 
 
 
 def print_table(rows: list[dict], budget: float, problems: list[str], optimizers: list[str], seeds: int,
-                sets: list[str] | None = None, device: str = "cpu") -> bool:
-    cells = summarize(rows, budget, problems, optimizers, seeds, sets, device)
-    print(f"\nPaper rerun at {budget:g} s per run (paper: abs RMS at {PAPER_BUDGET:g} s on an RTX 6000 GPU)")
+                sets: list[str] | None = None, device: str = "cpu", start: str = "pdec") -> bool:
+    cells = summarize(rows, budget, problems, optimizers, seeds, sets, device, start)
+    origin = "from the paper's own start" if start == "paper" else "from pdec's seeds"
+    print(f"\nPaper rerun at {budget:g} s per run, {origin} (paper: abs RMS at {PAPER_BUDGET:g} s on an "
+          f"RTX 6000 GPU)")
     if budget != PAPER_BUDGET:
         print(f"  note: budget {budget:g} s is not the paper's {PAPER_BUDGET:g} s; the targets are only indicative")
     head = (f"{'problem':20s} {'optimizer':15s} {'seeds':>5s} {'steps':>7s} {'ms/step':>8s} "
@@ -272,6 +352,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="override a setting in every run (recorded; part of a row's identity)")
     parser.add_argument("--rerun", action="store_true", help="run rows that are already in the results file")
     parser.add_argument("--table-only", action="store_true", help="print the table from the results file")
+    parser.add_argument("--start", choices=["pdec", "paper"], default="pdec",
+                        help="pdec: initial weights and points from pdec's seeds (default); paper: the "
+                             "paper's own start (its initial weights and points); one run per cell")
     parser.add_argument("--plots", type=Path, default=None, metavar="DIR",
                         help="also write DIR/paper-<problem>.png from the table's seed-0 run directories")
     args = parser.parse_args(argv)
@@ -291,12 +374,13 @@ def main(argv: list[str] | None = None) -> int:
         command = " ".join(shlex.quote(a) for a in [sys.executable, *sys.argv])
         for p in problems:
             for o in optimizers:
-                for seed in (range(args.seeds) if (p, o) in MULTI_SEED else range(1)):
-                    key = (p, o, seed, float(args.time_budget), args.device, tuple(args.set))
+                multi = (p, o) in MULTI_SEED and args.start == "pdec"
+                for seed in (range(args.seeds) if multi else range(1)):
+                    key = (p, o, seed, float(args.time_budget), args.device, tuple(args.set), args.start)
                     if key in done and not args.rerun:
                         print(f"{p:10s} {o:15s} seed {seed}: already in {args.results}, skipped (--rerun to redo)")
                         continue
-                    row = run_one(p, o, seed, args)
+                    row = run_one(p, o, seed, args) if args.start == "pdec" else run_one_paper_start(p, o, args)
                     row.update(date=time.strftime("%Y-%m-%d %H:%M:%S"), machine=machine, command=command,
                                pdec=pdec.__version__)
                     with args.results.open("a") as f:
@@ -317,21 +401,23 @@ def main(argv: list[str] | None = None) -> int:
     if float(args.time_budget) not in budgets:
         print(f"no rows at --time-budget {args.time_budget:g} s in {args.results}; "
               f"budgets there: {', '.join(f'{b:g}' for b in budgets)} s")
-    print_table(rows, args.time_budget, problems, optimizers, args.seeds, args.set, args.device)
+    print_table(rows, args.time_budget, problems, optimizers, args.seeds, args.set, args.device, args.start)
     if args.plots is not None:
-        write_plots(rows, args.time_budget, problems, optimizers, args.set, args.device, args.plots)
+        write_plots(rows, args.time_budget, problems, optimizers, args.set, args.device, args.plots, args.start)
     return 0
 
 
 def write_plots(rows: list[dict], budget: float, problems: list[str], optimizers: list[str],
-                sets: list[str], device: str, out_dir: Path) -> None:
-    """Per problem, the seed-0 runs of the table's cells overlaid in DIR/paper-<problem>.png."""
+                sets: list[str], device: str, out_dir: Path, start: str = "pdec") -> None:
+    """Per problem, the seed-0 runs of the table's cells overlaid in DIR/paper-<problem>.png
+    (DIR/paper-start-<problem>.png for the runs from the paper's start)."""
     from pdec.train.plots import plot_curves
 
     latest = {}
     for row in rows:
         if (float(row.get("time_budget", -1)) == float(budget) and row.get("device", "cpu") == device
-                and list(row.get("sets", [])) == list(sets) and int(row["seed"]) == 0 and row.get("run_dir")):
+                and list(row.get("sets", [])) == list(sets) and int(row["seed"]) == 0 and row.get("run_dir")
+                and row.get("start", "pdec") == start):
             latest[(row["problem"], row["optimizer"])] = Path(row["run_dir"])
     for p in problems:
         dirs = [latest[(p, o)] for o in optimizers if (p, o) in latest]
@@ -340,8 +426,10 @@ def write_plots(rows: list[dict], budget: float, problems: list[str], optimizers
             print(f"{p}: run directories not found ({', '.join(map(str, missing))}); no plot")
             continue
         if dirs:
-            title = f"{PROBLEMS[p][0]}: seed 0, {budget:g} s per run on {device} (benchmarks/paper.py)"
-            print(f"wrote {plot_curves(dirs, out_dir / f'paper-{p}.png', title)}")
+            origin = "the paper's start" if start == "paper" else "seed 0"
+            name = f"paper-start-{p}.png" if start == "paper" else f"paper-{p}.png"
+            title = f"{PROBLEMS[p][0]}: {origin}, {budget:g} s per run on {device} (benchmarks/paper.py)"
+            print(f"wrote {plot_curves(dirs, out_dir / name, title)}")
 
 
 if __name__ == "__main__":
