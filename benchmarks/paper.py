@@ -175,6 +175,7 @@ def run_one_paper_start(problem: str, optimizer: str, args) -> dict:
     from paper_runs import paper_setup
 
     from pdec.optim import get_optimizer
+    from pdec.train.allocator import keep_freed_memory
 
     label, spec, config = PROBLEMS[problem]
     config = ROOT / config
@@ -183,6 +184,8 @@ def run_one_paper_start(problem: str, optimizer: str, args) -> dict:
     cfg, hyper = resolve_config(overrides, config, args.set)
     if args.device != "cpu":
         raise SystemExit("--start paper runs on the CPU only (the paper's draws are made there)")
+    if cfg.keep_freed_memory:
+        keep_freed_memory()   # as pdec.train does on the CPU: no page faults on every large allocation
     loaded = pdec.load_spec(ROOT / spec)
     compiled = pdec.compile(loaded, hidden=cfg.hidden, activation=cfg.activation, mode=cfg.mode, write=False)
     setup = paper_setup(problem, cfg.resample_every, compiled.model)
