@@ -49,3 +49,28 @@ def test_the_batch_is_redrawn_every_100_steps_in_the_papers_order():
     # the boundary rows have one coordinate at 0 or 1, as the paper's sampler makes them
     on_face = ((second["boundary"] == 0) | (second["boundary"] == 1)).any(dim=1)
     assert bool(on_face.all())
+
+
+def test_paper_table_from_the_papers_start_writes_a_row_and_a_plottable_run(tmp_path):
+    """benchmarks/paper.py --start paper: one short run per cell from the paper's start."""
+    import importlib.util
+    import json
+    from pathlib import Path
+
+    from pdec.train.runs import read_metrics
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "paper.py"
+    spec = importlib.util.spec_from_file_location("paper_benchmark", path)
+    paper = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(paper)
+    results = tmp_path / "rows.jsonl"
+    code = paper.main(["--start", "paper", "--problem", "heat1d", "--optimizers", "kfac",
+                       "--time-budget", "0.5", "--results", str(results), "--runs", str(tmp_path / "runs")])
+    assert code == 0
+    (row,) = [json.loads(line) for line in results.read_text().splitlines()]
+    assert row["start"] == "paper" and row["status"] == "completed" and row["steps"] > 0
+    metrics = read_metrics(row["run_dir"])
+    assert metrics[0]["step"] == 0 and metrics[-1]["step"] == row["steps"]
+    # the row's final error is the run's last metrics row, and training lowered it
+    assert metrics[-1]["abs_rms"] == pytest.approx(row["abs_rms"], rel=1e-12)
+    assert row["abs_rms"] < metrics[0]["abs_rms"]
