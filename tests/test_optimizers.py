@@ -74,6 +74,48 @@ def test_kfac_star_alpha_mu_match_dense_closed_form():
     torch.testing.assert_close(theta1 - theta0, alpha * delta + mu * prev, rtol=1e-8, atol=1e-12)
 
 
+def test_kfac_star_trust_takes_the_same_steps_while_they_lower_the_loss():
+    runs = []
+    for trust in (False, True):
+        model, batch = _setup(hidden=(16,))     # its first 4 steps lower the loss (63 → 5.1)
+        opt = get_optimizer("kfac-star")(model, damping=1e-4, ema=0.5, trust=trust)
+        infos = [opt.step(batch) for _ in range(4)]
+        runs.append((flatten(layer_matrices(model)), infos))
+    (theta_off, infos_off), (theta_on, infos_on) = runs
+    assert all(i.extra["rejected"] == 0.0 for i in infos_on)
+    assert [i.loss for i in infos_on] == pytest.approx([i.loss for i in infos_off], rel=1e-12)
+    assert infos_on[-1].loss < infos_on[0].loss / 5
+    torch.testing.assert_close(theta_on, theta_off, rtol=1e-12, atol=1e-14)
+
+
+def test_kfac_star_trust_undoes_a_step_that_raised_the_loss(monkeypatch):
+    model, batch = _setup(hidden=(16,))
+    opt = get_optimizer("kfac-star")(model, damping=1e-4, ema=0.5, trust=True)
+    opt.step(batch)
+    before = [p.detach().clone() for p in model.parameters()]
+    loss_before = pinn_loss(model, batch)[0].item()
+    monkeypatch.setattr(opt, "loss_at", lambda b: loss_before * 10)   # as if the step raised the loss
+    info = opt.step(batch)
+    assert info.lr == 0.0 and info.extra["rejected"] == 1.0 and opt.scale == 0.25
+    assert opt.previous is None                                        # the momentum is dropped
+    for p, q in zip(model.parameters(), before):
+        assert torch.equal(p, q)                                       # the parameters are restored
+    monkeypatch.undo()
+    # the next step is the 1-d model's step scaled by ¼: α = ¼ · (−Δ·g / (Δᵀ(G + λI)Δ))
+    theta0 = flatten([M.detach().clone() for M in layer_matrices(model)])
+    G = dense_gramian(model, batch)
+    g = _grad_flat(model, batch)
+    info = opt.step(batch)
+    delta = (flatten(layer_matrices(model)) - theta0) / info.lr
+    alpha = float(-(delta @ g) / (delta @ (G + 1e-4 * torch.eye(G.shape[0], dtype=G.dtype)) @ delta))
+    assert info.extra["momentum"] == 0.0 and info.extra["rejected"] == 0.0
+    assert info.lr == pytest.approx(0.25 * alpha, rel=1e-8)
+    state = opt.state_dict()
+    fresh = get_optimizer("kfac-star")(model, damping=1e-4, ema=0.5, trust=True)
+    fresh.load_state_dict(state)
+    assert fresh.scale == opt.scale
+
+
 def test_kfac_direction_is_the_kronecker_preconditioned_gradient():
     from pdec.curvature import KronPreconditioner, curvature_pass
 
