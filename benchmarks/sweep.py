@@ -27,6 +27,7 @@ from pathlib import Path
 import torch
 
 import pdec
+from pdec.train.config import resolve_config
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -91,7 +92,9 @@ def main() -> int:
         out = [json.loads(line) for line in args.results.read_text().splitlines() if line.strip()]
         return [r for r in out if all(r.get(k) == v for k, v in key.items())]
 
-    compiled = pdec.compile(pdec.load_spec(args.spec), hidden=tuple(_hidden(args.config)), write=False)
+    cfg, _ = resolve_config({"optimizer": args.optimizer}, args.config)
+    compiled = pdec.compile(pdec.load_spec(args.spec), hidden=cfg.hidden, activation=cfg.activation,
+                            mode=cfg.mode, write=False)
     rng = random.Random(args.sweep_seed)
     done = {r["trial"] for r in rows() if r.get("kind") == "trial"}
     if not args.report:
@@ -131,11 +134,6 @@ def main() -> int:
         errs = ", ".join(f"{e:.2e}" for e in errors)
         print(f"\nbest trial {best['trial']} on held-out seeds {held_out}: median {row['median']:.2e} ({errs})")
     return 0
-
-
-def _hidden(config: Path) -> list[int]:
-    import tomllib
-    return list(tomllib.loads(config.read_text()).get("hidden", [64]))
 
 
 def _fmt(hyper: dict) -> str:

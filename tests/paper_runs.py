@@ -172,12 +172,6 @@ def paper_setup(problem: str, resample_every: int | None = None, model: torch.nn
     return PaperSetup(model, batch, X_eval)
 
 
-def paper_poisson2d():
-    """(model, batch, X_eval) of the paper's 2d Poisson runs (one fixed batch)."""
-    setup = paper_setup("poisson2d")
-    return setup.model, setup.batch(0), setup.X_eval
-
-
 def paper_log(run: str) -> list[tuple[int, float, float, float]]:
     """The published run's log rows (step, loss before the step, L2 error after it, seconds)."""
     with RUNS[run].log.open() as f:

@@ -39,7 +39,7 @@ def test_the_heat4d_start_matches_the_papers_log():
     assert opt.step(setup.batch(0)).loss == pytest.approx(loss, rel=1e-9, abs=0)
 
 
-def test_the_batch_is_redrawn_every_100_steps_in_the_papers_order():
+def test_the_batch_is_redrawn_every_100_steps():
     setup = paper_setup("poisson5d")
     first = setup.batch(0)
     assert setup.batch(99) is first

@@ -122,8 +122,9 @@ class KFACStar(KFAC):
                                          "2 × 2 model; 0: α from the 1-d quadratic model (the paper's "
                                          "code: 1e-6)", lo=0),
                        # Off by default: the paper's KFAC* takes every step its model proposes. On 5d
-                       # Poisson (configs/poisson5d-449) such steps raised the loss from 7e-4 to 7e4 and
-                       # wrecked runs (README, "The paper's experiments at 120 s").
+                       # Poisson (configs/poisson5d-449, from the paper's start) such steps raised the
+                       # loss from 5.7e-4 to 5.0e5 within 100 steps and the run never recovered
+                       # (`benchmarks/paper.py --start paper`, README "The paper's experiments at 120 s").
                        "trust": Hyper(False, "safeguard: evaluate the loss after each step (one forward "
                                       "pass); a step that raised it is undone, the momentum dropped and "
                                       "the following steps scaled by ¼ per such step, growing back ×2 "
@@ -143,18 +144,18 @@ class KFACStar(KFAC):
             directions, rhs = [delta], torch.stack([_dot(delta, grad)])
         else:
             directions, rhs = [delta, prev], torch.stack([_dot(delta, grad), _dot(prev, grad)])
-        if prev is None and self.hyper["first_lr"] > 0 and not trust:
-            m, coef = None, torch.tensor([float(self.hyper["first_lr"])], dtype=rhs.dtype)
-        else:
+        fixed_first = prev is None and self.hyper["first_lr"] > 0
+        m = None
+        if trust or not fixed_first:
             # the damped quadratic model M(c) = ½ cᵀ m c + cᵀ rhs of the step Σ_i c_i d_i
             g = linearized_quadratic_forms(self.last_pass.linearizations, directions, self.comm)
             m = g + lam * torch.stack([torch.stack([_dot(a, b) for b in directions]) for a in directions])
-            if prev is None and self.hyper["first_lr"] > 0:
-                coef = torch.tensor([float(self.hyper["first_lr"])], dtype=rhs.dtype)
-            elif prev is None:
-                coef = -rhs / m[0, 0]
-            else:
-                coef = -torch.linalg.lstsq(m, rhs[:, None]).solution[:, 0]
+        if fixed_first:
+            coef = torch.tensor([float(self.hyper["first_lr"])], dtype=rhs.dtype)
+        elif prev is None:
+            coef = -rhs / m[0, 0]
+        else:
+            coef = -torch.linalg.lstsq(m, rhs[:, None]).solution[:, 0]
         coef = coef * self.scale
         alpha, mu = float(coef[0]), (float(coef[1]) if prev is not None else 0.0)
         step = [alpha * d for d in delta]
