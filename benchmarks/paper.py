@@ -129,27 +129,48 @@ def _run_dirs(root: Path) -> set[Path]:
     return set(root.iterdir()) if root.is_dir() else set()
 
 
-def run_one(problem: str, optimizer: str, seed: int, args) -> dict:
-    """Train one (problem, optimizer, seed) for the time budget; return its result row."""
+def _paper_start(problem: str, compiled, resample_every: int) -> dict:
+    """pdec.train's arguments for a run from the paper's own start (tests/paper_runs.py): its
+    initial weights (copied into the model), its training points and re-draws, its evaluation set."""
+    sys.path.insert(0, str(ROOT / "tests"))
+    from paper_runs import paper_setup
+
+    setup = paper_setup(problem, resample_every, compiled.model)
+    # the k-th batch is the one the paper's script draws at step k·resample_every
+    points = (lambda k: setup.batch(k * resample_every)) if resample_every else setup.batch(0)
+    return {"points": points, "eval_points": setup.X_eval, "initialize": False}
+
+
+def run_one(problem: str, optimizer: str, seed: int, args, start: str = "pdec") -> dict:
+    """Train one (problem, optimizer, seed) for the time budget; return its result row.
+
+    ``start="paper"``: from the paper's initial weights and points instead of pdec's seed (the
+    run directory then goes under ``<runs>/paper-start/``)."""
     label, spec, config = PROBLEMS[problem]
     config = ROOT / config
     overrides = {"optimizer": optimizer, "time_budget": args.time_budget, "steps": 0, "seed": seed,
                  "device": args.device, "progress": False}
     cfg, hyper = resolve_config(overrides, config, args.set)
+    if start == "paper" and args.device != "cpu":
+        raise SystemExit("--start paper runs on the CPU only (the paper's draws are made there)")
     loaded = pdec.load_spec(ROOT / spec)
-    run_root = Path(args.runs)
+    run_root = Path(args.runs) / ("paper-start" if start == "paper" else "")
     before = _run_dirs(run_root / loaded.name)
     row = {"problem": problem, "label": label, "optimizer": optimizer, "seed": seed,
            "time_budget": args.time_budget, "device": args.device, "sets": list(args.set),
            "config": str(Path(config).relative_to(ROOT)), "hidden": list(cfg.hidden),
            "n_interior": cfg.n_interior, "n_condition": cfg.n_condition, "n_eval": cfg.n_eval,
            "resample_every": cfg.resample_every, "hyper": hyper}
+    if start == "paper":
+        row["start"] = "paper"
     t0 = time.perf_counter()
     try:
         compiled = pdec.compile(loaded, hidden=cfg.hidden, activation=cfg.activation, mode=cfg.mode,
                                 dtype=getattr(torch, cfg.dtype), device=cfg.device, write=False)
         row["D"] = sum(p.numel() for p in compiled.model.parameters())
-        run = pdec.train(compiled, config_file=config, sets=args.set, save=True, run_root=run_root, **overrides)
+        given = _paper_start(problem, compiled, cfg.resample_every) if start == "paper" else {}
+        run = pdec.train(compiled, config_file=config, sets=args.set, save=True, run_root=run_root,
+                         **given, **overrides)
         row.update(status=run.status, steps=run.steps, time=run.elapsed, run_dir=str(run.run_dir),
                    **{k: run.final.get(k) for k in ("loss", "rel_l2", "abs_rms")})
     except pdec.TrainingDiverged as exc:  # the run directory holds the last finite state's metrics
@@ -167,78 +188,6 @@ def run_one(problem: str, optimizer: str, seed: int, args) -> dict:
     return row
 
 
-def run_one_paper_start(problem: str, optimizer: str, args) -> dict:
-    """Train one (problem, optimizer) for the time budget from the paper's own start (its initial
-    weights and points, tests/paper_runs.py) with pdec's optimizer; return its result row. Writes
-    a run directory (config.json, metrics.csv every 50 steps) that `pdec plot` reads."""
-    sys.path.insert(0, str(ROOT / "tests"))
-    from paper_runs import paper_setup
-
-    from pdec.optim import get_optimizer
-    from pdec.train.allocator import keep_freed_memory
-
-    label, spec, config = PROBLEMS[problem]
-    config = ROOT / config
-    overrides = {"optimizer": optimizer, "time_budget": args.time_budget, "steps": 0, "seed": 0,
-                 "device": args.device, "progress": False}
-    cfg, hyper = resolve_config(overrides, config, args.set)
-    if args.device != "cpu":
-        raise SystemExit("--start paper runs on the CPU only (the paper's draws are made there)")
-    if cfg.keep_freed_memory:
-        keep_freed_memory()   # as pdec.train does on the CPU: no page faults on every large allocation
-    loaded = pdec.load_spec(ROOT / spec)
-    compiled = pdec.compile(loaded, hidden=cfg.hidden, activation=cfg.activation, mode=cfg.mode, write=False)
-    setup = paper_setup(problem, cfg.resample_every, compiled.model)
-    model = setup.model
-    D = sum(p.numel() for p in model.parameters())
-    row = {"problem": problem, "label": label, "optimizer": optimizer, "seed": 0, "start": "paper",
-           "time_budget": args.time_budget, "device": args.device, "sets": list(args.set),
-           "config": str(Path(config).relative_to(ROOT)), "hidden": list(cfg.hidden),
-           "n_interior": cfg.n_interior, "n_condition": cfg.n_condition, "n_eval": cfg.n_eval,
-           "resample_every": cfg.resample_every, "hyper": hyper, "D": D}
-    run_dir = Path(args.runs) / "paper-start" / loaded.name / f"{time.strftime('%Y%m%d-%H%M%S')}-{optimizer}"
-    run_dir.mkdir(parents=True)
-    (run_dir / "config.json").write_text(json.dumps(
-        {"settings": {"optimizer": optimizer, "seed": "of the paper", **hyper}, "parameters_D": D,
-         "start": "paper", "config": row["config"]}, indent=1, default=str))
-    exact = model.exact_solution(setup.X_eval)
-
-    def errors() -> dict:
-        with torch.no_grad():
-            diff = model(setup.X_eval) - exact
-        return {"rel_l2": float(diff.norm() / exact.norm()), "abs_rms": float(diff.pow(2).mean().sqrt())}
-
-    opt = get_optimizer(optimizer)(model, **hyper)
-    params = list(model.parameters())
-    metrics = [{"step": 0, "time": 0.0, "loss": opt.loss_at(setup.batch(0)), **errors(), "lr": math.nan}]
-    step, elapsed, status, loss, t_wall = 0, 0.0, "completed", metrics[0]["loss"], time.perf_counter()
-    while elapsed < args.time_budget:
-        last_good = [p.detach().clone() for p in params]
-        t0 = time.perf_counter()   # the step's time includes drawing its points, as in pdec.train
-        info = opt.step(setup.batch(step))
-        elapsed += time.perf_counter() - t0
-        if not math.isfinite(info.loss) or not all(torch.isfinite(p).all() for p in params):
-            with torch.no_grad():
-                for p, good in zip(params, last_good):
-                    p.copy_(good)
-            status = "diverged"
-            row["message"] = f"non-finite loss or parameters at step {step + 1}; kept the last finite ones"
-            break
-        step, loss = step + 1, info.loss
-        if step % 50 == 0 or elapsed >= args.time_budget:
-            metrics.append({"step": step, "time": elapsed, "loss": info.loss, **errors(), "lr": info.lr})
-    final = errors()
-    with (run_dir / "metrics.csv").open("w") as f:
-        f.write("step,time,loss,rel_l2,abs_rms,lr\n")
-        for m in metrics:
-            f.write(",".join(repr(float(m[k])) for k in ("step", "time", "loss", "rel_l2", "abs_rms", "lr")) + "\n")
-    row.update(status=status, steps=step, time=elapsed, run_dir=str(run_dir), loss=loss, **final,
-               wall=time.perf_counter() - t_wall)
-    row["ms_per_step"] = 1e3 * elapsed / step if step else None
-    return row
-
-
-# ------------------------------------------------------------------------------------- table
 def _fmt(x, spec=".2e", width=9) -> str:
     if x is None or (isinstance(x, float) and math.isnan(x)):
         return f"{'-':>{width}s}"
@@ -383,7 +332,7 @@ def main(argv: list[str] | None = None) -> int:
                     if key in done and not args.rerun:
                         print(f"{p:10s} {o:15s} seed {seed}: already in {args.results}, skipped (--rerun to redo)")
                         continue
-                    row = run_one(p, o, seed, args) if args.start == "pdec" else run_one_paper_start(p, o, args)
+                    row = run_one(p, o, seed, args, args.start)
                     row.update(date=time.strftime("%Y-%m-%d %H:%M:%S"), machine=machine, command=command,
                                pdec=pdec.__version__)
                     with args.results.open("a") as f:

@@ -16,6 +16,11 @@ same time: the paper's table at 120 s, on this machine, from the paper's own sta
     python benchmarks/paper_runs.py --runs poisson5d-kfac-star --time-budget 120
     python benchmarks/paper_runs.py --runs poisson5d-kfac-star --steps 1000 --set first_lr=0
     python benchmarks/paper_runs.py --runs poisson2d-kfac --perturb 1e-15 --repeats 8
+    python benchmarks/paper_runs.py --runs poisson2d-kfac --model-seeds 10
+
+--model-seeds K reruns with the training script's model_seed 0 … K−1 instead of the logged 1: the
+same procedure (its float32 initialisation, then its points from the same global stream), other
+starts; it prints only the ends.
 """
 
 from __future__ import annotations
@@ -42,15 +47,17 @@ def rms_error(model, X: torch.Tensor) -> float:
 
 
 def rerun(name: str, steps: int, time_budget: float, overrides: dict | None = None,
-          perturb: float = 0.0, perturb_seed: int = 0, verbose: bool = True) -> tuple[int, float]:
+          perturb: float = 0.0, perturb_seed: int = 0, verbose: bool = True, model_seed: int = 1
+          ) -> tuple[int, float]:
     """Run the published run ``name`` for ``steps`` steps or ``time_budget`` seconds, printing
     pdec's loss and error next to the log's at every logged step (``verbose``); return the steps
     made and the final absolute-RMS error. ``overrides`` replace some of the run's
     hyperparameters (then the losses part at once; the start stays the paper's). ``perturb``
     multiplies every initial weight by 1 + perturb·u, u uniform on [−1, 1] (seeded by
-    ``perturb_seed``): a round-off-sized change of the start, to see how far it moves the end."""
+    ``perturb_seed``): a round-off-sized change of the start, to see how far it moves the end.
+    ``model_seed``: the training script's seed (the logs used 1; others draw other starts)."""
     run = RUNS[name]
-    setup = paper_setup(run.problem)
+    setup = paper_setup(run.problem, seed=model_seed)
     if perturb:
         g = torch.Generator().manual_seed(perturb_seed)
         with torch.no_grad():
@@ -101,7 +108,11 @@ def main() -> int:
                         help="with --repeats: scale each initial weight by 1 + EPS·U(−1, 1)")
     parser.add_argument("--repeats", type=int, default=0,
                         help="rerun K times with perturbed starts (seeds 0..K-1); print only the ends")
+    parser.add_argument("--model-seeds", type=int, default=0,
+                        help="rerun from the script's model_seed 0..K-1 (other starts drawn its way); print the ends")
     args = parser.parse_args()
+    if args.model_seeds and args.repeats:
+        parser.error("--model-seeds and --repeats are separate studies; give one")
     if args.repeats and not args.perturb:
         parser.error("--repeats needs --perturb EPS (unperturbed reruns are identical)")
     overrides = {}
@@ -120,6 +131,16 @@ def main() -> int:
     keep_freed_memory()
     print(f"{time.strftime('%Y-%m-%d %H:%M')}, torch {torch.__version__}, {torch.get_num_threads()} threads")
     for name in names:
+        if args.model_seeds:
+            print(f"\n{name}: model_seed 0 … {args.model_seeds - 1}, "
+                  f"{args.time_budget or args.steps:g} {'s' if args.time_budget else 'steps'} each")
+            ends = []
+            for k in range(args.model_seeds):
+                steps, final = rerun(name, args.steps, args.time_budget, overrides, verbose=False, model_seed=k)
+                ends.append(final)
+                print(f"  model_seed {k}: {steps} steps, abs RMS {final:.3e}", flush=True)
+            print(f"  median {statistics.median(ends):.3e}, range {min(ends):.3e} … {max(ends):.3e}")
+            continue
         if not args.repeats:
             rerun(name, args.steps, args.time_budget, overrides)
             continue

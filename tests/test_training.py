@@ -13,6 +13,7 @@ import pytest
 import torch
 
 import pdec
+from pdec.loss import pinn_loss
 from pdec.train.config import resolve_config
 from pdec.train.runs import read_metrics
 from pdec.train.sampling import PointSampler, sample_region
@@ -181,3 +182,82 @@ def test_plot_and_compare_commands(tmp_path, monkeypatch):
     out = tmp_path / "curves.png"
     assert main(["plot", *map(str, runs), "--out", str(out)]) == 0
     assert out.stat().st_size > 0 and (runs[0] / "solution.png").stat().st_size > 0
+
+
+def _loss(compiled, batch) -> float:
+    """L(θ) of the compiled model on ``batch``, from pdec.loss (independent of the training loop)."""
+    with torch.no_grad():
+        return float(pinn_loss(compiled.model, batch)[0])
+
+
+def test_given_points_reproduce_the_sampled_run(tmp_path):
+    """Points given from Python are the ones trained and evaluated on: giving a run's own sampled
+    points and evaluation set reproduces it exactly; other points give another loss."""
+    problem = _compiled().problem
+    drawn = PointSampler(problem, SMALL["n_interior"], SMALL["n_condition"], seed=3, n_eval=SMALL["n_eval"])
+    sampled = pdec.train(_compiled(), "adam", steps=4, seed=3, save=False, lr=1e-2, **SMALL)
+    given = pdec.train(_compiled(), "adam", steps=4, seed=3, save=False, lr=1e-2, points=drawn.batch,
+                       eval_points=drawn.eval_points, **SMALL)
+    untimed = [[{k: repr(v) for k, v in row.items() if k != "time"} for row in run.history] for run in (given, sampled)]
+    assert untimed[0] == untimed[1] and len(untimed[0]) == 3
+    other = PointSampler(problem, 25, 8, seed=4).batch
+    c = _compiled()
+    moved = pdec.train(c, "adam", steps=1, seed=3, save=False, lr=1e-2, points=other, **SMALL)
+    c0 = _compiled()
+    torch.manual_seed(3)
+    for layer in c0.model.layers:
+        layer.reset_parameters()
+    assert moved.history[0]["loss"] == pytest.approx(_loss(c0, other), rel=1e-14)
+    assert moved.history[0]["loss"] != pytest.approx(sampled.history[0]["loss"], rel=1e-3)
+    assert moved.history[0]["rel_l2"] == sampled.history[0]["rel_l2"]   # same seeded evaluation set
+
+
+def test_given_points_function_is_called_per_resampling_and_resumes(tmp_path):
+    """``points=draw`` gives the k-th batch at the k-th re-sampling; a run on such points resumes
+    exactly (with the same function) and refuses to resume without it."""
+    problem = _compiled().problem
+    batches = [PointSampler(problem, 20, 6, seed=10 + k).batch for k in range(4)]
+    calls = []
+
+    def draw(k):
+        calls.append(k)
+        return batches[k]
+
+    common = dict(seed=1, resample_every=3, lr=1e-2, **SMALL)
+    full = pdec.train(_compiled(), "adam", steps=8, run_root=tmp_path / "a", points=draw, **common)
+    assert calls == [0, 1, 2]   # the first batch, then at steps 3 and 6
+    part = pdec.train(_compiled(), "adam", steps=5, run_root=tmp_path / "b", points=draw, **common)
+    resumed = pdec.train(_compiled(), resume=part.run_dir, steps=8, progress=False, points=draw)
+    for p, q in zip(full.model.parameters(), resumed.model.parameters()):
+        assert torch.equal(p, q)
+    config = json.loads((part.run_dir / "config.json").read_text())
+    assert config["points"] == {"source": "given", "per_batch": {"interior": 20, "initial_boundary": 6},
+                                "resampled": True}
+    with pytest.raises(pdec.PdecError, match="pass the same points= to resume"):
+        pdec.train(_compiled(), resume=part.run_dir, steps=9, progress=False)
+
+
+def test_given_points_errors():
+    c = _compiled()
+    batch = PointSampler(c.problem, 20, 6, seed=0).batch
+    with pytest.raises(pdec.PdecError, match="missing initial_boundary"):
+        pdec.train(c, "adam", steps=1, save=False, points={"interior": batch["interior"]}, **SMALL)
+    with pytest.raises(pdec.PdecError, match=r"expected \(N, 2\)"):
+        pdec.train(c, "adam", steps=1, save=False, points={**batch, "interior": batch["interior"][:, :1]}, **SMALL)
+    with pytest.raises(pdec.PdecError, match="one fixed batch"):
+        pdec.train(c, "adam", steps=1, save=False, points=batch, resample_every=2, **SMALL)
+    with pytest.raises(pdec.PdecError, match="eval_points is given without points"):
+        pdec.train(c, "adam", steps=1, save=False, eval_points=batch["interior"], **SMALL)
+
+
+def test_initialize_false_starts_from_the_current_weights():
+    """Adam, then KFAC from where Adam stopped: the second run's first loss is the loss of Adam's
+    final weights (computed independently), not that of a fresh seeded start."""
+    c = _compiled()
+    pdec.train(c, "adam", steps=5, seed=2, save=False, lr=1e-2, **SMALL)
+    batch = PointSampler(c.problem, SMALL["n_interior"], SMALL["n_condition"], seed=2).batch
+    after_adam = _loss(c, batch)
+    then = pdec.train(c, "kfac", steps=2, seed=2, save=False, initialize=False, **SMALL)
+    assert then.history[0]["loss"] == pytest.approx(after_adam, rel=1e-14)
+    fresh = pdec.train(_compiled(), "kfac", steps=2, seed=2, save=False, **SMALL)
+    assert fresh.history[0]["loss"] != pytest.approx(after_adam, rel=1e-3)

@@ -33,7 +33,7 @@ from .allocator import keep_freed_memory
 from .config import TrainConfig, resolve_config
 from .memory import MemoryEstimate, available_memory, check_memory, estimate_memory
 from .runs import MetricsLog, load_checkpoint, new_run_dir, save_checkpoint, write_json
-from .sampling import PointSampler
+from .sampling import GivenPoints, Points, PointSampler
 
 
 class TrainingDiverged(PdecError):
@@ -68,7 +68,7 @@ class Run:
         return self.history[-1] if self.history else {}
 
 
-def evaluate(model, sampler: PointSampler) -> dict[str, float]:
+def evaluate(model, sampler: PointSampler | GivenPoints) -> dict[str, float]:
     """Relative L2 ‖u−u*‖/‖u*‖ and absolute RMS sqrt(mean (u−u*)²) on the held-out set (if u* known)."""
     exact = getattr(model, "exact_solution", None)
     if exact is None or sampler.eval_points is None:
@@ -118,7 +118,9 @@ def _versions() -> dict[str, str]:
 
 def train(compiled: Compiled, optimizer: str | None = None, *, config_file: str | Path | None = None,
           sets: list[str] | None = None, run_root: str | Path = "runs", save: bool = True,
-          resume: str | Path | None = None, comm: Communicator | None = None, **settings: Any) -> Run:
+          resume: str | Path | None = None, comm: Communicator | None = None,
+          points: Points | None = None, eval_points: torch.Tensor | None = None, initialize: bool = True,
+          **settings: Any) -> Run:
     """Train a compiled model.
 
     Args:
@@ -131,6 +133,15 @@ def train(compiled: Compiled, optimizer: str | None = None, *, config_file: str 
             may be raised; the number of ranks may differ from the original run's).
         comm: the communicator of a data-parallel job (default: joined from torchrun's
             environment when present, else a single process).
+        points: training points given instead of drawn from the spec's regions: one batch
+            {term: (N_τ, d)} for the whole run, or ``draw(k) -> batch`` for the k-th batch (k = 0
+            first, then one per re-sampling, every ``resample_every`` steps); see
+            :class:`~pdec.train.sampling.GivenPoints`. ``n_interior``/``n_condition`` are then
+            unused. A run started with given points resumes only with the same ``points``.
+        eval_points: held-out points (N_eval, d) for the error metrics (default: ``n_eval``
+            uniform points drawn with the seed).
+        initialize: re-initialise the weights from the seed (default). False: start from the
+            model's current weights (after another run, e.g. Adam then KFAC, or loaded ones).
         **settings: any :class:`TrainConfig` field (steps, time_budget, seed, n_interior, ...) or
             optimizer hyperparameter.
 
@@ -147,6 +158,11 @@ def train(compiled: Compiled, optimizer: str | None = None, *, config_file: str 
             raise PdecError(f"the checkpoint in {run_dir} has the terms {', '.join(saved_terms)}, but the "
                             f"compiled spec has {', '.join(sorted(model.term_names))}: its conditions changed "
                             f"since the run started, so it cannot resume; start a new run")
+        given = checkpoint.get("points") == "given"
+        if given != (points is not None):
+            raise PdecError(f"the run in {run_dir} was trained on "
+                            + ("points given from Python: pass the same points= to resume it" if given else
+                               "points drawn from the spec's regions: resume it without points="))
         saved = checkpoint["settings"]
         saved.update({k: v for k, v in settings.items() if k in ("steps", "time_budget", "progress")})
         cfg, hyper = resolve_config(saved)
@@ -166,8 +182,17 @@ def train(compiled: Compiled, optimizer: str | None = None, *, config_file: str 
         raise PdecError(f"rank {comm.rank} has its model on {device}; with one GPU per rank, compile with "
                         f"device='cuda:{comm.local_rank}' (LOCAL_RANK)")
     problem = compiled.problem
-    sampler = PointSampler(problem, cfg.n_interior, cfg.n_condition, cfg.seed, cfg.n_eval if main else 0,
-                           dtype, device, comm.rank, comm.world_size)
+    if points is not None:
+        sampler = GivenPoints(problem, points, eval_points if main else None, cfg.seed, cfg.n_eval if main else 0,
+                              dtype, device, comm.rank, comm.world_size)
+        if cfg.resample_every and not sampler.resamples:
+            raise PdecError(f"resample_every = {cfg.resample_every}, but the points given are one fixed batch; "
+                            f"give a function draw(k) -> batch to re-sample, or set resample_every = 0")
+    else:
+        if eval_points is not None:
+            raise PdecError("eval_points is given without points=; give both, or neither")
+        sampler = PointSampler(problem, cfg.n_interior, cfg.n_condition, cfg.seed, cfg.n_eval if main else 0,
+                               dtype, device, comm.rank, comm.world_size)
     memory = estimate_memory(model, sampler.batch, cfg.optimizer, hyper)
     if main and cfg.progress:
         print(f"memory per rank (estimate): {memory.summary()}", file=sys.stderr)
@@ -179,8 +204,9 @@ def train(compiled: Compiled, optimizer: str | None = None, *, config_file: str 
             raise PdecError("another rank's memory check failed (see its message); nothing was trained")
     if checkpoint is None:
         torch.manual_seed(cfg.seed)
-        for layer in model.layers:
-            layer.reset_parameters()
+        if initialize:
+            for layer in model.layers:
+                layer.reset_parameters()
     opt = get_optimizer(cfg.optimizer)(model, comm=comm, **hyper)
     n_params = sum(p.numel() for p in model.parameters())
 
@@ -209,7 +235,10 @@ def train(compiled: Compiled, optimizer: str | None = None, *, config_file: str 
             "device": str(device), "versions": _versions(), "command": sys.argv,
             "plan": {t: {"mode": p.mode, "S": p.S} for t, p in compiled.plan.terms.items()},
             "widths": list(model.widths), "activation": model.activation_name,
-            "ranks": comm.world_size, "memory_per_rank_bytes": memory.parts})
+            "ranks": comm.world_size, "memory_per_rank_bytes": memory.parts,
+            "points": ({"source": "given", "per_batch": {t: len(X) for t, X in sampler.full_batch.items()},
+                        "resampled": sampler.resamples} if points is not None else {"source": "sampled"}),
+            "initial_weights": "seeded" if initialize else "given"})
     log = MetricsLog(run_dir / "metrics.csv", columns, keep_until_step=step if checkpoint else None) \
         if run_dir is not None else None
     run = Run(run_dir, cfg, hyper, model, memory)
@@ -224,7 +253,7 @@ def train(compiled: Compiled, optimizer: str | None = None, *, config_file: str 
     def checkpoint_state() -> dict:
         return {"model": model.state_dict(), "optimizer": opt.state_dict(), "sampler": sampler.state_dict(),
                 "torch_rng": torch.get_rng_state(), "step": step, "elapsed": elapsed,
-                "settings": settings_record}
+                "settings": settings_record, "points": "given" if points is not None else "sampled"}
 
     def finish(status: str) -> None:
         run.status, run.steps, run.elapsed = status, step, elapsed

@@ -11,7 +11,7 @@ a checkpoint (which holds the whole batch) resumes with any number of ranks.
 
 from __future__ import annotations
 
-from typing import Mapping
+from typing import Callable, Mapping, Union
 
 import torch
 
@@ -141,6 +141,94 @@ class PointSampler:
     def load_state_dict(self, state: dict) -> None:
         self.generator.set_state(state["generator"])
         self._set({k: v.to(self.device, self.dtype) for k, v in state["batch"].items()})
+
+
+#: Points given from Python: one fixed batch, or a function of the batch index k (0, 1, 2, …).
+Points = Union[Mapping[str, torch.Tensor], Callable[[int], Mapping[str, torch.Tensor]]]
+
+
+class GivenPoints:
+    """Training points given by the user instead of drawn from the spec's regions.
+
+    Args:
+        problem: the problem; the batch must have exactly its terms ("interior" and each condition).
+        points: one batch {term: (N_τ, d)} kept for the whole run, or ``draw(k) -> batch``, called
+            for the first batch (k = 0) and at each re-sampling (k = 1, 2, …). ``draw`` must be a
+            function of k alone (or be called in order), so that a resumed run continues the
+            same sequence. Rows are points in the domain's variable order; they are converted to
+            ``dtype`` and ``device``.
+        eval_points: held-out points (N_eval, d) for the error metrics; None: ``n_eval`` points
+            drawn uniformly from the domain with ``seed``, as :class:`PointSampler` draws them.
+        rank, world_size: data parallel, as in :class:`PointSampler`.
+
+    The interface is :class:`PointSampler`'s (``batch``, ``full_batch``, ``eval_points``,
+    ``resample``, ``state_dict``), so the training loop treats both alike.
+    """
+
+    def __init__(self, problem: Problem, points: Points, eval_points: torch.Tensor | None = None,
+                 seed: int = 0, n_eval: int = 0, dtype=torch.float64, device=None,
+                 rank: int = 0, world_size: int = 1):
+        self.problem = problem
+        self.terms = ["interior", *problem.condition_items]
+        self.draw = points if callable(points) else None
+        self.fixed = None if callable(points) else points
+        self.dtype, self.device = dtype, device
+        self.rank, self.world_size = rank, world_size
+        if eval_points is not None:
+            self.eval_points = self._points("eval_points", eval_points)
+        elif n_eval:
+            g = torch.Generator().manual_seed(seed + 1_000_003)
+            self.eval_points = uniform_box(problem, n_eval, g, dtype, device)
+        else:
+            self.eval_points = None
+        self.k = -1
+        self.full_batch: dict[str, torch.Tensor] = {}
+        self.batch: Mapping[str, torch.Tensor] = {}
+        self.resample()
+
+    @property
+    def resamples(self) -> bool:
+        """Whether :meth:`resample` draws new points (a function was given, not a fixed batch)."""
+        return self.draw is not None
+
+    def _points(self, name: str, X) -> torch.Tensor:
+        X = torch.as_tensor(X)
+        d = len(self.problem.variables)
+        if X.dim() != 2 or X.shape[1] != d or X.shape[0] < 1:
+            raise PdecError(f"points for {name!r} have shape {tuple(X.shape)}; expected (N, {d}) with N ≥ 1: "
+                            f"one row per point, columns {', '.join(map(str, self.problem.variables))}")
+        if not torch.is_floating_point(X) or not bool(torch.isfinite(X).all()):
+            raise PdecError(f"points for {name!r} must be finite floating-point numbers")
+        return X.to(self.device, self.dtype)
+
+    def resample(self) -> Mapping[str, torch.Tensor]:
+        """The next batch: ``draw(k)`` for the next k, or the fixed batch again."""
+        self.k += 1
+        given = self.draw(self.k) if self.draw is not None else self.fixed
+        if not isinstance(given, Mapping):
+            raise PdecError(f"points: expected a mapping term -> (N, d) tensor, got {type(given).__name__}")
+        if sorted(given) != sorted(self.terms):
+            missing = [t for t in self.terms if t not in given]
+            extra = [t for t in given if t not in self.terms]
+            raise PdecError(f"points: the batch must have the terms {', '.join(self.terms)}"
+                            + (f"; missing {', '.join(missing)}" if missing else "")
+                            + (f"; unknown {', '.join(map(str, extra))}" if extra else ""))
+        full = {t: self._points(t, given[t]) for t in self.terms}
+        if self.world_size > 1 and min(X.shape[0] for X in full.values()) < self.world_size:
+            raise PdecError(f"{self.world_size} ranks need at least {self.world_size} points of every term")
+        self.full_batch = full
+        self.batch = shard_batch(full, self.rank, self.world_size) if self.world_size > 1 else full
+        return self.batch
+
+    def state_dict(self) -> dict:
+        """The batch index and the whole current batch."""
+        return {"k": self.k, "batch": {k: v.cpu() for k, v in self.full_batch.items()}}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.k = state["k"]
+        full = {k: v.to(self.device, self.dtype) for k, v in state["batch"].items()}
+        self.full_batch = full
+        self.batch = shard_batch(full, self.rank, self.world_size) if self.world_size > 1 else full
 
 
 def _split(total: int, names: list[str]) -> dict[str, int]:
