@@ -26,6 +26,8 @@ CASES = {
     "kfac": ("kfac", {}),
     "kfac-replicated": ("kfac", {"inverse_placement": "replicated"}),
     "kfac-resample": ("kfac", {"resample_every": 2, "approximation": "reduce"}),
+    # points given from Python, a new batch every 2 steps: each rank shards the same draw(k)
+    "kfac-given-points": ("kfac", {"resample_every": 2, "points": "draw(k)"}),
     "kfac-star": ("kfac-star", {}),
     "engd": ("engd", {}),
     "engd-layerwise": ("engd-layerwise", {}),
@@ -41,6 +43,12 @@ def run_case(case: str, comm=None, device: str = "cpu") -> list[torch.Tensor]:
     optimizer, extra = CASES[case]
     compiled = pdec.compile(pdec.load_spec(SPEC), hidden=(8, 6), write=False,
                             device=device)
+    if extra.get("points") == "draw(k)":
+        from pdec.train.sampling import PointSampler
+
+        def draw(k):
+            return PointSampler(compiled.problem, 101, 31, seed=100 + k).batch
+        extra = {**extra, "points": draw}
     run = pdec.train(compiled, optimizer, save=False, comm=comm, **SETTINGS, **extra)
     return [p.detach().cpu().clone() for p in run.model.parameters()]
 

@@ -192,7 +192,8 @@ def _loss(compiled, batch) -> float:
 
 def test_given_points_reproduce_the_sampled_run(tmp_path):
     """Points given from Python are the ones trained and evaluated on: giving a run's own sampled
-    points and evaluation set reproduces it exactly; other points give another loss."""
+    points and evaluation set reproduces it exactly; other points and another evaluation set give
+    the loss and error computed independently on them."""
     problem = _compiled().problem
     drawn = PointSampler(problem, SMALL["n_interior"], SMALL["n_condition"], seed=3, n_eval=SMALL["n_eval"])
     sampled = pdec.train(_compiled(), "adam", steps=4, seed=3, save=False, lr=1e-2, **SMALL)
@@ -200,23 +201,31 @@ def test_given_points_reproduce_the_sampled_run(tmp_path):
                        eval_points=drawn.eval_points, **SMALL)
     untimed = [[{k: repr(v) for k, v in row.items() if k != "time"} for row in run.history] for run in (given, sampled)]
     assert untimed[0] == untimed[1] and len(untimed[0]) == 3
-    other = PointSampler(problem, 25, 8, seed=4).batch
-    c = _compiled()
-    moved = pdec.train(c, "adam", steps=1, seed=3, save=False, lr=1e-2, points=other, **SMALL)
+
+    other = PointSampler(problem, 25, 8, seed=4, n_eval=77)
+    as_lists = {t: X.tolist() for t, X in other.batch.items()}   # nested lists are float64 too
+    moved = pdec.train(_compiled(), "adam", steps=1, seed=3, save=False, lr=1e-2, points=as_lists,
+                       eval_points=other.eval_points, **SMALL)
     c0 = _compiled()
     torch.manual_seed(3)
     for layer in c0.model.layers:
         layer.reset_parameters()
-    assert moved.history[0]["loss"] == pytest.approx(_loss(c0, other), rel=1e-14)
+    assert moved.history[0]["loss"] == pytest.approx(_loss(c0, other.batch), rel=1e-14)
     assert moved.history[0]["loss"] != pytest.approx(sampled.history[0]["loss"], rel=1e-3)
-    assert moved.history[0]["rel_l2"] == sampled.history[0]["rel_l2"]   # same seeded evaluation set
+    with torch.no_grad():
+        X = other.eval_points
+        diff, exact = c0.model(X) - c0.model.exact_solution(X), c0.model.exact_solution(X)
+    assert moved.history[0]["rel_l2"] == pytest.approx(float(diff.norm() / exact.norm()), rel=1e-14)
+    assert moved.history[0]["rel_l2"] != pytest.approx(sampled.history[0]["rel_l2"], rel=1e-3)
 
 
 def test_given_points_function_is_called_per_resampling_and_resumes(tmp_path):
     """``points=draw`` gives the k-th batch at the k-th re-sampling; a run on such points resumes
-    exactly (with the same function) and refuses to resume without it."""
+    exactly with the same function and its saved evaluation set, and refuses to resume without
+    the points, with other points or with a draw that does not depend on k alone."""
     problem = _compiled().problem
     batches = [PointSampler(problem, 20, 6, seed=10 + k).batch for k in range(4)]
+    X_eval = PointSampler(problem, 1, 2, seed=9, n_eval=50).eval_points
     calls = []
 
     def draw(k):
@@ -224,17 +233,28 @@ def test_given_points_function_is_called_per_resampling_and_resumes(tmp_path):
         return batches[k]
 
     common = dict(seed=1, resample_every=3, lr=1e-2, **SMALL)
-    full = pdec.train(_compiled(), "adam", steps=8, run_root=tmp_path / "a", points=draw, **common)
+    full = pdec.train(_compiled(), "adam", steps=8, run_root=tmp_path / "a", points=draw, eval_points=X_eval,
+                      **common)
     assert calls == [0, 1, 2]   # the first batch, then at steps 3 and 6
-    part = pdec.train(_compiled(), "adam", steps=5, run_root=tmp_path / "b", points=draw, **common)
+    part = pdec.train(_compiled(), "adam", steps=5, run_root=tmp_path / "b", points=draw, eval_points=X_eval,
+                      **common)
+    calls.clear()
     resumed = pdec.train(_compiled(), resume=part.run_dir, steps=8, progress=False, points=draw)
+    assert calls == [1, 2]      # the checkpoint's batch (checked), then the re-sampling at step 6
     for p, q in zip(full.model.parameters(), resumed.model.parameters()):
         assert torch.equal(p, q)
+    assert resumed.final["rel_l2"] == full.final["rel_l2"]   # the saved evaluation set
     config = json.loads((part.run_dir / "config.json").read_text())
     assert config["points"] == {"source": "given", "per_batch": {"interior": 20, "initial_boundary": 6},
                                 "resampled": True}
+    assert config["eval_points"] == {"source": "given", "N": 50} and config["initial_weights"] == "seeded"
     with pytest.raises(pdec.PdecError, match="pass the same points= to resume"):
         pdec.train(_compiled(), resume=part.run_dir, steps=9, progress=False)
+    # the resumed run went on to step 8 (k = 2) and saved its checkpoint there
+    with pytest.raises(pdec.PdecError, match=r"draw\(2\) differs from the batch the run saved"):
+        pdec.train(_compiled(), resume=part.run_dir, steps=9, progress=False, points=lambda k: batches[k + 1])
+    with pytest.raises(pdec.PdecError, match="eval_points differ"):
+        pdec.train(_compiled(), resume=part.run_dir, steps=9, progress=False, points=draw, eval_points=X_eval[:10])
 
 
 def test_given_points_errors():
@@ -242,22 +262,62 @@ def test_given_points_errors():
     batch = PointSampler(c.problem, 20, 6, seed=0).batch
     with pytest.raises(pdec.PdecError, match="missing initial_boundary"):
         pdec.train(c, "adam", steps=1, save=False, points={"interior": batch["interior"]}, **SMALL)
+    with pytest.raises(pdec.PdecError, match="unknown 3"):
+        pdec.train(c, "adam", steps=1, save=False, points={**batch, 3: batch["interior"]}, **SMALL)
     with pytest.raises(pdec.PdecError, match=r"expected \(N, 2\)"):
         pdec.train(c, "adam", steps=1, save=False, points={**batch, "interior": batch["interior"][:, :1]}, **SMALL)
+    with pytest.raises(pdec.PdecError, match="floating-point"):
+        pdec.train(c, "adam", steps=1, save=False, points={**batch, "interior": torch.ones(5, 2, dtype=torch.long)},
+                   **SMALL)
     with pytest.raises(pdec.PdecError, match="one fixed batch"):
         pdec.train(c, "adam", steps=1, save=False, points=batch, resample_every=2, **SMALL)
     with pytest.raises(pdec.PdecError, match="eval_points is given without points"):
         pdec.train(c, "adam", steps=1, save=False, eval_points=batch["interior"], **SMALL)
+    with pytest.warns(UserWarning, match="1 of the 20 points for 'interior' lie outside the domain"):
+        outside = batch["interior"].clone()
+        outside[0, 1] = 1.5
+        pdec.train(c, "adam", steps=1, save=False, points={**batch, "interior": outside}, **SMALL)
+    leaf = batch["interior"].clone().requires_grad_()   # used detached: no gradient reaches it
+    pdec.train(c, "adam", steps=1, save=False, points={**batch, "interior": leaf}, **SMALL)
+    assert leaf.grad is None
 
 
-def test_initialize_false_starts_from_the_current_weights():
+def test_initialize_false_starts_from_the_current_weights(tmp_path):
     """Adam, then KFAC from where Adam stopped: the second run's first loss is the loss of Adam's
     final weights (computed independently), not that of a fresh seeded start."""
     c = _compiled()
     pdec.train(c, "adam", steps=5, seed=2, save=False, lr=1e-2, **SMALL)
     batch = PointSampler(c.problem, SMALL["n_interior"], SMALL["n_condition"], seed=2).batch
     after_adam = _loss(c, batch)
-    then = pdec.train(c, "kfac", steps=2, seed=2, save=False, initialize=False, **SMALL)
+    then = pdec.train(c, "kfac", steps=2, seed=2, run_root=tmp_path, initialize=False, **SMALL)
     assert then.history[0]["loss"] == pytest.approx(after_adam, rel=1e-14)
+    assert json.loads((then.run_dir / "config.json").read_text())["initial_weights"] == "given"
     fresh = pdec.train(_compiled(), "kfac", steps=2, seed=2, save=False, **SMALL)
     assert fresh.history[0]["loss"] != pytest.approx(after_adam, rel=1e-3)
+
+
+def test_init_from_starts_a_new_run_from_another_runs_weights(tmp_path, monkeypatch):
+    """`init_from` / `pdec train --init-from`: KFAC after an Adam run starts at the loss of Adam's
+    checkpointed weights (computed independently); other widths and --resume with it are errors."""
+    from pdec.cli import main
+
+    adam = pdec.train(_compiled(), "adam", steps=5, seed=2, run_root=tmp_path, lr=1e-2, **SMALL)
+    c = _compiled()
+    c.model.load_state_dict(torch.load(adam.run_dir / "checkpoint.pt", weights_only=False)["model"])
+    batch = PointSampler(c.problem, SMALL["n_interior"], SMALL["n_condition"], seed=2).batch
+    then = pdec.train(_compiled(), "kfac", steps=2, seed=2, run_root=tmp_path, init_from=adam.run_dir, **SMALL)
+    assert then.history[0]["loss"] == pytest.approx(_loss(c, batch), rel=1e-14)
+    assert then.history[0]["loss"] != pytest.approx(adam.history[0]["loss"], rel=1e-3)
+    config = json.loads((then.run_dir / "config.json").read_text())
+    assert config["initial_weights"] == f"from {adam.run_dir}" and config["settings"]["optimizer"] == "kfac"
+    with pytest.raises(pdec.PdecError, match=r"widths \(2, 6, 5, 1\), this model \(2, 7, 1\)"):
+        pdec.train(_compiled(hidden=(7,)), "kfac", steps=1, save=False, init_from=adam.run_dir, **SMALL)
+
+    monkeypatch.chdir(tmp_path)  # generated/ is written below the working directory
+    sets = [f"--set={k}={v}" for k, v in {**SMALL, "hidden": "6,5"}.items()]
+    spec = str(ROOT / "specs" / "heat1d.py")
+    assert main(["train", spec, "--optimizer", "sgd", "--steps", "1", "--runs", str(tmp_path / "cli"),
+                 "--init-from", str(adam.run_dir), *sets]) == 0
+    (run_dir,) = (tmp_path / "cli" / "heat1d").iterdir()
+    assert json.loads((run_dir / "config.json").read_text())["initial_weights"] == f"from {adam.run_dir}"
+    assert main(["train", "--resume", str(run_dir), "--init-from", str(adam.run_dir), "--steps", "2"]) == 2

@@ -28,6 +28,9 @@ def add_training_commands(sub) -> None:
                    help="override any setting or hyperparameter (repeatable)")
     p.add_argument("--runs", type=Path, default=Path("runs"), help="runs root (default runs/)")
     p.add_argument("--resume", type=Path, help="continue the run in this directory")
+    p.add_argument("--init-from", type=Path, metavar="RUN_DIR",
+                   help="a new run that starts from the weights of RUN_DIR's last checkpoint (same widths), "
+                        "e.g. KFAC after an Adam run")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--nproc", type=int, default=1, metavar="N",
                    help="data parallel over N processes on this machine (torch.distributed: gloo on CPU, "
@@ -109,7 +112,12 @@ def _launch_ranks(args) -> int:
     start ``args.nproc`` ranks running the same command."""
     from ..parallel.launch import launch, strip_nproc
     from .config import resolve_config
+    from .runs import CHECKPOINT
 
+    if args.resume is not None and args.init_from is not None:
+        raise PdecError("--resume continues a run; --init-from starts a new one from a run's weights: give one")
+    if args.init_from is not None and not (args.init_from / CHECKPOINT).is_file():
+        raise PdecError(f"{args.init_from}: no {CHECKPOINT} to start from")
     if args.resume is not None:
         if not (args.resume / "config.json").is_file():
             raise PdecError(f"{args.resume}: not a run directory (no config.json)")
@@ -136,6 +144,8 @@ def _train_here(args) -> int:
     from .config import resolve_config
     from .loop import TrainingDiverged, train
 
+    if args.resume is not None and args.init_from is not None:
+        raise PdecError("--resume continues a run; --init-from starts a new one from a run's weights: give one")
     if args.resume is not None:
         cfg_file = args.resume / "config.json"
         if not cfg_file.is_file():
@@ -160,7 +170,8 @@ def _train_here(args) -> int:
             ranks = f", {comm.world_size} ranks" if comm.distributed else ""
             print(f"{args.spec} -> {compiled.source_path} (mode {compiled.plan.mode}, S = {compiled.plan.S}); "
                   f"training with {cfg.optimizer} on {cfg.device}, {cfg.dtype}{ranks}")
-        run_kwargs = dict(config_file=args.config, sets=args.set, run_root=args.runs, **overrides)
+        run_kwargs = dict(config_file=args.config, sets=args.set, run_root=args.runs, init_from=args.init_from,
+                          **overrides)
     try:
         run = train(compiled, comm=comm, **run_kwargs)
     except TrainingDiverged as exc:  # every rank sees the same non-finite loss

@@ -120,7 +120,7 @@ def train(compiled: Compiled, optimizer: str | None = None, *, config_file: str 
           sets: list[str] | None = None, run_root: str | Path = "runs", save: bool = True,
           resume: str | Path | None = None, comm: Communicator | None = None,
           points: Points | None = None, eval_points: torch.Tensor | None = None, initialize: bool = True,
-          **settings: Any) -> Run:
+          init_from: str | Path | None = None, **settings: Any) -> Run:
     """Train a compiled model.
 
     Args:
@@ -142,6 +142,8 @@ def train(compiled: Compiled, optimizer: str | None = None, *, config_file: str 
             uniform points drawn with the seed).
         initialize: re-initialise the weights from the seed (default). False: start from the
             model's current weights (after another run, e.g. Adam then KFAC, or loaded ones).
+        init_from: a run directory: start from the weights of its last checkpoint (its network's
+            widths must be this model's), with this run's optimizer and settings; a new run.
         **settings: any :class:`TrainConfig` field (steps, time_budget, seed, n_interior, ...) or
             optimizer hyperparameter.
 
@@ -183,8 +185,10 @@ def train(compiled: Compiled, optimizer: str | None = None, *, config_file: str 
                         f"device='cuda:{comm.local_rank}' (LOCAL_RANK)")
     problem = compiled.problem
     if points is not None:
-        sampler = GivenPoints(problem, points, eval_points if main else None, cfg.seed, cfg.n_eval if main else 0,
-                              dtype, device, comm.rank, comm.world_size)
+        sampler = GivenPoints(problem, points, eval_points, cfg.seed, cfg.n_eval if main else 0, dtype, device,
+                              comm.rank, comm.world_size, state=checkpoint["sampler"] if checkpoint else None)
+        if not main:
+            sampler.eval_points = None   # only rank 0 evaluates (every rank checked the points)
         if cfg.resample_every and not sampler.resamples:
             raise PdecError(f"resample_every = {cfg.resample_every}, but the points given are one fixed batch; "
                             f"give a function draw(k) -> batch to re-sample, or set resample_every = 0")
@@ -202,6 +206,13 @@ def train(compiled: Compiled, optimizer: str | None = None, *, config_file: str 
         if comm.all_reduce_max([0.0 if fits else 1.0])[0]:  # every rank stops, not only the one short
             check_memory(memory, device, free)  # raises on the rank short of memory, naming the sizes
             raise PdecError("another rank's memory check failed (see its message); nothing was trained")
+    initial_weights = "seeded" if initialize else "given"
+    if init_from is not None:
+        if checkpoint is not None:
+            raise PdecError("init_from starts a new run from another run's weights; resume continues a run: "
+                            "give one of them")
+        _load_weights(model, Path(init_from))
+        initialize, initial_weights = False, f"from {init_from}"
     if checkpoint is None:
         torch.manual_seed(cfg.seed)
         if initialize:
@@ -214,7 +225,8 @@ def train(compiled: Compiled, optimizer: str | None = None, *, config_file: str 
     if checkpoint is not None:
         model.load_state_dict(checkpoint["model"])
         opt.load_state_dict(checkpoint["optimizer"])
-        sampler.load_state_dict(checkpoint["sampler"])
+        if points is None:   # GivenPoints was built from the checkpoint (and checked against it)
+            sampler.load_state_dict(checkpoint["sampler"])
         torch.set_rng_state(checkpoint["torch_rng"])
         step, elapsed = checkpoint["step"], checkpoint["elapsed"]
     elif save and main:
@@ -238,7 +250,9 @@ def train(compiled: Compiled, optimizer: str | None = None, *, config_file: str 
             "ranks": comm.world_size, "memory_per_rank_bytes": memory.parts,
             "points": ({"source": "given", "per_batch": {t: len(X) for t, X in sampler.full_batch.items()},
                         "resampled": sampler.resamples} if points is not None else {"source": "sampled"}),
-            "initial_weights": "seeded" if initialize else "given"})
+            "eval_points": {"source": "given" if points is not None and sampler.eval_given else "sampled",
+                            "N": 0 if sampler.eval_points is None else len(sampler.eval_points)},
+            "initial_weights": initial_weights})
     log = MetricsLog(run_dir / "metrics.csv", columns, keep_until_step=step if checkpoint else None) \
         if run_dir is not None else None
     run = Run(run_dir, cfg, hyper, model, memory)
@@ -344,6 +358,23 @@ def _match_compiled(cfg: TrainConfig, compiled: Compiled, dtype, device) -> None
             raise PdecError(f"setting {key} = {wanted!r} contradicts the compiled model ({key} = {value!r}); "
                             f"pass it to pdec.compile(...) instead")
         setattr(cfg, key, value)
+
+
+def _widths(state: dict) -> tuple[int, ...]:
+    """Layer widths (d, h_1, …, m) of a model state dict (``layers.<l>.weight`` of shape (out, in))."""
+    weights = [state[k] for k in sorted((k for k in state if k.startswith("layers.") and k.endswith(".weight")),
+                                        key=lambda k: int(k.split(".")[1]))]
+    return tuple([weights[0].shape[1]] + [W.shape[0] for W in weights]) if weights else ()
+
+
+def _load_weights(model, run_dir: Path) -> None:
+    """Copy the weights of ``run_dir``'s last checkpoint into ``model`` (same widths required)."""
+    state = load_checkpoint(run_dir)["model"]
+    theirs, ours = _widths(state), tuple(model.widths)
+    if theirs != ours:
+        raise PdecError(f"{run_dir}: its network has the widths {theirs}, this model {ours}; compile with "
+                        f"the same input, hidden and output widths to start from its weights")
+    model.load_state_dict({k: v for k, v in state.items() if k.startswith("layers.")}, strict=False)
 
 
 def _restore(params, values) -> None:

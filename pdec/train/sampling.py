@@ -11,6 +11,7 @@ a checkpoint (which holds the whole batch) resumes with any number of ranks.
 
 from __future__ import annotations
 
+import warnings
 from typing import Callable, Mapping, Union
 
 import torch
@@ -154,37 +155,53 @@ class GivenPoints:
         problem: the problem; the batch must have exactly its terms ("interior" and each condition).
         points: one batch {term: (N_τ, d)} kept for the whole run, or ``draw(k) -> batch``, called
             for the first batch (k = 0) and at each re-sampling (k = 1, 2, …). ``draw`` must be a
-            function of k alone (or be called in order), so that a resumed run continues the
-            same sequence. Rows are points in the domain's variable order; they are converted to
-            ``dtype`` and ``device``.
+            function of k alone (give it its own seeded ``torch.Generator`` if it draws at random,
+            e.g. ``torch.Generator().manual_seed(1000 + k)``), and in a data-parallel run give the
+            same batch on every rank: a resumed run calls ``draw(k)`` for the checkpoint's k and
+            refuses to continue if that is not the batch it saved. Rows are points in the domain's
+            variable order (tensors, arrays or nested lists; converted to ``dtype`` and
+            ``device``, detached). Points outside the domain's box are used, with a warning.
         eval_points: held-out points (N_eval, d) for the error metrics; None: ``n_eval`` points
             drawn uniformly from the domain with ``seed``, as :class:`PointSampler` draws them.
         rank, world_size: data parallel, as in :class:`PointSampler`.
+        state: a checkpoint's :meth:`state_dict` to resume from: the points given must reproduce
+            its batch, and its evaluation set is used unless ``eval_points`` is given (then they
+            must be equal).
 
     The interface is :class:`PointSampler`'s (``batch``, ``full_batch``, ``eval_points``,
     ``resample``, ``state_dict``), so the training loop treats both alike.
     """
 
-    def __init__(self, problem: Problem, points: Points, eval_points: torch.Tensor | None = None,
-                 seed: int = 0, n_eval: int = 0, dtype=torch.float64, device=None,
-                 rank: int = 0, world_size: int = 1):
+    def __init__(self, problem: Problem, points: Points, eval_points=None, seed: int = 0, n_eval: int = 0,
+                 dtype=torch.float64, device=None, rank: int = 0, world_size: int = 1,
+                 state: dict | None = None):
         self.problem = problem
         self.terms = ["interior", *problem.condition_items]
         self.draw = points if callable(points) else None
         self.fixed = None if callable(points) else points
         self.dtype, self.device = dtype, device
         self.rank, self.world_size = rank, world_size
+        self.eval_given = eval_points is not None
+        saved_eval = state.get("eval_points") if state else None
         if eval_points is not None:
             self.eval_points = self._points("eval_points", eval_points)
+            if saved_eval is not None and not _same(self.eval_points, saved_eval):
+                raise PdecError("eval_points differ from the evaluation set the run was trained with; "
+                                "resume with the same ones, or without eval_points (the saved set is used)")
+        elif saved_eval is not None:
+            self.eval_points, self.eval_given = saved_eval.to(device, dtype), True
         elif n_eval:
             g = torch.Generator().manual_seed(seed + 1_000_003)
             self.eval_points = uniform_box(problem, n_eval, g, dtype, device)
         else:
             self.eval_points = None
-        self.k = -1
         self.full_batch: dict[str, torch.Tensor] = {}
         self.batch: Mapping[str, torch.Tensor] = {}
-        self.resample()
+        if state is None:
+            self.k = -1
+            self.resample()
+        else:
+            self._restore(state)
 
     @property
     def resamples(self) -> bool:
@@ -192,43 +209,78 @@ class GivenPoints:
         return self.draw is not None
 
     def _points(self, name: str, X) -> torch.Tensor:
-        X = torch.as_tensor(X)
+        if isinstance(X, torch.Tensor):
+            X = X.detach()
+            if not torch.is_floating_point(X):
+                raise PdecError(f"points for {name!r} must be floating-point numbers, got {X.dtype}")
+        else:
+            try:
+                X = torch.as_tensor(X, dtype=self.dtype)
+            except (TypeError, ValueError, RuntimeError) as exc:
+                raise PdecError(f"points for {name!r}: not an array of numbers ({exc})") from None
         d = len(self.problem.variables)
         if X.dim() != 2 or X.shape[1] != d or X.shape[0] < 1:
             raise PdecError(f"points for {name!r} have shape {tuple(X.shape)}; expected (N, {d}) with N ≥ 1: "
                             f"one row per point, columns {', '.join(map(str, self.problem.variables))}")
-        if not torch.is_floating_point(X) or not bool(torch.isfinite(X).all()):
-            raise PdecError(f"points for {name!r} must be finite floating-point numbers")
-        return X.to(self.device, self.dtype)
+        if not bool(torch.isfinite(X).all()):
+            raise PdecError(f"points for {name!r} must be finite")
+        X = X.to(self.device, self.dtype)
+        lo, hi = _bounds(self.problem, self.dtype, X.device)
+        slack = 1e-12 * (hi - lo).clamp(min=1.0)
+        outside = int(((X < lo - slack) | (X > hi + slack)).any(dim=1).sum())
+        if outside:
+            warnings.warn(f"{outside} of the {X.shape[0]} points for {name!r} lie outside the domain's box "
+                          f"{[(float(a), float(b)) for a, b in zip(lo, hi)]}", stacklevel=4)
+        return X
+
+    def _checked(self, given) -> dict[str, torch.Tensor]:
+        if not isinstance(given, Mapping):
+            raise PdecError(f"points: expected a mapping term -> (N, d) tensor, got {type(given).__name__}")
+        if set(given) != set(self.terms):
+            missing = [t for t in self.terms if t not in given]
+            extra = [str(t) for t in given if t not in self.terms]
+            raise PdecError(f"points: the batch must have the terms {', '.join(self.terms)}"
+                            + (f"; missing {', '.join(missing)}" if missing else "")
+                            + (f"; unknown {', '.join(extra)}" if extra else ""))
+        full = {t: self._points(t, given[t]) for t in self.terms}
+        if self.world_size > 1 and min(X.shape[0] for X in full.values()) < self.world_size:
+            raise PdecError(f"{self.world_size} ranks need at least {self.world_size} points of every term")
+        return full
+
+    def _set(self, full: dict[str, torch.Tensor]) -> None:
+        self.full_batch = full
+        self.batch = shard_batch(full, self.rank, self.world_size) if self.world_size > 1 else full
 
     def resample(self) -> Mapping[str, torch.Tensor]:
         """The next batch: ``draw(k)`` for the next k, or the fixed batch again."""
         self.k += 1
-        given = self.draw(self.k) if self.draw is not None else self.fixed
-        if not isinstance(given, Mapping):
-            raise PdecError(f"points: expected a mapping term -> (N, d) tensor, got {type(given).__name__}")
-        if sorted(given) != sorted(self.terms):
-            missing = [t for t in self.terms if t not in given]
-            extra = [t for t in given if t not in self.terms]
-            raise PdecError(f"points: the batch must have the terms {', '.join(self.terms)}"
-                            + (f"; missing {', '.join(missing)}" if missing else "")
-                            + (f"; unknown {', '.join(map(str, extra))}" if extra else ""))
-        full = {t: self._points(t, given[t]) for t in self.terms}
-        if self.world_size > 1 and min(X.shape[0] for X in full.values()) < self.world_size:
-            raise PdecError(f"{self.world_size} ranks need at least {self.world_size} points of every term")
-        self.full_batch = full
-        self.batch = shard_batch(full, self.rank, self.world_size) if self.world_size > 1 else full
+        self._set(self._checked(self.draw(self.k) if self.draw is not None else self.fixed))
         return self.batch
 
+    def _restore(self, state: dict) -> None:
+        self.k = state["k"]
+        saved = {t: X.to(self.device, self.dtype) for t, X in state["batch"].items()}
+        given = self._checked(self.draw(self.k) if self.draw is not None else self.fixed)
+        if set(given) != set(saved) or not all(_same(given[t], saved[t]) for t in saved):
+            which = f"draw({self.k})" if self.draw is not None else "the points given"
+            raise PdecError(f"{which} differs from the batch the run saved at its checkpoint; resume with the "
+                            f"same points (a draw function must depend on k alone)")
+        self._set(saved)
+
     def state_dict(self) -> dict:
-        """The batch index and the whole current batch."""
-        return {"k": self.k, "batch": {k: v.cpu() for k, v in self.full_batch.items()}}
+        """The batch index, the whole current batch and (when given) the evaluation set."""
+        state = {"k": self.k, "batch": {k: v.cpu() for k, v in self.full_batch.items()}}
+        if self.eval_given and self.eval_points is not None:
+            state["eval_points"] = self.eval_points.cpu()
+        return state
 
     def load_state_dict(self, state: dict) -> None:
-        self.k = state["k"]
-        full = {k: v.to(self.device, self.dtype) for k, v in state["batch"].items()}
-        self.full_batch = full
-        self.batch = shard_batch(full, self.rank, self.world_size) if self.world_size > 1 else full
+        """Resume from ``state`` (the points given must reproduce its batch)."""
+        self._restore(state)
+
+
+def _same(a: torch.Tensor, b: torch.Tensor) -> bool:
+    return a.shape == b.shape and torch.equal(a.cpu(), b.cpu().to(a.dtype))
 
 
 def _split(total: int, names: list[str]) -> dict[str, int]:
