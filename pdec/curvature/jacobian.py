@@ -83,7 +83,9 @@ def output_gradients(residual: torch.Tensor, outputs: Sequence[torch.Tensor],
                                     retain_graph=retain_graph or m < M - 1,
                                     allow_unused=True, materialize_grads=True)
         per_m.append(grads)
-    # per_m[m][l]: (N, S, h_l) -> per layer (N, M, S, h_l)
+    # per_m[m][l]: (N, S, h_l) -> per layer (N, M, S, h_l); one component needs no copy
+    if M == 1:
+        return [g.detach()[:, None] for g in per_m[0]]
     return [torch.stack([per_m[m][l] for m in range(M)], dim=1).detach() for l in range(len(outputs))]
 
 
