@@ -47,7 +47,7 @@ RUNS = {
                                DATA / "paper-poisson2d-kfac-euc27yi9.csv"),
     "poisson2d-kfac-star": PaperRun("poisson2d", "kfac-star",
                                     {"damping": 1.2156399458704562e-10, "ema": 0.9263313896660544,
-                                     "init": "identity", "first_lr": 1e-6},
+                                     "init": "identity", "first_lr": 1e-6, "trust": False},
                                     DATA / "paper-poisson2d-kfac-star-i1txqj6g.csv"),
     "heat4d-kfac": PaperRun("heat4d", "kfac",
                             {"damping": 1.000287566353374e-09, "ema": 0.7783518966915723,
@@ -55,7 +55,7 @@ RUNS = {
                             DATA / "paper-heat4d-kfac-141vvkln.csv"),
     "poisson5d-kfac-star": PaperRun("poisson5d", "kfac-star",
                                     {"damping": 9.835853222127416e-13, "ema": 0.7714287060708382,
-                                     "init": "identity", "first_lr": 1e-6},
+                                     "init": "identity", "first_lr": 1e-6, "trust": False},
                                     DATA / "paper-poisson5d-kfac-star-sbclpehz.csv"),
 }
 

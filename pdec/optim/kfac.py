@@ -11,8 +11,8 @@ with α* from the logarithmic grid line search; no step when no trial lowers the
 KFAC*: (α, μ) minimise the quadratic model under the exact damped Gramian, solved in closed form
 from the 2 × 2 system of Gramian–vector products (two Jacobian–vector products per term). The
 first step has no previous one: α from the 1-d model (default) or a fixed ``first_lr``. With
-``trust`` a step that raised the loss is undone and later steps are scaled down (a trust region
-on the model's step; off by default, as in the paper).
+``trust`` (default) a step that raised the loss is undone and later steps are scaled down (a
+trust region on the model's step); ``trust=False`` takes every step, as the paper's code does.
 """
 
 from __future__ import annotations
@@ -121,11 +121,13 @@ class KFACStar(KFAC):
                        "first_lr": Hyper(0.0, "α of the first step, which has no previous step for the "
                                          "2 × 2 model; 0: α from the 1-d quadratic model (the paper's "
                                          "code: 1e-6)", lo=0),
-                       # Off by default: the paper's KFAC* takes every step its model proposes. On 5d
-                       # Poisson (configs/poisson5d-449, from the paper's start) such steps raised the
-                       # loss from 5.7e-4 to 5.0e5 within 100 steps and the run never recovered
-                       # (`benchmarks/paper.py --start paper`, README "The paper's experiments at 120 s").
-                       "trust": Hyper(False, "safeguard: evaluate the loss after each step (one forward "
+                       # On by default (the paper's KFAC* takes every step its model proposes: trust =
+                       # false). On 5d Poisson (configs/poisson5d-449, from the paper's start) such steps
+                       # raised the loss from 5.7e-4 to 5.0e5 within 100 steps and the run never
+                       # recovered; with the safeguard the same run ended at 6.0e-4, and of six
+                       # benchmarks/paper.py cells measured both ways (README, "The paper's experiments")
+                       # five ended lower with it, one higher (4+1d heat, seed 0: 2.3e-4 vs 2.0e-4).
+                       "trust": Hyper(True, "safeguard: evaluate the loss after each step (one forward "
                                       "pass); a step that raised it is undone, the momentum dropped and "
                                       "the following steps scaled by ¼ per such step, growing back ×2 "
                                       "(up to 1) after each step the quadratic model predicted well "
