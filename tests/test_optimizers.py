@@ -93,24 +93,27 @@ def test_kfac_star_trust_undoes_a_step_that_raised_the_loss(monkeypatch):
     model, batch = _setup(hidden=(16,))
     opt = get_optimizer("kfac-star")(model, damping=1e-4, ema=0.5, trust=True)
     opt.step(batch)
+    prev_before = flatten(opt.previous)
     before = [p.detach().clone() for p in model.parameters()]
     loss_before = pinn_loss(model, batch)[0].item()
     monkeypatch.setattr(opt, "loss_at", lambda b: loss_before * 10)   # as if the step raised the loss
     info = opt.step(batch)
     assert info.lr == 0.0 and info.extra["rejected"] == 1.0 and opt.scale == 0.25
-    assert opt.previous is None                                        # the momentum is dropped
+    torch.testing.assert_close(flatten(opt.previous), prev_before, rtol=0, atol=0)  # the momentum is kept
     for p, q in zip(model.parameters(), before):
         assert torch.equal(p, q)                                       # the parameters are restored
     monkeypatch.undo()
-    # the next step is the 1-d model's step scaled by ¼: α = ¼ · (−Δ·g / (Δᵀ(G + λI)Δ))
+    # the retry is the 2 × 2 model's step scaled by ¼: (α, μ) = ¼ · (closed form with the dense Gramian)
     theta0 = flatten([M.detach().clone() for M in layer_matrices(model)])
-    G = dense_gramian(model, batch)
+    G = dense_gramian(model, batch) + 1e-4 * torch.eye(prev_before.shape[0], dtype=prev_before.dtype)
     g = _grad_flat(model, batch)
     info = opt.step(batch)
-    delta = (flatten(layer_matrices(model)) - theta0) / info.lr
-    alpha = float(-(delta @ g) / (delta @ (G + 1e-4 * torch.eye(G.shape[0], dtype=G.dtype)) @ delta))
-    assert info.extra["momentum"] == 0.0 and info.extra["rejected"] == 0.0
+    delta = (flatten(layer_matrices(model)) - theta0 - info.extra["momentum"] * prev_before) / info.lr
+    M = torch.tensor([[delta @ G @ delta, delta @ G @ prev_before], [prev_before @ G @ delta, prev_before @ G @ prev_before]])
+    alpha, mu = (-torch.linalg.solve(M, torch.stack([delta @ g, prev_before @ g]))).tolist()
+    assert info.extra["rejected"] == 0.0
     assert info.lr == pytest.approx(0.25 * alpha, rel=1e-8)
+    assert info.extra["momentum"] == pytest.approx(0.25 * mu, rel=1e-8)
     state = opt.state_dict()
     fresh = get_optimizer("kfac-star")(model, damping=1e-4, ema=0.5, trust=True)
     fresh.load_state_dict(state)
