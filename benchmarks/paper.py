@@ -58,6 +58,7 @@ import torch
 
 import pdec
 from pdec.train.config import resolve_config
+from pdec.train.runs import write_json
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -183,6 +184,9 @@ def run_one(problem: str, optimizer: str, seed: int, args, start: str = "pdec") 
         new = sorted(_run_dirs(run_root / loaded.name) - before)
         row.update(status="error", message=str(exc), steps=0, time=0.0,
                    run_dir=str(new[-1]) if new else None, loss=None, rel_l2=None, abs_rms=None)
+    if start == "paper" and row.get("run_dir"):   # say so in the record (and in `pdec plot`'s legend)
+        record = Path(row["run_dir"]) / "config.json"
+        write_json(record, {**json.loads(record.read_text()), "start": "paper"})
     row["wall"] = time.perf_counter() - t0
     row["ms_per_step"] = 1e3 * row["time"] / row["steps"] if row.get("steps") else None
     return row

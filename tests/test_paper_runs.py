@@ -74,3 +74,8 @@ def test_paper_table_from_the_papers_start_writes_a_row_and_a_plottable_run(tmp_
     # the row's final error is the run's last metrics row, and training lowered it
     assert metrics[-1]["abs_rms"] == pytest.approx(row["abs_rms"], rel=1e-12)
     assert row["abs_rms"] < metrics[0]["abs_rms"]
+    # the run's record says where it started, and `pdec plot` labels it so
+    from pdec.train.plots import _label
+
+    assert json.loads((Path(row["run_dir"]) / "config.json").read_text())["start"] == "paper"
+    assert _label(Path(row["run_dir"])) == "kfac (D=257, the paper's start)"

@@ -15,8 +15,24 @@ from .runs import read_metrics  # noqa: E402
 
 
 def _label(run_dir: Path) -> str:
+    """"<optimizer> (D=…, <start>)": the seed, or where the weights and points came from when they
+    were given (``pdec.train(points=…, initialize=False / init_from=…)``; ``"start": "paper"``: the
+    paper's initial weights and points, benchmarks/paper.py --start paper)."""
     cfg = json.loads((run_dir / "config.json").read_text())
-    return f"{cfg['settings']['optimizer']} (D={cfg['parameters_D']}, seed {cfg['settings']['seed']})"
+    settings = cfg["settings"]
+    given = []
+    weights = cfg.get("initial_weights", "seeded")
+    if weights != "seeded":
+        given.append("weights given" if weights == "given" else f"weights {weights}")
+    if cfg.get("points", {}).get("source") == "given":
+        given.append("points given")
+    if cfg.get("start") == "paper":
+        start = "the paper's start"
+    elif given:
+        start = ", ".join(given)
+    else:
+        start = f"seed {settings['seed']}"
+    return f"{settings['optimizer']} (D={cfg['parameters_D']}, {start})"
 
 
 def plot_curves(run_dirs: list[Path], out: Path, title: str | None = None) -> Path:
