@@ -14,7 +14,9 @@ paper's reference numbers below are its errors at 120 s on a GPU). One seed per 
 
 Every finished row is appended at once to --results (JSON lines, with date, machine and command),
 so an interrupted benchmark keeps what it measured; rows already there (same problem, optimizer,
-seed, budget, device and --set) are skipped unless --rerun, so it resumes. Each run has its own
+seed, budget, device, --set and --start) are skipped unless --rerun, so it resumes; the key
+leaves out pdec's defaults, so after a default changes, --rerun the cells it touches (the table
+shows the latest row of each key). Each run has its own
 directory under --runs (default runs/paper), recorded in the row. At the end it prints absolute
 RMS and relative L2 errors next to the paper's and checks the targets:
 

@@ -118,6 +118,7 @@ def test_kfac_star_trust_undoes_a_step_that_raised_the_loss(monkeypatch):
     fresh = get_optimizer("kfac-star")(model, damping=1e-4, ema=0.5, trust=True)
     fresh.load_state_dict(state)
     assert fresh.scale == opt.scale
+    torch.testing.assert_close(flatten(fresh.previous), flatten(opt.previous), rtol=0, atol=0)
 
 
 def test_kfac_direction_is_the_kronecker_preconditioned_gradient():

@@ -248,6 +248,9 @@ def test_given_points_function_is_called_per_resampling_and_resumes(tmp_path):
     assert config["points"] == {"source": "given", "per_batch": {"interior": 20, "initial_boundary": 6},
                                 "resampled": True}
     assert config["eval_points"] == {"source": "given", "N": 50} and config["initial_weights"] == "seeded"
+    from pdec.train.plots import _label
+
+    assert _label(part.run_dir) == f"adam (D={config['parameters_D']}, seed 1, points given)"
     with pytest.raises(pdec.PdecError, match="pass the same points= to resume"):
         pdec.train(_compiled(), resume=part.run_dir, steps=9, progress=False)
     # the resumed run went on to step 8 (k = 2) and saved its checkpoint there
@@ -312,6 +315,11 @@ def test_init_from_starts_a_new_run_from_another_runs_weights(tmp_path, monkeypa
     assert config["initial_weights"] == f"from {adam.run_dir}" and config["settings"]["optimizer"] == "kfac"
     with pytest.raises(pdec.PdecError, match=r"widths \(2, 6, 5, 1\), this model \(2, 7, 1\)"):
         pdec.train(_compiled(hidden=(7,)), "kfac", steps=1, save=False, init_from=adam.run_dir, **SMALL)
+    sin = pdec.compile(pdec.load_spec(ROOT / "specs" / "heat1d.py"), hidden=(6, 5), activation="sin", write=False)
+    with pytest.raises(pdec.PdecError, match="its network uses tanh, this model sin"):
+        pdec.train(sin, "kfac", steps=1, save=False, init_from=adam.run_dir, **SMALL)
+    with pytest.raises(pdec.PdecError, match="no checkpoint.pt to start from"):
+        pdec.train(_compiled(), "kfac", steps=1, save=False, init_from=tmp_path, **SMALL)
 
     monkeypatch.chdir(tmp_path)  # generated/ is written below the working directory
     sets = [f"--set={k}={v}" for k, v in {**SMALL, "hidden": "6,5"}.items()]

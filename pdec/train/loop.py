@@ -12,6 +12,7 @@ shows progress and writes the run directory.
 
 from __future__ import annotations
 
+import json
 import math
 import platform
 import signal
@@ -32,7 +33,7 @@ from ..parallel import Communicator, from_environment
 from .allocator import keep_freed_memory
 from .config import TrainConfig, resolve_config
 from .memory import MemoryEstimate, available_memory, check_memory, estimate_memory
-from .runs import MetricsLog, load_checkpoint, new_run_dir, save_checkpoint, write_json
+from .runs import CHECKPOINT, MetricsLog, load_checkpoint, new_run_dir, save_checkpoint, write_json
 from .sampling import GivenPoints, Points, PointSampler
 
 
@@ -368,7 +369,14 @@ def _widths(state: dict) -> tuple[int, ...]:
 
 
 def _load_weights(model, run_dir: Path) -> None:
-    """Copy the weights of ``run_dir``'s last checkpoint into ``model`` (same widths required)."""
+    """Copy the weights of ``run_dir``'s last checkpoint into ``model`` (same widths and activation)."""
+    if not (run_dir / CHECKPOINT).is_file():
+        raise PdecError(f"{run_dir}: no {CHECKPOINT} to start from")
+    record = run_dir / "config.json"
+    activation = json.loads(record.read_text()).get("activation") if record.is_file() else None
+    if activation is not None and activation != model.activation_name:
+        raise PdecError(f"{run_dir}: its network uses {activation}, this model {model.activation_name}; "
+                        f"compile with activation={activation!r} to start from its weights")
     state = load_checkpoint(run_dir)["model"]
     theirs, ours = _widths(state), tuple(model.widths)
     if theirs != ours:

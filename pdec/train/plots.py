@@ -22,16 +22,13 @@ def _label(run_dir: Path) -> str:
     settings = cfg["settings"]
     given = []
     weights = cfg.get("initial_weights", "seeded")
-    if weights != "seeded":
+    if weights == "seeded":
+        given.append(f"seed {settings['seed']}")
+    else:
         given.append("weights given" if weights == "given" else f"weights {weights}")
     if cfg.get("points", {}).get("source") == "given":
         given.append("points given")
-    if cfg.get("start") == "paper":
-        start = "the paper's start"
-    elif given:
-        start = ", ".join(given)
-    else:
-        start = f"seed {settings['seed']}"
+    start = "the paper's start" if cfg.get("start") == "paper" else ", ".join(given)
     return f"{settings['optimizer']} (D={cfg['parameters_D']}, {start})"
 
 
