@@ -221,3 +221,28 @@ def test_a_shard_divides_by_the_batch_total_everywhere():
     parts = [quantities(h) for h in halves]
     for w, a, b in zip(whole, *parts):
         torch.testing.assert_close(a + b, w, rtol=1e-12, atol=1e-14)
+
+
+RANK_DEPENDENT_POINTS = """
+import os
+from pathlib import Path
+import pdec
+from pdec.train.sampling import PointSampler
+
+compiled = pdec.compile(pdec.load_spec(Path(os.environ["SPEC"])), hidden=(6,), write=False)
+rank = int(os.environ["RANK"])
+pdec.train(compiled, "adam", steps=4, save=False, progress=False, n_eval=0, resample_every=2,
+           points=lambda k: PointSampler(compiled.problem, 20, 8, seed=10 * k + (rank if k == 1 else 0)).batch)
+"""
+
+
+def test_given_points_that_differ_between_ranks_are_an_error(tmp_path):
+    """A draw(k) that depends on the rank would train each rank on a different batch: the job
+    stops at the first such batch (k = 1 here, the re-sampling at step 2)."""
+    (tmp_path / "job.py").write_text(RANK_DEPENDENT_POINTS)
+    r = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2",
+                        str(tmp_path / "job.py")], capture_output=True, text=True, timeout=300,
+                       env={**ENV, "SPEC": str(ROOT / "specs" / "heat1d.py")})
+    assert r.returncode != 0
+    assert "the points given differ between ranks (batch k = 1)" in r.stderr
+

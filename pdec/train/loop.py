@@ -198,6 +198,7 @@ def train(compiled: Compiled, optimizer: str | None = None, *, config_file: str 
             raise PdecError("eval_points is given without points=; give both, or neither")
         sampler = PointSampler(problem, cfg.n_interior, cfg.n_condition, cfg.seed, cfg.n_eval if main else 0,
                                dtype, device, comm.rank, comm.world_size)
+    _check_same_points(comm, sampler)
     memory = estimate_memory(model, sampler.batch, cfg.optimizer, hyper)
     if main and cfg.progress:
         print(f"memory per rank (estimate): {memory.summary()}", file=sys.stderr)
@@ -297,6 +298,7 @@ def train(compiled: Compiled, optimizer: str | None = None, *, config_file: str 
                 t0 = time.perf_counter()  # the step's time includes drawing its points
                 if cfg.resample_every and step > 0 and step % cfg.resample_every == 0:
                     sampler.resample()
+                    _check_same_points(comm, sampler)
                 info = opt.step(sampler.batch)
                 elapsed += time.perf_counter() - t0
                 if not math.isfinite(info.loss):
@@ -359,6 +361,20 @@ def _match_compiled(cfg: TrainConfig, compiled: Compiled, dtype, device) -> None
             raise PdecError(f"setting {key} = {wanted!r} contradicts the compiled model ({key} = {value!r}); "
                             f"pass it to pdec.compile(...) instead")
         setattr(cfg, key, value)
+
+
+def _check_same_points(comm: Communicator, sampler) -> None:
+    """Data parallel with points given from Python: every rank must hold the same whole batch
+    (``draw(k)`` may not depend on the rank). Compared by each term's count and sum (two
+    all-reduces per batch); every rank raises alike."""
+    if not comm.distributed or not isinstance(sampler, GivenPoints):
+        return
+    values = [v for X in sampler.full_batch.values() for v in (float(X.shape[0]), float(X.sum()))]
+    high = comm.all_reduce_max(values)
+    low = [-v for v in comm.all_reduce_max([-v for v in values])]
+    if high != low:
+        raise PdecError(f"the points given differ between ranks (batch k = {sampler.k}): draw(k) must return "
+                        f"the same batch on every rank (seed it with k, not with the rank)")
 
 
 def _widths(state: dict) -> tuple[int, ...]:

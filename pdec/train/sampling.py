@@ -157,7 +157,8 @@ class GivenPoints:
             for the first batch (k = 0) and at each re-sampling (k = 1, 2, …). ``draw`` must be a
             function of k alone (give it its own seeded ``torch.Generator`` if it draws at random,
             e.g. ``torch.Generator().manual_seed(1000 + k)``), and in a data-parallel run give the
-            same batch on every rank: a resumed run calls ``draw(k)`` for the checkpoint's k and
+            same batch on every rank (the training loop checks each batch's counts and sums
+            across ranks): a resumed run calls ``draw(k)`` for the checkpoint's k and
             refuses to continue if that is not the batch it saved. Rows are points in the domain's
             variable order (tensors, arrays or nested lists; converted to ``dtype`` and
             ``device``, detached). Points outside the domain's box are used, with a warning.
