@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import signal
 import subprocess
@@ -14,6 +15,7 @@ import torch
 
 import pdec
 from pdec.loss import pinn_loss
+from pdec.optim import get_optimizer
 from pdec.train.config import resolve_config
 from pdec.train.runs import read_metrics
 from pdec.train.sampling import PointSampler, sample_region
@@ -329,3 +331,26 @@ def test_init_from_starts_a_new_run_from_another_runs_weights(tmp_path, monkeypa
     (run_dir,) = (tmp_path / "cli" / "heat1d").iterdir()
     assert json.loads((run_dir / "config.json").read_text())["initial_weights"] == f"from {adam.run_dir}"
     assert main(["train", "--resume", str(run_dir), "--init-from", str(adam.run_dir), "--steps", "2"]) == 2
+
+
+def test_metrics_csv_has_the_optimizers_own_columns(tmp_path):
+    """KFAC*'s momentum, rejected-step count and trust scale reach metrics.csv at each logged step,
+    equal to what the optimizer reports when stepped directly on the same start and points."""
+    settings = dict(SMALL, eval_every=5)
+    run = pdec.train(_compiled(hidden=(8,)), "kfac-star", steps=20, seed=3, run_root=tmp_path, **settings)
+    rows = read_metrics(run.run_dir)
+    assert [int(r["step"]) for r in rows] == [0, 5, 10, 15, 20]
+    c = _compiled(hidden=(8,))
+    torch.manual_seed(3)
+    for layer in c.model.layers:
+        layer.reset_parameters()
+    batch = PointSampler(c.problem, SMALL["n_interior"], SMALL["n_condition"], seed=3).batch
+    opt = get_optimizer("kfac-star")(c.model)
+    infos = [opt.step(batch) for _ in range(20)]
+    assert opt.rejected_steps > 0   # the safeguard acted: the column is not trivially zero
+    for row in rows[1:]:
+        info = infos[int(row["step"]) - 1]
+        for key in ("momentum", "rejected_steps", "scale"):
+            assert row[key] == pytest.approx(info.extra[key], rel=1e-12, abs=1e-300), key
+    assert rows[-1]["rejected_steps"] == opt.rejected_steps
+    assert math.isnan(rows[0]["scale"])   # no step before the first row

@@ -81,6 +81,8 @@ class PINNOptimizer(ABC):
 
     name: ClassVar[str] = ""
     HYPERPARAMETERS: ClassVar[Mapping[str, Hyper]] = {}
+    #: keys of :attr:`StepInfo.extra` that the training loop writes to metrics.csv, one column each
+    METRICS: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, model: GeneratedPINN, comm: Communicator = LOCAL, **hyper: Any):
         self.model = model

@@ -132,6 +132,7 @@ class HessianFree(PINNOptimizer):
     """
 
     name = "hessian-free"
+    METRICS = ("cg_iterations", "damping")
     HYPERPARAMETERS = {
         "damping": Hyper(500.0, "initial λ in (G + λI) d = −∇L", lo=0),
         "adaptive_damping": Hyper(True, "Levenberg–Marquardt adaptation of λ"),

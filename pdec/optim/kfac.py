@@ -133,9 +133,12 @@ class KFACStar(KFAC):
                                       "(up to 1) after each step the quadratic model predicted well "
                                       "(actual/predicted decrease > ¾)")}
 
+    METRICS = ("momentum", "rejected_steps", "scale")
+
     def __init__(self, model, **hyper):
         super().__init__(model, **hyper)
         self.scale = 1.0    # τ: the trust safeguard's factor on the model's step (1 without it)
+        self.rejected_steps = 0   # steps the safeguard undid, since the start of the run
 
     def step(self, batch: Batch) -> StepInfo:
         loss, losses, grad, delta = self._direction(batch)
@@ -166,7 +169,7 @@ class KFACStar(KFAC):
         if not trust:
             add_to_parameters(self.model, step)
             self.previous = step
-            return StepInfo(loss, losses, alpha, {"momentum": mu})
+            return StepInfo(loss, losses, alpha, {"momentum": mu, "rejected_steps": 0.0, "scale": 1.0})
 
         saved = [p.detach().clone() for p in self.params]
         add_to_parameters(self.model, step)
@@ -182,15 +185,19 @@ class KFACStar(KFAC):
             # that 120-s cell ended at 2.8e-5 then, 1.1e-5 now, 5.4e-6 without the safeguard.)
             # The scale stops at 2⁻³⁰, the line search's smallest step, so that it can grow back.
             self.scale = max(self.scale * 0.25, 2.0 ** -30)
-            return StepInfo(loss, losses, 0.0, {"momentum": 0.0, "rejected": 1.0, "scale": self.scale})
+            self.rejected_steps += 1
+            return StepInfo(loss, losses, 0.0, {"momentum": 0.0, "rejected": 1.0, "scale": self.scale,
+                                                "rejected_steps": float(self.rejected_steps)})
         if predicted < 0 and (new - loss) / predicted > 0.75:
             self.scale = min(1.0, 2 * self.scale)
         self.previous = step
-        return StepInfo(loss, losses, alpha, {"momentum": mu, "rejected": 0.0, "scale": self.scale})
+        return StepInfo(loss, losses, alpha, {"momentum": mu, "rejected": 0.0, "scale": self.scale,
+                                              "rejected_steps": float(self.rejected_steps)})
 
     def state_dict(self) -> dict:
-        return {**super().state_dict(), "scale": self.scale}
+        return {**super().state_dict(), "scale": self.scale, "rejected_steps": self.rejected_steps}
 
     def load_state_dict(self, state: dict) -> None:
         super().load_state_dict(state)
         self.scale = float(state.get("scale", 1.0))
+        self.rejected_steps = int(state.get("rejected_steps", 0))

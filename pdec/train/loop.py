@@ -240,7 +240,7 @@ def train(compiled: Compiled, optimizer: str | None = None, *, config_file: str 
         run_dir = None  # only rank 0 writes
 
     terms = list(sampler.batch)
-    columns = ["step", "time", "loss"] + [f"loss_{t}" for t in terms] + ["rel_l2", "abs_rms", "lr"]
+    columns = ["step", "time", "loss"] + [f"loss_{t}" for t in terms] + ["rel_l2", "abs_rms", "lr", *opt.METRICS]
     settings_record = {**asdict(cfg), **hyper}
     if run_dir is not None and checkpoint is None:
         write_json(run_dir / "config.json", {
@@ -324,7 +324,8 @@ def train(compiled: Compiled, optimizer: str | None = None, *, config_file: str 
                 if main and (step % cfg.eval_every == 0 or last):
                     metrics = evaluate(model, sampler)
                     record({"step": step, "time": elapsed, "loss": info.loss,
-                            **{f"loss_{k}": v for k, v in info.losses.items()}, **metrics, "lr": info.lr})
+                            **{f"loss_{k}": v for k, v in info.losses.items()}, **metrics, "lr": info.lr,
+                            **{k: info.extra.get(k, math.nan) for k in opt.METRICS}})
                     post = {"loss": f"{info.loss:.2e}",
                             **{f"L_{k}": f"{v:.1e}" for k, v in info.losses.items()},
                             "steps/s": f"{step / max(elapsed, 1e-9):.1f}"}
