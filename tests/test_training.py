@@ -354,3 +354,15 @@ def test_metrics_csv_has_the_optimizers_own_columns(tmp_path):
             assert row[key] == pytest.approx(info.extra[key], rel=1e-12, abs=1e-300), key
     assert rows[-1]["rejected_steps"] == opt.rejected_steps
     assert math.isnan(rows[0]["scale"])   # no step before the first row
+
+
+def test_resuming_a_run_recorded_before_a_setting_existed_warns(tmp_path):
+    """A checkpoint without a hyperparameter that pdec has since gained (as KFAC*'s trust was
+    added) resumes with today's default, and says so."""
+    part = pdec.train(_compiled(), "kfac-star", steps=2, seed=0, run_root=tmp_path, **SMALL)
+    path = part.run_dir / "checkpoint.pt"
+    state = torch.load(path, weights_only=False)
+    del state["settings"]["trust"]
+    torch.save(state, path)
+    with pytest.warns(UserWarning, match="has no trust .* resuming with today's defaults: trust = True"):
+        pdec.train(_compiled(), resume=part.run_dir, steps=3, progress=False)

@@ -18,6 +18,7 @@ import platform
 import signal
 import sys
 import time
+import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -169,6 +170,11 @@ def train(compiled: Compiled, optimizer: str | None = None, *, config_file: str 
         saved = checkpoint["settings"]
         saved.update({k: v for k, v in settings.items() if k in ("steps", "time_budget", "progress")})
         cfg, hyper = resolve_config(saved)
+        unrecorded = sorted(set(hyper) - set(saved))
+        if unrecorded:   # the run was started by an older pdec, before these settings existed
+            warnings.warn(f"{run_dir}: the run's record has no {', '.join(unrecorded)} (started by an older "
+                          f"pdec); resuming with today's defaults: "
+                          f"{', '.join(f'{k} = {hyper[k]!r}' for k in unrecorded)}", stacklevel=2)
     else:
         overrides = dict(settings)
         if optimizer is not None:
