@@ -130,27 +130,23 @@ def main() -> int:
         parser.error(f"unknown run(s) {unknown}; choose from {', '.join(RUNS)}")
     keep_freed_memory()
     print(f"{time.strftime('%Y-%m-%d %H:%M')}, torch {torch.__version__}, {torch.get_num_threads()} threads")
+    if args.model_seeds:     # (label, rerun's arguments) of each start of the study, or none
+        study = [(f"model_seed {k}", {"model_seed": k}) for k in range(args.model_seeds)]
+        title = f"model_seed 0 … {args.model_seeds - 1}"
+    else:
+        study = [(f"perturbation seed {k}", {"perturb": args.perturb, "perturb_seed": k})
+                 for k in range(args.repeats)]
+        title = f"{args.repeats} starts perturbed by {args.perturb:g} (relative)"
     for name in names:
-        if args.model_seeds:
-            print(f"\n{name}: model_seed 0 … {args.model_seeds - 1}, "
-                  f"{args.time_budget or args.steps:g} {'s' if args.time_budget else 'steps'} each")
-            ends = []
-            for k in range(args.model_seeds):
-                steps, final = rerun(name, args.steps, args.time_budget, overrides, verbose=False, model_seed=k)
-                ends.append(final)
-                print(f"  model_seed {k}: {steps} steps, abs RMS {final:.3e}", flush=True)
-            print(f"  median {statistics.median(ends):.3e}, range {min(ends):.3e} … {max(ends):.3e}")
-            continue
-        if not args.repeats:
+        if not study:
             rerun(name, args.steps, args.time_budget, overrides)
             continue
-        print(f"\n{name}: {args.repeats} starts perturbed by {args.perturb:g} (relative), "
-              f"{args.time_budget or args.steps:g} {'s' if args.time_budget else 'steps'} each")
+        print(f"\n{name}: {title}, {args.time_budget or args.steps:g} {'s' if args.time_budget else 'steps'} each")
         ends = []
-        for k in range(args.repeats):
-            steps, final = rerun(name, args.steps, args.time_budget, overrides, args.perturb, k, verbose=False)
+        for label, start in study:
+            steps, final = rerun(name, args.steps, args.time_budget, overrides, verbose=False, **start)
             ends.append(final)
-            print(f"  perturbation seed {k}: {steps} steps, abs RMS {final:.3e}", flush=True)
+            print(f"  {label}: {steps} steps, abs RMS {final:.3e}", flush=True)
         print(f"  median {statistics.median(ends):.3e}, range {min(ends):.3e} … {max(ends):.3e}")
     return 0
 

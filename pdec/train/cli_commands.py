@@ -144,8 +144,6 @@ def _train_here(args) -> int:
     from .config import resolve_config
     from .loop import TrainingDiverged, train
 
-    if args.resume is not None and args.init_from is not None:
-        raise PdecError("--resume continues a run; --init-from starts a new one from a run's weights: give one")
     if args.resume is not None:
         cfg_file = args.resume / "config.json"
         if not cfg_file.is_file():
@@ -155,7 +153,7 @@ def _train_here(args) -> int:
         comm = from_environment(cfg.device)
         compiled = _compile_for(Path(saved["spec"]), cfg, _rank_device(cfg.device, comm))
         extra = {k: v for k, v in _flag_overrides(args).items() if k in ("steps", "time_budget", "progress")}
-        run_kwargs = dict(resume=args.resume, **extra)
+        run_kwargs = dict(resume=args.resume, init_from=args.init_from, **extra)   # train() refuses both
     else:
         if args.spec is None:
             raise PdecError("name a spec file (or --resume RUN_DIR)")

@@ -384,27 +384,20 @@ def _check_same_points(comm: Communicator, sampler) -> None:
                         f"the same batch on every rank (seed it with k, not with the rank)")
 
 
-def _widths(state: dict) -> tuple[int, ...]:
-    """Layer widths (d, h_1, …, m) of a model state dict (``layers.<l>.weight`` of shape (out, in))."""
-    weights = [state[k] for k in sorted((k for k in state if k.startswith("layers.") and k.endswith(".weight")),
-                                        key=lambda k: int(k.split(".")[1]))]
-    return tuple([weights[0].shape[1]] + [W.shape[0] for W in weights]) if weights else ()
-
-
 def _load_weights(model, run_dir: Path) -> None:
     """Copy the weights of ``run_dir``'s last checkpoint into ``model`` (same widths and activation)."""
     if not (run_dir / CHECKPOINT).is_file():
         raise PdecError(f"{run_dir}: no {CHECKPOINT} to start from")
-    record = run_dir / "config.json"
-    activation = json.loads(record.read_text()).get("activation") if record.is_file() else None
-    if activation is not None and activation != model.activation_name:
-        raise PdecError(f"{run_dir}: its network uses {activation}, this model {model.activation_name}; "
-                        f"compile with activation={activation!r} to start from its weights")
-    state = load_checkpoint(run_dir)["model"]
-    theirs, ours = _widths(state), tuple(model.widths)
+    record = json.loads((run_dir / "config.json").read_text())   # the run's widths and activation
+    theirs, ours = tuple(record["widths"]), tuple(model.widths)
     if theirs != ours:
         raise PdecError(f"{run_dir}: its network has the widths {theirs}, this model {ours}; compile with "
                         f"the same input, hidden and output widths to start from its weights")
+    if record["activation"] != model.activation_name:
+        raise PdecError(f"{run_dir}: its network uses {record['activation']}, this model "
+                        f"{model.activation_name}; compile with activation={record['activation']!r} to start "
+                        f"from its weights")
+    state = load_checkpoint(run_dir)["model"]
     model.load_state_dict({k: v for k, v in state.items() if k.startswith("layers.")}, strict=False)
 
 

@@ -85,6 +85,15 @@ def sample_region(problem: Problem, region: Region, n: int, g: torch.Generator,
     return X.to(device)
 
 
+def evaluation_set(problem: Problem, n_eval: int, seed: int, dtype=torch.float64, device=None
+                   ) -> torch.Tensor | None:
+    """The held-out points of a run with ``seed``: (n_eval, d) uniform in the domain's box, from a
+    stream of their own (re-sampling never shifts them); None when n_eval = 0."""
+    if not n_eval:
+        return None
+    return uniform_box(problem, n_eval, torch.Generator().manual_seed(seed + 1_000_003), dtype, device)
+
+
 class PointSampler:
     """Draws training batches (term -> points) and a fixed evaluation set.
 
@@ -116,8 +125,7 @@ class PointSampler:
         self.dtype, self.device = dtype, device
         self.rank, self.world_size = rank, world_size
         self.generator = torch.Generator().manual_seed(seed)
-        eval_gen = torch.Generator().manual_seed(seed + 1_000_003)
-        self.eval_points = uniform_box(problem, n_eval, eval_gen, dtype, device) if n_eval else None
+        self.eval_points = evaluation_set(problem, n_eval, seed, dtype, device)
         self.full_batch: dict[str, torch.Tensor] = {}
         self.batch: Mapping[str, torch.Tensor] = {}
         self.resample()
@@ -191,11 +199,8 @@ class GivenPoints:
                                 "resume with the same ones, or without eval_points (the saved set is used)")
         elif saved_eval is not None:
             self.eval_points, self.eval_given = saved_eval.to(device, dtype), True
-        elif n_eval:
-            g = torch.Generator().manual_seed(seed + 1_000_003)
-            self.eval_points = uniform_box(problem, n_eval, g, dtype, device)
         else:
-            self.eval_points = None
+            self.eval_points = evaluation_set(problem, n_eval, seed, dtype, device)
         self.full_batch: dict[str, torch.Tensor] = {}
         self.batch: Mapping[str, torch.Tensor] = {}
         if state is None:
