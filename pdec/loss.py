@@ -33,7 +33,36 @@ def pinn_loss(model: GeneratedPINN, batch: Batch, stacks: Mapping[str, Stacks] |
 
     Returns:
         (total, {term: loss}) as 0-dim tensors (the graph is kept unless under no_grad).
+
+    For a model with ``torch_compiled`` set (:mod:`pdec.torch_compile`) and no ``stacks``, the
+    whole loss (forward passes and residuals of every term) runs as one ``torch.compile`` graph.
     """
+    if stacks is None and model.torch_compiled:
+        values = _compiled_losses()(model, batch)
+        return values[0], dict(zip(batch, values[1:].unbind()))
+    return _loss(model, batch, stacks)
+
+
+_COMPILED: list = []
+
+
+def _stacked_losses(model: GeneratedPINN, batch: Batch) -> torch.Tensor:
+    """(1 + T,): the total loss, then each term's, as one tensor. (One output: returning the
+    per-term losses as separate outputs of the compiled graph made its kernels 2× slower, 4+1d heat
+    with Adam, session measurement 2026-11-28.)"""
+    total, losses = _loss(model, batch)
+    return torch.stack([total, *losses.values()])
+
+
+def _compiled_losses():
+    """:func:`_stacked_losses` through ``torch.compile``, made once per process."""
+    if not _COMPILED:
+        _COMPILED.append(torch.compile(_stacked_losses, dynamic=False))
+    return _COMPILED[0]
+
+
+def _loss(model: GeneratedPINN, batch: Batch, stacks: Mapping[str, Stacks] | None = None
+          ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     losses = {}
     for term, X in batch.items():
         r = model.residual(term, X, stacks.get(term) if stacks else None)

@@ -41,6 +41,7 @@ class TrainConfig:
     progress: bool = True
     keep_freed_memory: bool = True  # glibc: keep freed memory mapped (pdec.train.allocator)
     memory_check: bool = True      # refuse a run whose estimated memory per rank exceeds what is free
+    torch_compile: bool = False    # torch.compile the generated element-wise functions (pdec.torch_compile)
 
     def validate(self) -> "TrainConfig":
         if self.steps < 0 or self.time_budget < 0:
@@ -58,6 +59,9 @@ class TrainConfig:
 
 
 TRAIN_KEYS = {f.name for f in fields(TrainConfig)}
+#: The settings a resumed run may change: how long it runs and how it executes, not what it computes
+#: (torch_compile changes round-off only).
+RESUME_OVERRIDES = ("steps", "time_budget", "progress", "torch_compile")
 
 
 def _parse_value(text: str) -> Any:

@@ -31,8 +31,9 @@ from ..compiler import Compiled
 from ..errors import PdecError
 from ..optim import get_optimizer
 from ..parallel import Communicator, from_environment
+from ..torch_compile import check_torch_compile, enable_torch_compile
 from .allocator import keep_freed_memory
-from .config import TrainConfig, resolve_config
+from .config import RESUME_OVERRIDES, TrainConfig, resolve_config
 from .memory import MemoryEstimate, available_memory, check_memory, estimate_memory
 from .runs import CHECKPOINT, MetricsLog, load_checkpoint, new_run_dir, save_checkpoint, write_json
 from .sampling import GivenPoints, Points, PointSampler
@@ -132,7 +133,8 @@ def train(compiled: Compiled, optimizer: str | None = None, *, config_file: str 
         config_file: optional TOML file of settings; ``sets``: ``key=value`` strings (win).
         run_root: where ``<spec>/<run-id>/`` is created; ``save=False`` writes nothing.
         resume: a run directory to continue (its config is reused; ``steps``/``time_budget``
-            may be raised; the number of ranks may differ from the original run's).
+            may be raised and ``torch_compile`` switched; the number of ranks may differ from the
+            original run's).
         comm: the communicator of a data-parallel job (default: joined from torchrun's
             environment when present, else a single process).
         points: training points given instead of drawn from the spec's regions: one batch
@@ -168,7 +170,7 @@ def train(compiled: Compiled, optimizer: str | None = None, *, config_file: str 
                             + ("points given from Python: pass the same points= to resume it" if given else
                                "points drawn from the spec's regions: resume it without points="))
         saved = checkpoint["settings"]
-        saved.update({k: v for k, v in settings.items() if k in ("steps", "time_budget", "progress")})
+        saved.update({k: v for k, v in settings.items() if k in RESUME_OVERRIDES})
         cfg, hyper = resolve_config(saved)
         unrecorded = sorted(set(hyper) - set(saved))
         if unrecorded:   # the run was started by an older pdec, before these settings existed
@@ -185,6 +187,9 @@ def train(compiled: Compiled, optimizer: str | None = None, *, config_file: str 
     _match_compiled(cfg, compiled, dtype, device)
     if cfg.keep_freed_memory and device.type == "cpu":
         keep_freed_memory()
+    if cfg.torch_compile:
+        check_torch_compile(device)   # before anything is written: a broken toolchain starts no run
+        enable_torch_compile(model)
     comm = comm if comm is not None else from_environment(str(device))
     main = comm.is_main
     if comm.distributed and device.type == "cuda" and device.index not in (None, comm.local_rank):

@@ -34,9 +34,9 @@ Targets (from the issue; the paper's implementation reached 2.0x and 0.52x at N 
 
 Run it (from the repository root; about 3 minutes on 2 CPU cores with the defaults,
 N = 512; timings are noisy when other processes share the cores):
-    .venv/bin/python benchmarks/operator.py
-    .venv/bin/python benchmarks/operator.py --pdec-pass keep
-    .venv/bin/python benchmarks/operator.py --dims 1,10,100 --batch 1024 --repeats 5
+    .venv/bin/python benchmarks/forward_laplacian.py
+    .venv/bin/python benchmarks/forward_laplacian.py --pdec-pass keep
+    .venv/bin/python benchmarks/forward_laplacian.py --dims 1,10,100 --batch 1024 --repeats 5
 """
 
 from __future__ import annotations
