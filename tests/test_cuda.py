@@ -1,5 +1,6 @@
-"""CUDA checks (skipped without a GPU): generated modules give the CPU's residuals on the GPU, and
-KFAC trains there. Run by benchmarks/gpu.sh on a machine with an NVIDIA GPU."""
+"""CUDA checks (skipped without a GPU): generated modules give the CPU's residuals on the GPU, KFAC
+trains there, and torch_compile gives eager CUDA's numbers. Run by benchmarks/gpu.sh on a machine
+with an NVIDIA GPU."""
 
 from __future__ import annotations
 
@@ -59,3 +60,35 @@ def test_kfac_trains_on_cuda():
     assert math.isfinite(final)
     assert final < losses[0], f"loss did not decrease: {losses[0]:.3e} -> {final:.3e}"
     assert math.isfinite(run.final["rel_l2"]) and math.isfinite(run.final["abs_rms"])
+
+
+def test_torch_compile_on_cuda_gives_the_eager_loss():
+    """torch_compile on CUDA (Triton): the compiled loss and trial pass equal eager CUDA's (1e-12),
+    and 3 KFAC steps with it follow the eager run's losses (1e-9)."""
+    import copy
+
+    from pdec.curvature import layer_matrices
+    from pdec.optim.line_search import GRID, _compiled_trial_losses, trial_losses
+    from pdec.torch_compile import check_torch_compile, enable_torch_compile
+
+    check_torch_compile("cuda")
+    problem = pdec.load_spec(ROOT / "specs" / "heat1d.py")
+    compiled = pdec.compile(problem, hidden=(16,), write=False, seed=0, device="cuda")
+    batch = PointSampler(problem, 64, 16, seed=0, dtype=torch.float64, device="cuda").batch
+    fast = enable_torch_compile(copy.deepcopy(compiled.model))
+    with torch.no_grad():
+        torch.testing.assert_close(pinn_loss(fast, batch)[0], pinn_loss(compiled.model, batch)[0],
+                                   rtol=1e-12, atol=0)
+        base = [M.detach() for M in layer_matrices(compiled.model)]
+        direction = [0.1 * torch.randn_like(M) for M in base]
+        alphas = torch.tensor(GRID, dtype=torch.float64, device="cuda")
+        torch.testing.assert_close(_compiled_trial_losses()(fast, batch, base, direction, alphas),
+                                   trial_losses(compiled.model, batch, base, direction, alphas),
+                                   rtol=1e-12, atol=1e-300)
+    losses = {}
+    for flag in (False, True):
+        c = pdec.compile(problem, hidden=(16,), write=False, seed=0, device="cuda")
+        run = pdec.train(c, "kfac", device="cuda", save=False, steps=3, n_interior=64, n_condition=16,
+                         n_eval=100, eval_every=1, progress=False, torch_compile=flag)
+        losses[flag] = [row["loss"] for row in run.history]
+    assert losses[True] == pytest.approx(losses[False], rel=1e-9)
