@@ -53,7 +53,7 @@ def main() -> int:
 
     import pdec
     from pdec.optim import get_optimizer
-    from pdec.torch_compile import enable_torch_compile
+    from pdec.torch_compile import use_torch_compile
     from pdec.train.allocator import keep_freed_memory
     from pdec.train.sampling import PointSampler
 
@@ -71,7 +71,7 @@ def main() -> int:
         batch = PointSampler(compiled.problem, n_interior, n_condition, seed=0).batch
         for name in args.optimizers.split(","):
             models = {"eager": copy.deepcopy(compiled.model),
-                      "compiled": enable_torch_compile(copy.deepcopy(compiled.model))}
+                      "compiled": use_torch_compile(copy.deepcopy(compiled.model))}
             opts = {k: get_optimizer(name)(m) for k, m in models.items()}
             first = {}
             for k, opt in opts.items():

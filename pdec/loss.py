@@ -13,6 +13,7 @@ import torch
 
 from .parallel.shard import batch_total
 from .runtime import GeneratedPINN, Stacks
+from .torch_compile import compiled
 
 Batch = Mapping[str, torch.Tensor]
 
@@ -38,12 +39,9 @@ def pinn_loss(model: GeneratedPINN, batch: Batch, stacks: Mapping[str, Stacks] |
     whole loss (forward passes and residuals of every term) runs as one ``torch.compile`` graph.
     """
     if stacks is None and model.torch_compiled:
-        values = _compiled_losses()(model, batch)
+        values = compiled(_stacked_losses)(model, batch)
         return values[0], dict(zip(batch, values[1:].unbind()))
     return _loss(model, batch, stacks)
-
-
-_COMPILED: list = []
 
 
 def _stacked_losses(model: GeneratedPINN, batch: Batch) -> torch.Tensor:
@@ -52,13 +50,6 @@ def _stacked_losses(model: GeneratedPINN, batch: Batch) -> torch.Tensor:
     with Adam, session measurement 2026-11-28.)"""
     total, losses = _loss(model, batch)
     return torch.stack([total, *losses.values()])
-
-
-def _compiled_losses():
-    """:func:`_stacked_losses` through ``torch.compile``, made once per process."""
-    if not _COMPILED:
-        _COMPILED.append(torch.compile(_stacked_losses, dynamic=False))
-    return _COMPILED[0]
 
 
 def _loss(model: GeneratedPINN, batch: Batch, stacks: Mapping[str, Stacks] | None = None

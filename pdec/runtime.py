@@ -74,7 +74,7 @@ class GeneratedPINN(nn.Module):
     condition_names: tuple[str, ...] = ()
     n_in: int = 0
     n_out: int = 0
-    #: whether :func:`pdec.torch_compile.enable_torch_compile` compiled this instance's functions
+    #: whether :func:`pdec.torch_compile.use_torch_compile` compiled this instance's functions
     torch_compiled: bool = False
 
     def __init__(self, hidden: Sequence[int], dtype: torch.dtype = torch.float64,

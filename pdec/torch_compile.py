@@ -7,36 +7,64 @@ two functions run compiled, each as one graph:
 
 * :func:`pdec.loss.pinn_loss` (forward passes and residuals of every term, and its backward):
   every step of Adam, SGD and L-BFGS, and KFAC*'s trust check;
-* the grid line search's 31 trial losses (:mod:`pdec.optim.line_search`): KFAC's steps.
+* the grid line search's 31 trial losses (:mod:`pdec.optim.line_search`): the steps of KFAC,
+  ENGD and Hessian-free.
 
 The curvature pass (forward, output gradients, Kronecker factors) stays eager: its factor
 products are BLAS matrix products already, and compiling its forward and backward saved about 15 %
 of that part on 4+1d heat (session measurement), not worth the extra code path.
 
 Compiled code computes the same quantities in another order of floating-point operations: results
-agree with eager mode to round-off (tests/test_torch_compile.py), not bit for bit. Graphs are
-specialised to the shapes they see (``dynamic=False``): a run with fixed point counts compiles each
-function once per shape and grad mode, at its first steps (seconds to tens of seconds on a CPU;
-TorchInductor caches the result on disk for later runs). ``benchmarks/torch_compile.py`` measures
+agree with eager mode to round-off (tests/test_torch_compile.py), not bit for bit. A run with
+fixed point counts compiles each function once per grad mode at its first steps (seconds to tens of
+seconds on a CPU; TorchInductor caches the result on disk for later runs). :func:`pdec.train`
+clears torch.compile's in-process cache when a run starts with the setting on, so that every run
+(each optimizer of ``pdec compare``) compiles its own graphs within its own clock and stays under
+TorchDynamo's limit of 8 versions per function. ``benchmarks/torch_compile.py`` measures
 both the compile's cost and the speed-up.
 """
 
 from __future__ import annotations
+
+from typing import Callable
 
 import torch
 
 from .errors import PdecError
 from .runtime import GeneratedPINN
 
-def enable_torch_compile(model: GeneratedPINN) -> GeneratedPINN:
-    """Mark the model so that its loss and the line search's trial pass run compiled (in place).
 
-    Sets ``model.torch_compiled = True``: :func:`pdec.loss.pinn_loss` (without precomputed stacks)
-    and the grid line search's trial pass then go through ``torch.compile``. Compilation happens
+_COMPILED: dict = {}
+
+
+def use_torch_compile(model: GeneratedPINN, enabled: bool = True) -> GeneratedPINN:
+    """Switch compiled execution of the model's loss and line-search trial pass on or off (in place).
+
+    Sets ``model.torch_compiled``: when True, :func:`pdec.loss.pinn_loss` (without precomputed
+    stacks) and the grid line search's trial pass go through :func:`compiled`. Compilation happens
     lazily, at the first call with a new shape or grad mode. Returns the model.
     """
-    model.torch_compiled = True
+    model.torch_compiled = bool(enabled)
     return model
+
+
+def compiled(fn: Callable) -> Callable:
+    """``torch.compile(fn)``, made once per process and function.
+
+    Shapes start static; a second shape of the same function (other point counts, the line
+    search's last, smaller chunk of trials) makes TorchInductor compile a version with dynamic
+    sizes (torch.compile's default ``dynamic=None``), so a run whose point counts change does not
+    compile once per count.
+    """
+    if fn not in _COMPILED:
+        _COMPILED[fn] = torch.compile(fn)
+    return _COMPILED[fn]
+
+
+def is_compile_error(exc: BaseException) -> bool:
+    """Whether an exception came from torch.compile (TorchDynamo or TorchInductor) rather than
+    from the computation itself."""
+    return isinstance(exc, torch._dynamo.exc.TorchDynamoException)
 
 
 def check_torch_compile(device: torch.device | str) -> None:

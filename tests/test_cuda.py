@@ -68,21 +68,21 @@ def test_torch_compile_on_cuda_gives_the_eager_loss():
     import copy
 
     from pdec.curvature import layer_matrices
-    from pdec.optim.line_search import GRID, _compiled_trial_losses, trial_losses
-    from pdec.torch_compile import check_torch_compile, enable_torch_compile
+    from pdec.optim.line_search import GRID, trial_losses
+    from pdec.torch_compile import check_torch_compile, compiled, use_torch_compile
 
     check_torch_compile("cuda")
     problem = pdec.load_spec(ROOT / "specs" / "heat1d.py")
     compiled = pdec.compile(problem, hidden=(16,), write=False, seed=0, device="cuda")
     batch = PointSampler(problem, 64, 16, seed=0, dtype=torch.float64, device="cuda").batch
-    fast = enable_torch_compile(copy.deepcopy(compiled.model))
+    fast = use_torch_compile(copy.deepcopy(compiled.model))
     with torch.no_grad():
         torch.testing.assert_close(pinn_loss(fast, batch)[0], pinn_loss(compiled.model, batch)[0],
                                    rtol=1e-12, atol=0)
         base = [M.detach() for M in layer_matrices(compiled.model)]
         direction = [0.1 * torch.randn_like(M) for M in base]
         alphas = torch.tensor(GRID, dtype=torch.float64, device="cuda")
-        torch.testing.assert_close(_compiled_trial_losses()(fast, batch, base, direction, alphas),
+        torch.testing.assert_close(compiled(trial_losses)(fast, batch, base, direction, alphas),
                                    trial_losses(compiled.model, batch, base, direction, alphas),
                                    rtol=1e-12, atol=1e-300)
     losses = {}

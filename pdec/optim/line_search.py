@@ -18,6 +18,7 @@ from ..curvature import layer_matrices
 from ..loss import Batch
 from ..parallel import LOCAL, Communicator, batch_total
 from ..runtime import GeneratedPINN
+from ..torch_compile import compiled
 
 GRID = tuple(2.0 ** -k for k in range(30, -1, -1))
 
@@ -105,17 +106,6 @@ def trial_losses(model: GeneratedPINN, batch: Batch, base: Sequence[torch.Tensor
     return total
 
 
-_COMPILED: list = []
-
-
-def _compiled_trial_losses():
-    """:func:`trial_losses` through ``torch.compile`` (made once per process): for a model with
-    ``torch_compiled`` set (:mod:`pdec.torch_compile`). One graph per chunk size and batch shape."""
-    if not _COMPILED:
-        _COMPILED.append(torch.compile(trial_losses, dynamic=False))
-    return _COMPILED[0]
-
-
 @torch.no_grad()
 def grid_line_search(model: GeneratedPINN, batch: Batch, direction: Sequence[torch.Tensor],
                      grid: Sequence[float] = GRID, max_chunk_mb: float | None = None,
@@ -145,7 +135,7 @@ def grid_line_search(model: GeneratedPINN, batch: Batch, direction: Sequence[tor
         max_chunk_mb = CHUNK_MB.get(base[0].device.type, CHUNK_MB["cuda"])
     per_trial = max(_stack_bytes(model, batch) * 3, 1)
     chunk = max(1, min(len(grid), int(max_chunk_mb * 2**20 // per_trial)))
-    trials = _compiled_trial_losses() if model.torch_compiled else trial_losses
+    trials = compiled(trial_losses) if model.torch_compiled else trial_losses
     losses = []
     for start in range(0, len(grid), chunk):
         losses.append(trials(model, batch, base, direction, alphas[start:start + chunk]))

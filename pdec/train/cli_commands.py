@@ -33,9 +33,10 @@ def add_training_commands(sub) -> None:
                    help="a new run that starts from the weights of RUN_DIR's last checkpoint (same widths), "
                         "e.g. KFAC after an Adam run")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    p.add_argument("--torch-compile", action="store_true",
-                   help="torch.compile the generated element-wise functions (faster steps after a compile "
-                        "of seconds to tens of seconds at the first steps; needs a C++ compiler on a CPU)")
+    p.add_argument("--torch-compile", action=argparse.BooleanOptionalAction, default=None,
+                   help="torch.compile the loss and the line search's trial pass (faster steps after a "
+                        "compile of seconds to tens of seconds at the first steps; needs a C++ compiler on a "
+                        "CPU); with --resume, switches it for the rest of the run")
     p.add_argument("--nproc", type=int, default=1, metavar="N",
                    help="data parallel over N processes on this machine (torch.distributed: gloo on CPU, "
                         "NCCL on GPUs; the same as torchrun --nproc-per-node N -m pdec train ...)")
@@ -57,7 +58,8 @@ def add_training_commands(sub) -> None:
     p.add_argument("--runs", type=Path, default=Path("runs"))
     p.add_argument("--device", default=None)
     p.add_argument("--torch-compile", action="store_true",
-                   help="torch.compile the generated element-wise functions for every optimizer")
+                   help="torch.compile the loss and the line search's trial pass, for every optimizer "
+                        "(each run compiles within its own time budget)")
     p.set_defaults(handler=cmd_compare)
 
 
@@ -90,8 +92,8 @@ def _flag_overrides(args) -> dict:
            "device": args.device, "dtype": args.dtype, "seed": args.seed}
     if getattr(args, "no_progress", False):
         out["progress"] = False
-    if getattr(args, "torch_compile", False):
-        out["torch_compile"] = True
+    if getattr(args, "torch_compile", None) is not None:
+        out["torch_compile"] = args.torch_compile
     return {k: v for k, v in out.items() if v is not None}
 
 

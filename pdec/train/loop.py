@@ -31,7 +31,7 @@ from ..compiler import Compiled
 from ..errors import PdecError
 from ..optim import get_optimizer
 from ..parallel import Communicator, from_environment
-from ..torch_compile import check_torch_compile, enable_torch_compile
+from ..torch_compile import check_torch_compile, is_compile_error, use_torch_compile
 from .allocator import keep_freed_memory
 from .config import RESUME_OVERRIDES, TrainConfig, resolve_config
 from .memory import MemoryEstimate, available_memory, check_memory, estimate_memory
@@ -187,9 +187,10 @@ def train(compiled: Compiled, optimizer: str | None = None, *, config_file: str 
     _match_compiled(cfg, compiled, dtype, device)
     if cfg.keep_freed_memory and device.type == "cpu":
         keep_freed_memory()
+    use_torch_compile(model, cfg.torch_compile)   # also off: the model may come from a compiled run
     if cfg.torch_compile:
         check_torch_compile(device)   # before anything is written: a broken toolchain starts no run
-        enable_torch_compile(model)
+        torch.compiler.reset()        # this run compiles its own graphs, within its own clock
     comm = comm if comm is not None else from_environment(str(device))
     main = comm.is_main
     if comm.distributed and device.type == "cuda" and device.index not in (None, comm.local_rank):
@@ -310,7 +311,18 @@ def train(compiled: Compiled, optimizer: str | None = None, *, config_file: str 
                 if cfg.resample_every and step > 0 and step % cfg.resample_every == 0:
                     sampler.resample()
                     _check_same_points(comm, sampler)
-                info = opt.step(sampler.batch)
+                try:
+                    info = opt.step(sampler.batch)
+                except Exception as exc:
+                    if not (cfg.torch_compile and is_compile_error(exc)):
+                        raise
+                    _restore(params, snapshot)
+                    finish("failed")
+                    cause = (str(exc).strip().splitlines() or [""])[0]
+                    raise PdecError(f"torch.compile failed at step {step + 1} ({type(exc).__name__}: {cause}); "
+                                    f"kept the parameters of step {step}"
+                                    + (f" in {run_dir}: resume without it: pdec train --resume {run_dir} "
+                                       f"--no-torch-compile" if run_dir else "")) from exc
                 elapsed += time.perf_counter() - t0
                 if not math.isfinite(info.loss):
                     _restore(params, last_good)
