@@ -33,8 +33,7 @@ import torch
 from .errors import PdecError
 from .runtime import GeneratedPINN
 
-
-_COMPILED: dict = {}
+_COMPILED: dict[Callable, Callable] = {}   # function -> its torch.compile wrapper, made once
 
 
 def use_torch_compile(model: GeneratedPINN, enabled: bool = True) -> GeneratedPINN:
@@ -64,6 +63,8 @@ def compiled(fn: Callable) -> Callable:
 def is_compile_error(exc: BaseException) -> bool:
     """Whether an exception came from torch.compile (TorchDynamo or TorchInductor) rather than
     from the computation itself."""
+    import torch._dynamo.exc   # loaded by torch.compile; imported here for a process that never compiled
+
     return isinstance(exc, torch._dynamo.exc.TorchDynamoException)
 
 
