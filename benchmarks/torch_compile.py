@@ -15,7 +15,7 @@ By default TorchInductor's on-disk cache starts empty (a temporary directory), a
 run; --warm-cache keeps the usual cache, as on later runs. Each row is appended to
 benchmarks/results/torch_compile.jsonl.
 
-    python benchmarks/torch_compile.py                     # about 10 minutes on 2 cores
+    python benchmarks/torch_compile.py                     # about 3 minutes on 2 cores
     python benchmarks/torch_compile.py --problems heat4d --optimizers adam,kfac
 """
 
@@ -64,7 +64,7 @@ def main() -> int:
     print(f"{'problem':10s} {'optimizer':15s} {'compile s':>9s} {'eager':>8s} {'compiled':>9s} {'ratio':>6s} "
           f"{'break-even':>10s} {'loss rel.':>9s}")
     for problem in args.problems.split(","):
-        torch._dynamo.reset()   # each problem compiles afresh, as in its own run
+        torch.compiler.reset()   # each problem compiles afresh, as in its own run (pdec.train does too)
         n_interior, n_condition = PROBLEMS[problem]
         compiled = pdec.compile(pdec.load_spec(ROOT / "specs" / f"{problem}.py"), hidden=(64,), write=False,
                                 seed=0)

@@ -74,7 +74,8 @@ class GeneratedPINN(nn.Module):
     condition_names: tuple[str, ...] = ()
     n_in: int = 0
     n_out: int = 0
-    #: whether :func:`pdec.torch_compile.use_torch_compile` compiled this instance's functions
+    #: whether this instance's loss and line-search trial pass run through torch.compile
+    #: (set per run by :func:`pdec.torch_compile.use_torch_compile`)
     torch_compiled: bool = False
 
     def __init__(self, hidden: Sequence[int], dtype: torch.dtype = torch.float64,

@@ -73,17 +73,17 @@ def test_torch_compile_on_cuda_gives_the_eager_loss():
 
     check_torch_compile("cuda")
     problem = pdec.load_spec(ROOT / "specs" / "heat1d.py")
-    compiled = pdec.compile(problem, hidden=(16,), write=False, seed=0, device="cuda")
+    spec = pdec.compile(problem, hidden=(16,), write=False, seed=0, device="cuda")
     batch = PointSampler(problem, 64, 16, seed=0, dtype=torch.float64, device="cuda").batch
-    fast = use_torch_compile(copy.deepcopy(compiled.model))
+    fast = use_torch_compile(copy.deepcopy(spec.model))
     with torch.no_grad():
-        torch.testing.assert_close(pinn_loss(fast, batch)[0], pinn_loss(compiled.model, batch)[0],
+        torch.testing.assert_close(pinn_loss(fast, batch)[0], pinn_loss(spec.model, batch)[0],
                                    rtol=1e-12, atol=0)
-        base = [M.detach() for M in layer_matrices(compiled.model)]
+        base = [M.detach() for M in layer_matrices(spec.model)]
         direction = [0.1 * torch.randn_like(M) for M in base]
         alphas = torch.tensor(GRID, dtype=torch.float64, device="cuda")
         torch.testing.assert_close(compiled(trial_losses)(fast, batch, base, direction, alphas),
-                                   trial_losses(compiled.model, batch, base, direction, alphas),
+                                   trial_losses(spec.model, batch, base, direction, alphas),
                                    rtol=1e-12, atol=1e-300)
     losses = {}
     for flag in (False, True):

@@ -41,7 +41,7 @@ class TrainConfig:
     progress: bool = True
     keep_freed_memory: bool = True  # glibc: keep freed memory mapped (pdec.train.allocator)
     memory_check: bool = True      # refuse a run whose estimated memory per rank exceeds what is free
-    torch_compile: bool = False    # torch.compile the generated element-wise functions (pdec.torch_compile)
+    torch_compile: bool = False    # torch.compile the loss and the line search's trial pass (pdec.torch_compile)
 
     def validate(self) -> "TrainConfig":
         if self.steps < 0 or self.time_budget < 0:
