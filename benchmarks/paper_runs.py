@@ -57,7 +57,7 @@ def rerun(name: str, steps: int, time_budget: float, overrides: dict | None = No
     ``perturb_seed``): a round-off-sized change of the start, to see how far it moves the end.
     ``model_seed``: the training script's seed (the logs used 1; others draw other starts)."""
     run = RUNS[name]
-    setup = paper_setup(run.problem, seed=model_seed)
+    setup = paper_setup(run.problem, seed=model_seed, mode=run.mode)
     if perturb:
         g = torch.Generator().manual_seed(perturb_seed)
         with torch.no_grad():

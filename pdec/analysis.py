@@ -13,6 +13,9 @@ where b, C do not depend on the unknowns and the remainder contains derivatives 
 only. The split exists when every derivative of order ≥ 2 enters linearly with unknown-free
 coefficients and no derivative has order > 2. First-order atoms that enter linearly with
 unknown-free coefficients are folded into the operators (MATH.md §3), so they cost no column.
+A second split, *unfolded*, keeps them in the remainder instead: its operators are purely
+second order, which lets a residual such as ∂_t u − κ Δ_x u be propagated as a forward Laplacian
+with ∂_t h as a column of its own (the paper's heat equation, S = d + 2).
 """
 
 from __future__ import annotations
@@ -111,6 +114,8 @@ class TermAnalysis:
         max_order: highest derivative order (0 for a pure value condition).
         split: the collapsed split, or None when the term is not collapsible.
         why_not_collapsed: a sentence saying why there is no split (None when there is one).
+        unfolded_split: the split with linear first-order atoms left in the remainder; None when
+            it equals ``split`` (no operator has a first-order part) or has no operator left.
     """
 
     name: str
@@ -119,6 +124,7 @@ class TermAnalysis:
     max_order: int
     split: CollapsedSplit | None
     why_not_collapsed: str | None
+    unfolded_split: CollapsedSplit | None = None
 
 
 @dataclass
@@ -187,11 +193,21 @@ def analyse(problem: Problem) -> Analysis:
             atoms |= a
         max_order = max((a.order for a in atoms), default=0)
         split, why = _collapsed_split(symbolic, atoms, result, len(variables))
-        result.terms[name] = TermAnalysis(name, symbolic, atoms, max_order, split, why)
+        unfolded = None
+        if split is not None and any(c != 0 for op in split.operators for c in op.b):
+            unfolded, _ = _collapsed_split(symbolic, atoms, result, len(variables), fold_first_order=False)
+            if unfolded is not None and not unfolded.operators:
+                unfolded = None
+        result.terms[name] = TermAnalysis(name, symbolic, atoms, max_order, split, why, unfolded)
     return result
 
 
-def _collapsed_split(residuals: list[sp.Expr], atoms: set[Atom], analysis: Analysis, d: int):
+def _collapsed_split(residuals: list[sp.Expr], atoms: set[Atom], analysis: Analysis, d: int,
+                     fold_first_order: bool = True):
+    """The collapsed split of a term's residuals, or (None, why not).
+
+    ``fold_first_order=False`` leaves first-order atoms in the remainder (the unfolded split).
+    """
     sym = analysis.atom_symbols
     all_atom_syms = {sym[a] for a in atoms}
     high = [a for a in atoms if a.order > 2]
@@ -207,7 +223,7 @@ def _collapsed_split(residuals: list[sp.Expr], atoms: set[Atom], analysis: Analy
         remainder = r
         present = sorted(a for a in atoms if sym[a] in r.free_symbols)
         for a in present:
-            if a.order == 0:
+            if a.order == 0 or (a.order == 1 and not fold_first_order):
                 continue
             coeff = sp.expand(sp.diff(r, sym[a]))
             linear = not (coeff.free_symbols & all_atom_syms)

@@ -21,7 +21,7 @@ import networkx as nx
 import numpy as np
 import sympy as sp
 
-from .analysis import Analysis, Atom, Operator, TermAnalysis, multi_index_label
+from .analysis import Analysis, Atom, CollapsedSplit, Operator, TermAnalysis, multi_index_label
 from .errors import ModeError
 
 MODES = ("auto", "laplacian", "collapsed", "taylor")
@@ -185,14 +185,23 @@ def _plan_term(ta: TermAnalysis, analysis: Analysis, mode: str) -> TermPlan:
     candidates: list[TermPlan] = []
     if ta.split is not None:
         laplacian = all(op.is_partial_laplacian() for op in ta.split.operators)
+        # The unfolded split leaves first-order terms (∂_t u of a heat equation) to columns of
+        # their own, so that the second-order part alone may be a forward Laplacian.
+        unfolded = ta.unfolded_split
+        unfolded_laplacian = (not laplacian and unfolded is not None
+                              and all(op.is_partial_laplacian() for op in unfolded.operators))
         if mode in ("auto", "laplacian", "collapsed"):
-            if mode == "laplacian" and not laplacian:
-                bad = next(op for op in ta.split.operators if not op.is_partial_laplacian())
-                raise ModeError(f"{ta.name}: mode 'laplacian' needs unit-weight Laplacians only, "
-                                f"but the residual contains {_op_str(bad, analysis)}; use "
-                                "'collapsed' or 'taylor'")
-            kind = "laplacian" if laplacian and mode != "collapsed" else "collapsed"
-            candidates.append(_collapsed_plan(ta, analysis, kind))
+            if mode == "laplacian" and not (laplacian or unfolded_laplacian):
+                ops = unfolded.operators if unfolded is not None else ta.split.operators
+                bad = next((op for op in ops if not op.is_partial_laplacian()), ops[0])
+                raise ModeError(f"{ta.name}: mode 'laplacian' needs the second-order derivatives to "
+                                f"enter through unit-weight Laplacians only, but the residual contains "
+                                f"{_op_str(bad, analysis)}; use 'collapsed' or 'taylor'")
+            if mode != "laplacian" or laplacian:
+                kind = "laplacian" if laplacian and mode != "collapsed" else "collapsed"
+                candidates.append(_collapsed_plan(ta, ta.split, analysis, kind))
+            if unfolded_laplacian and mode in ("auto", "laplacian"):
+                candidates.append(_collapsed_plan(ta, unfolded, analysis, "laplacian"))
     elif mode in ("laplacian", "collapsed"):
         raise ModeError(f"{ta.name}: mode {mode!r} cannot represent this residual exactly: "
                         f"{ta.why_not_collapsed}; use 'taylor' (always valid)")
@@ -225,11 +234,10 @@ def _unit(d: int, i: int) -> tuple[sp.Expr, ...]:
     return tuple(sp.Integer(1 if j == i else 0) for j in range(d))
 
 
-def _collapsed_plan(ta: TermAnalysis, analysis: Analysis, mode: str) -> TermPlan:
+def _collapsed_plan(ta: TermAnalysis, split: CollapsedSplit, analysis: Analysis, mode: str) -> TermPlan:
+    """A laplacian or collapsed plan from one collapsed split of the term (folded or unfolded)."""
     variables = analysis.variables
     d = len(variables)
-    split = ta.split
-    assert split is not None
     # Operators, as propagated: laplacian mode propagates the unit Laplacian and rescales.
     operators = list(split.operators)
     scales = [dict(s) for s in split.scales]
@@ -304,6 +312,9 @@ def _collapsed_plan(ta: TermAnalysis, analysis: Analysis, mode: str) -> TermPlan
     if mode == "laplacian":
         plan.reason = ("every second-order derivative enters through unit-weight Laplacians "
                        "(forward Laplacian)")
+        if split is ta.unfolded_split:
+            plan.reason += "; its first-order terms read their own columns"
+
     else:
         plan.reason = ("every derivative of order ≥ 2 enters through linear operators of order ≤ 2 "
                        "with unknown-free coefficients (collapsed)")

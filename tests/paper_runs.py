@@ -31,12 +31,14 @@ DATA = Path(__file__).resolve().parent / "data"
 @dataclass(frozen=True)
 class PaperRun:
     """One published run: the problem, pdec's optimizer name, its exact hyperparameters (its
-    command line) and its log file."""
+    command line), its log file, and the compile mode whose stack is the paper's code's ("laplacian"
+    on heat: ∂_t h and the unweighted Δ_x h as columns of their own, S = d + 2)."""
 
     problem: str
     optimizer: str
     hyper: dict
     log: Path
+    mode: str = "auto"
 
 
 #: The published runs rebuilt here, by name.
@@ -52,7 +54,7 @@ RUNS = {
     "heat4d-kfac": PaperRun("heat4d", "kfac",
                             {"damping": 1.000287566353374e-09, "ema": 0.7783518966915723,
                              "momentum": 0.9474107762856828, "init": "identity"},
-                            DATA / "paper-heat4d-kfac-141vvkln.csv"),
+                            DATA / "paper-heat4d-kfac-141vvkln.csv", mode="laplacian"),
     "poisson5d-kfac-star": PaperRun("poisson5d", "kfac-star",
                                     {"damping": 9.835853222127416e-13, "ema": 0.7714287060708382,
                                      "init": "identity", "first_lr": 1e-6, "trust": False},
@@ -123,11 +125,12 @@ class PaperSetup:
 
 
 def paper_setup(problem: str, resample_every: int | None = None, model: torch.nn.Module | None = None,
-                seed: int = 1) -> PaperSetup:
+                seed: int = 1, mode: str = "auto") -> PaperSetup:
     """Rebuild the start of the paper's runs of ``problem`` (a key of SETUPS): the 2d problems
     keep one batch, the 5d ones draw a new one every 100 steps unless ``resample_every`` says
     otherwise (0: never; the paper's optimizers other than KFAC(*) draw one every step). ``model``:
-    a compiled pdec model of the problem with one hidden layer of 64 (default: compile one).
+    a compiled pdec model of the problem with one hidden layer of 64 (default: compile one, with
+    ``mode``).
     ``seed``: the script's model_seed (its logged runs used 1); another seed draws another start
     the paper's way."""
     dim, n_interior, n_boundary, n_eval, frequency = SETUPS[problem]
@@ -135,7 +138,7 @@ def paper_setup(problem: str, resample_every: int | None = None, model: torch.nn
         frequency = resample_every
     if model is None:
         spec = pdec.load_spec(ROOT / "specs" / f"{problem}.py")
-        model = pdec.compile(spec, hidden=(64,), write=False).model
+        model = pdec.compile(spec, hidden=(64,), mode=mode, write=False).model
     torch.manual_seed(seed)
     init = [torch.nn.Linear(dim, 64), torch.nn.Linear(64, 1)]   # float32, as the paper's script
     with torch.no_grad():

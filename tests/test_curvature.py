@@ -83,6 +83,8 @@ def system() -> Problem:
 CASES = {
     "laplacian": (poisson, (7, 5), "auto", "laplacian", 1),
     "collapsed": (heat_two_conditions, (6, 4, 5), "auto", "collapsed", 1),
+    # ∂_t w in a column of its own, Δ_x as a forward Laplacian (the paper's heat stack)
+    "laplacian-unfolded": (heat_two_conditions, (6, 4, 5), "laplacian", "laplacian", 1),
     "taylor": (poisson, (5, 7), "taylor", "taylor", 1),
     "taylor3": (third_order, (4, 6), "auto", "taylor", 1),
     "taylor4": (biharmonic, (6, 5), "auto", "taylor", 1),

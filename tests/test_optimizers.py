@@ -218,6 +218,16 @@ def test_trial_losses_with_only_the_read_columns_at_the_last_layer(path, hidden,
     _check_last_layer(pdec.compile(pdec.load_spec(path), hidden=hidden, mode=mode, write=False, seed=1))
 
 
+@pytest.mark.parametrize("hidden", [(5,), (5, 4)])
+@pytest.mark.parametrize("spec", ["heat1d", "heat4d"])
+def test_trial_losses_with_first_order_columns(spec, hidden):
+    """Mode "laplacian" on heat: ∂_t h a column of its own, read next to the Laplacian channel."""
+    c = pdec.compile(pdec.load_spec(ROOT / "specs" / f"{spec}.py"), hidden=hidden, mode="laplacian",
+                     write=False, seed=1)
+    assert c.plan.interior.mode == "laplacian"
+    _check_last_layer(c)
+
+
 @pytest.mark.parametrize("activation", ["sin", "sigmoid", "softplus"])
 @pytest.mark.parametrize("spec", ["system", "variable_coeff"])
 def test_last_layer_columns_with_other_activations(spec, activation):

@@ -5,9 +5,10 @@ Same data, initial weights, targets, re-sampling and hyperparameters as the pape
 KFAC within 1e-10 for 15 steps, KFAC* for 40; 5d Poisson, points re-drawn every 100 steps: KFAC*
 for 40, through the loss spike of its second step). Later the runs part: round-off differences
 (1e-15 after the first step) grow about 2× per step (benchmarks/paper_runs.py prints the whole
-runs). On 4+1d heat only the start is the same: pdec folds ∂_t into the collapsed channel
-(MATH.md §3, S = 6), while the paper's code propagates ∂_t h and the unweighted Δ_x h as separate
-columns (S = 7), so its Kronecker factors, and its steps, differ from the first step on.
+runs). On 4+1d heat the paper's code propagates ∂_t h and the unweighted Δ_x h as separate columns
+(S = 7): pdec's mode "laplacian" builds that stack, and its KFAC follows the paper's run; pdec's
+default for heat folds ∂_t into the collapsed channel (MATH.md §3, S = 6), other Kronecker factors,
+whose steps differ from the first on.
 """
 
 from __future__ import annotations
@@ -30,13 +31,27 @@ def test_matches_the_papers_published_run(run, steps):
         assert loss == pytest.approx(logged[step], rel=1e-9, abs=0), f"step {step}"
 
 
-def test_the_heat4d_start_matches_the_papers_log():
-    """Same initial weights, points and float32 targets: the loss before the first step agrees."""
-    setup = paper_setup("heat4d")
-    opt = get_optimizer("kfac")(setup.model, **RUNS["heat4d-kfac"].hyper)
-    (step, loss, _, _), *_ = paper_log("heat4d-kfac")
-    assert step == 0
-    assert opt.step(setup.batch(0)).loss == pytest.approx(loss, rel=1e-9, abs=0)
+def test_heat4d_kfac_with_the_papers_stack_follows_its_run():
+    """Mode "laplacian" (value, ∂_t, ∂_x1..4, Δ_x): pdec's KFAC follows the paper's 4+1d heat run.
+
+    The logged losses differ from pdec's by a constant ~1e-9 (relative) from step 1 on, also on
+    the steps where both line searches reject every trial and the weights stay put, so it is the
+    evaluation (the float32 boundary targets' rounding), not the path: rel 1e-8 for 30 steps.
+    pdec's default stack (collapsed, S = 6) leaves the log at the first step (7e-3)."""
+    run = RUNS["heat4d-kfac"]
+    assert run.mode == "laplacian"
+    logged = {step: loss for step, loss, _, _ in paper_log("heat4d-kfac")}
+    setup = paper_setup("heat4d", mode=run.mode)
+    assert setup.model.S["interior"] == 7
+    opt = get_optimizer("kfac")(setup.model, **run.hyper)
+    for step in range(31):
+        loss = opt.step(setup.batch(step)).loss
+        assert loss == pytest.approx(logged[step], rel=1e-8 if step else 1e-9, abs=0), f"step {step}"
+    folded = paper_setup("heat4d")
+    assert folded.model.S["interior"] == 6
+    opt = get_optimizer("kfac")(folded.model, **run.hyper)
+    assert opt.step(folded.batch(0)).loss == pytest.approx(logged[0], rel=1e-9, abs=0)
+    assert abs(opt.step(folded.batch(1)).loss / logged[1] - 1) > 1e-3
 
 
 def test_the_batch_is_redrawn_every_100_steps():

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import networkx as nx
 import pytest
+import sympy as sp
 
 import pdec
 from pdec.analysis import analyse
@@ -75,9 +76,26 @@ def test_taylor_always_valid(rel):
     assert _plan(rel, "taylor").mode == "taylor"
 
 
+def test_laplacian_mode_gives_first_order_terms_their_own_columns():
+    # auto folds ∂_t into the collapsed channel L = ∂_t − ¼ Δ_x: S = 1 + 4 + 1
+    auto = _plan("specs/heat4d.py").interior
+    assert (auto.mode, auto.S) == ("collapsed", 6)
+    # mode "laplacian": the paper's heat stack, value, ∂_t, ∂_x1..∂_x4 and Δ_x (S = d + 2 = 7)
+    lap = _plan("specs/heat4d.py", "laplacian").interior
+    assert (lap.mode, lap.S) == ("laplacian", 7)
+    assert [c.kind for c in lap.columns] == ["value"] + ["direction"] * 5 + ["channel"]
+    assert [c.alpha for c in lap.columns[1:6]] == [(1, 0, 0, 0, 0), (0, 1, 0, 0, 0), (0, 0, 1, 0, 0),
+                                                  (0, 0, 0, 1, 0), (0, 0, 0, 0, 1)]
+    assert "first-order terms read their own columns" in lap.reason
+    assert "laplacian would need S = 7" in auto.reason
+    # the residual reads ∂_t u from its column and the rescaled unit Laplacian from the channel
+    assert lap.output_columns["u_t"] == (1, 0) and lap.output_columns["L0_u"] == (6, 0)
+    assert lap.residuals[0] == sp.Symbol("u_t") - sp.Rational(1, 4) * sp.Symbol("L0_u")
+
+
 def test_forcing_inapplicable_mode_is_a_clear_error():
     with pytest.raises(pdec.ModeError, match="laplacian.*collapsed"):
-        _plan("specs/heat1d.py", "laplacian")
+        _plan("tests/specs/aniso_mixed.py", "laplacian")
     with pytest.raises(pdec.ModeError, match="u_xx enters nonlinearly|u_yy enters nonlinearly"):
         _plan("tests/specs/monge_ampere.py", "collapsed")
     with pytest.raises(pdec.ModeError, match="order 3 > 2"):
