@@ -30,7 +30,8 @@ def _add_compile_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--hidden", type=_hidden, default=(64,), help="hidden widths, comma-separated (default 64)")
     p.add_argument("--activation", default="tanh", help="tanh (default), sin, sigmoid or softplus")
     p.add_argument("--mode", default="auto", choices=["auto", "laplacian", "collapsed", "taylor"],
-                   help="propagation mode of the interior residual (default: cheapest exact)")
+                   help="propagation mode of the interior residual (default: cheapest exact); "
+                        "laplacian on a residual like ∂_t u − κΔu keeps ∂_t h a column of its own")
     p.add_argument("--out", type=Path, default=Path("generated"), help="output directory (default generated/)")
 
 

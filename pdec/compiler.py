@@ -85,7 +85,8 @@ def compile(problem: Problem | str | Path, hidden: Sequence[int] = (64,), activa
         hidden: hidden-layer widths of the MLP d -> hidden -> m.
         activation: "tanh" (default), "sin", "sigmoid", "softplus", or a SymPy expression of one
             symbol.
-        mode: "auto", or force "laplacian", "collapsed" or "taylor" for the interior residual.
+        mode: "auto", or force "laplacian", "collapsed" or "taylor" for the interior residual
+            ("laplacian" on ∂_t u − κ Δ_x u: ∂_t h in its own column, the paper's stack).
         dtype, device: of the model's parameters and buffers (float64 by default, as in the paper).
         out_dir: where ``<name>.py`` is written; the file is rewritten only when its text changes.
         write: False keeps the module in memory (a temporary file is still used to import it).

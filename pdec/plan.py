@@ -7,6 +7,8 @@ the needed multi-indices. Modes:
 
 - ``value``: the term needs no derivative (S = 1);
 - ``laplacian``: every derivative of order 2 enters through unit-weight (partial) Laplacians;
+  when first-order terms would have to be folded into the channel for that (∂_t u − κ Δ_x u),
+  forcing this mode gives them columns of their own instead (the paper's heat stack, S = d + 2);
 - ``collapsed``: every derivative of order ≥ 2 enters through linear operators of order ≤ 2;
 - ``taylor``: anything else (always valid).
 """
