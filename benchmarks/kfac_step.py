@@ -1,7 +1,8 @@
 """Where a KFAC step's time goes: the curvature pass, the factor inversion, the 31-point line search.
 
 2d Poisson (2-64-1, 900 + 120 points) and 5d Poisson (5-64-1, 3 000 + 500 points), float64,
-KFAC's default settings, after 3 warm-up steps. Each part is timed on its own (median of
+KFAC's default settings, after 3 warm-up steps (--problems adds 4+1d heat, 5-64-1, 3 000 + 500;
+--modes times each problem with several compile modes, one after the other in one process). Each part is timed on its own (median of
 --repeats), next to whole steps:
 
     step          KFAC.step: curvature pass, EMA, inversion, preconditioning, momentum, line search
@@ -12,6 +13,7 @@ KFAC's default settings, after 3 warm-up steps. Each part is timed on its own (m
     python benchmarks/kfac_step.py            # about 1 minute on 2 cores
     python benchmarks/kfac_step.py --chunk-mb 16,64,256,1024   # line search per chunk bound
     python benchmarks/kfac_step.py --compare-tanh   # runtime.tanh against torch.tanh
+    python benchmarks/kfac_step.py --problems heat4d --modes auto,laplacian   # the two heat stacks
 
 With --chunk-mb, the line search alone is timed at each ``max_chunk_mb`` (the fastest of
 --repeats rounds, the bounds interleaved within each round so that drifts in machine speed hit
@@ -40,7 +42,7 @@ from pdec.train.allocator import keep_freed_memory
 from pdec.train.sampling import PointSampler
 
 ROOT = Path(__file__).resolve().parents[1]
-PROBLEMS = {"poisson2d": (900, 120), "poisson5d": (3000, 500)}
+PROBLEMS = {"poisson2d": (900, 120), "poisson5d": (3000, 500), "heat4d": (3000, 500)}
 
 
 def timed(fn, repeats: int) -> float:
@@ -60,7 +62,14 @@ def main() -> int:
     parser.add_argument("--chunk-mb", default="", help="comma-separated max_chunk_mb values to compare")
     parser.add_argument("--compare-tanh", action="store_true",
                         help="line search with pdec.runtime.tanh against torch.tanh")
+    parser.add_argument("--problems", default="poisson2d,poisson5d",
+                        help=f"comma-separated, of {', '.join(PROBLEMS)} (main table only)")
+    parser.add_argument("--modes", default="auto", help="comma-separated compile modes (main table only)")
     args = parser.parse_args()
+    problems = args.problems.split(",")
+    unknown = [p for p in problems if p not in PROBLEMS]
+    if unknown:
+        parser.error(f"unknown problem(s) {', '.join(unknown)}; choose from {', '.join(PROBLEMS)}")
     if args.chunk_mb:
         variants = {f"{float(b):g} MiB": {"max_chunk_mb": float(b), "tanh": runtime_tanh}
                     for b in args.chunk_mb.split(",")}
@@ -73,9 +82,12 @@ def main() -> int:
     keep_freed_memory()
     print(f"{time.strftime('%Y-%m-%d %H:%M')}, {os.cpu_count()} cores, torch {torch.__version__}, "
           f"{torch.get_num_threads()} threads; median of {args.repeats} (ms)\n")
-    print(f"{'problem':10s} {'points':>10s} {'step':>8s} {'curvature':>10s} {'inversion':>10s} {'line search':>12s}")
-    for name, (ni, nc) in PROBLEMS.items():
-        compiled = pdec.compile(pdec.load_spec(ROOT / "specs" / f"{name}.py"), hidden=(64,), write=False, seed=0)
+    print(f"{'problem':10s} {'mode':>10s} {'S':>3s} {'points':>10s} {'step':>8s} {'curvature':>10s} "
+          f"{'inversion':>10s} {'line search':>12s}")
+    for name, mode in ((p, m) for p in problems for m in args.modes.split(",")):
+        ni, nc = PROBLEMS[name]
+        compiled = pdec.compile(pdec.load_spec(ROOT / "specs" / f"{name}.py"), hidden=(64,), mode=mode,
+                                write=False, seed=0)
         model = compiled.model
         batch = PointSampler(compiled.problem, ni, nc, seed=0).batch
         opt = get_optimizer("kfac")(model)
@@ -102,7 +114,8 @@ def main() -> int:
         t_inv = timed(inversion, args.repeats)
         t_ls = timed(line_search, args.repeats)
         t_step = timed(lambda: opt.step(batch), args.repeats)
-        print(f"{name:10s} {ni:5d}+{nc:<4d} {t_step:8.1f} {t_curv:10.1f} {t_inv:10.1f} {t_ls:12.1f}")
+        print(f"{name:10s} {compiled.plan.mode:>10s} {compiled.plan.S:3d} {ni:5d}+{nc:<4d} {t_step:8.1f} "
+              f"{t_curv:10.1f} {t_inv:10.1f} {t_ls:12.1f}", flush=True)
     print(f"\n(line search: {len(GRID)} trial losses, forward only)")
     return 0
 

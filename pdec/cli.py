@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shlex
 import sys
 from pathlib import Path
 from typing import Sequence
@@ -26,13 +27,14 @@ def _hidden(text: str) -> tuple[int, ...]:
     return widths
 
 
-def _add_compile_options(p: argparse.ArgumentParser) -> None:
+def _add_compile_options(p: argparse.ArgumentParser, out: bool = True) -> None:
     p.add_argument("--hidden", type=_hidden, default=(64,), help="hidden widths, comma-separated (default 64)")
     p.add_argument("--activation", default="tanh", help="tanh (default), sin, sigmoid or softplus")
     p.add_argument("--mode", default="auto", choices=["auto", "laplacian", "collapsed", "taylor"],
                    help="propagation mode of the interior residual (default: cheapest exact); "
                         "laplacian on a residual like ∂_t u − κΔu keeps ∂_t h a column of its own")
-    p.add_argument("--out", type=Path, default=Path("generated"), help="output directory (default generated/)")
+    if out:
+        p.add_argument("--out", type=Path, default=Path("generated"), help="output directory (default generated/)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -45,9 +47,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--all", action="store_true", help="compile every spec in specs/")
     _add_compile_options(p)
 
-    p = sub.add_parser("inspect", help="needed derivatives, chosen mode and why, columns, S, graph")
+    p = sub.add_parser("inspect", help="needed derivatives, chosen mode and why, columns, S, graph "
+                                       "(writes nothing; `pdec compile` writes the module)")
     p.add_argument("spec", type=Path)
-    _add_compile_options(p)
+    _add_compile_options(p, out=False)
 
     p = sub.add_parser("check", help="verify the exact solution against the PDE and conditions")
     p.add_argument("spec", type=Path)
@@ -80,9 +83,19 @@ def _cmd_inspect(args) -> int:
     from . import compile as compile_problem, load_spec
 
     c = compile_problem(load_spec(args.spec), hidden=args.hidden, activation=args.activation,
-                        mode=args.mode, out_dir=args.out)
+                        mode=args.mode, write=False)
     print(c.plan.describe())
-    print(f"generated module: {c.source_path}")
+    # Inspecting writes nothing: generated/ holds the shipped specs' default modules, which
+    # another mode or width would overwrite. The module's first line says how to write it.
+    options = []
+    if tuple(args.hidden) != (64,):
+        options += ["--hidden", ",".join(map(str, args.hidden))]
+    if args.activation != "tanh":
+        options += ["--activation", args.activation]
+    if args.mode != "auto":
+        options += ["--mode", args.mode]
+    command = shlex.join(["pdec", "compile", str(args.spec), *options])
+    print(f"generated module (not written): {command} writes generated/{c.problem.name}.py")
     return 0
 
 

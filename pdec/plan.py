@@ -185,6 +185,7 @@ def _plan_term(ta: TermAnalysis, analysis: Analysis, mode: str) -> TermPlan:
     if ta.max_order == 0:
         return _value_plan(ta, analysis)
     candidates: list[TermPlan] = []
+    unfolded_plan: TermPlan | None = None
     if ta.split is not None:
         laplacian = all(op.is_partial_laplacian() for op in ta.split.operators)
         # The unfolded split leaves first-order terms (∂_t u of a heat equation) to columns of
@@ -194,8 +195,13 @@ def _plan_term(ta: TermAnalysis, analysis: Analysis, mode: str) -> TermPlan:
                               and all(op.is_partial_laplacian() for op in unfolded.operators))
         if mode in ("auto", "laplacian", "collapsed"):
             if mode == "laplacian" and not (laplacian or unfolded_laplacian):
-                ops = unfolded.operators if unfolded is not None else ta.split.operators
-                bad = next((op for op in ops if not op.is_partial_laplacian()), ops[0])
+                ops = unfolded.operators if unfolded is not None else [
+                    op for op in ta.split.operators if op.second_order_support]
+                bad = next((op for op in ops if not op.is_partial_laplacian()), None)
+                if bad is None:
+                    raise ModeError(f"{ta.name}: mode 'laplacian' propagates second-order derivatives "
+                                    "through Laplacians, but the residual has none; use 'collapsed' "
+                                    "or 'taylor'")
                 raise ModeError(f"{ta.name}: mode 'laplacian' needs the second-order derivatives to "
                                 f"enter through unit-weight Laplacians only, but the residual contains "
                                 f"{_op_str(bad, analysis)}; use 'collapsed' or 'taylor'")
@@ -203,17 +209,21 @@ def _plan_term(ta: TermAnalysis, analysis: Analysis, mode: str) -> TermPlan:
                 kind = "laplacian" if laplacian and mode != "collapsed" else "collapsed"
                 candidates.append(_collapsed_plan(ta, ta.split, analysis, kind))
             if unfolded_laplacian and mode in ("auto", "laplacian"):
-                candidates.append(_collapsed_plan(ta, unfolded, analysis, "laplacian"))
+                unfolded_plan = _collapsed_plan(ta, unfolded, analysis, "laplacian")
+                candidates.append(unfolded_plan)
     elif mode in ("laplacian", "collapsed"):
         raise ModeError(f"{ta.name}: mode {mode!r} cannot represent this residual exactly: "
                         f"{ta.why_not_collapsed}; use 'taylor' (always valid)")
     if mode in ("auto", "taylor"):
         candidates.append(_taylor_plan(ta, analysis))
     order = {"laplacian": 0, "collapsed": 1, "taylor": 2}
-    best = min(candidates, key=lambda p: (p.S, order[p.mode]))
+    # Fewest columns first; on a tie the folded split wins (its residual reads fewer columns at
+    # the last layer, which the loss and the line search's trial passes pay for), then the mode.
+    best = min(candidates, key=lambda p: (p.S, p is unfolded_plan, order[p.mode]))
     if mode == "auto":
         others = [p for p in candidates if p is not best]
-        alt = "; ".join(f"{p.mode} would need S = {p.S}" for p in others)
+        alt = "; ".join(f"{p.mode}{' with its first-order terms in own columns' if p is unfolded_plan else ''} "
+                        f"would need S = {p.S}" for p in others)
         if best.mode == "taylor" and ta.split is None:
             alt = f"not collapsible: {ta.why_not_collapsed}"
         best.reason = f"{best.reason} (auto: cheapest exact plan; {alt})" if alt else best.reason
@@ -316,7 +326,6 @@ def _collapsed_plan(ta: TermAnalysis, split: CollapsedSplit, analysis: Analysis,
                        "(forward Laplacian)")
         if split is ta.unfolded_split:
             plan.reason += "; its first-order terms read their own columns"
-
     else:
         plan.reason = ("every derivative of order ≥ 2 enters through linear operators of order ≤ 2 "
                        "with unknown-free coefficients (collapsed)")

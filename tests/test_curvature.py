@@ -73,6 +73,15 @@ def heat_two_conditions() -> Problem:
                                "boundary": Condition(w, on=SpatialBoundary())})
 
 
+def advection_system() -> Problem:
+    """x-dependent and per-unknown first-order parts next to Laplacians of two weights: auto puts
+    the first-order terms in columns of their own and shares one Laplacian channel (S = 4)."""
+    return Problem(name="advection_c", domain=SQUARE, unknowns=[u, v],
+                   interior=[x * u.diff(x) - u.diff(x, 2) - u.diff(y, 2) + v,
+                             v.diff(y) - 2 * (v.diff(x, 2) + v.diff(y, 2)) - u * v.diff(x)],
+                   conditions={"bu": Condition(u, on=Boundary()), "bv": Condition(v - x * y, on=Boundary())})
+
+
 def system() -> Problem:
     return Problem(name="system_c", domain=SQUARE, unknowns=[u, v],
                    interior=[u.diff(x, 2) + v * u.diff(y) - sp.sin(x), v.diff(y, 2) - u * v.diff(x)],
@@ -85,6 +94,7 @@ CASES = {
     "collapsed": (heat_two_conditions, (6, 4, 5), "auto", "collapsed", 1),
     # ∂_t w in a column of its own, Δ_x as a forward Laplacian (the paper's heat stack)
     "laplacian-unfolded": (heat_two_conditions, (6, 4, 5), "laplacian", "laplacian", 1),
+    "laplacian-system": (advection_system, (6, 5), "auto", "laplacian", 2),
     "taylor": (poisson, (5, 7), "taylor", "taylor", 1),
     "taylor3": (third_order, (4, 6), "auto", "taylor", 1),
     "taylor4": (biharmonic, (6, 5), "auto", "taylor", 1),

@@ -87,15 +87,51 @@ def test_laplacian_mode_gives_first_order_terms_their_own_columns():
     assert [c.alpha for c in lap.columns[1:6]] == [(1, 0, 0, 0, 0), (0, 1, 0, 0, 0), (0, 0, 1, 0, 0),
                                                   (0, 0, 0, 1, 0), (0, 0, 0, 0, 1)]
     assert "first-order terms read their own columns" in lap.reason
-    assert "laplacian would need S = 7" in auto.reason
+    assert "laplacian with its first-order terms in own columns would need S = 7" in auto.reason
     # the residual reads ∂_t u from its column and the rescaled unit Laplacian from the channel
     assert lap.output_columns["u_t"] == (1, 0) and lap.output_columns["L0_u"] == (6, 0)
     assert lap.residuals[0] == sp.Symbol("u_t") - sp.Rational(1, 4) * sp.Symbol("L0_u")
 
 
+def _inline_plan(interior, mode: str = "auto", two: bool = False):
+    """The interior plan of interior(x, y, u, v) on the unit square (unknowns u, or u and v)."""
+    from pdec import Boundary, Box, Condition, Problem
+
+    x, y = sp.symbols("x y", real=True)
+    u, v = sp.Function("u")(x, y), sp.Function("v")(x, y)
+    residual = interior(x, y, u, v)
+    used = [u, v] if two else [u]
+    problem = Problem(name="inline", domain=Box({x: (0, 1), y: (0, 1)}), unknowns=used,
+                      interior=residual,
+                      conditions={f"b{k}": Condition(w, on=Boundary()) for k, w in enumerate(used)})
+    return make_plan(analyse(problem), mode).interior
+
+
+def test_auto_prefers_the_folded_channel_on_a_tie():
+    # u_x − Δu: folded, one channel L = ∂_x − Δ (S = 4, the residual reads L only); unfolded, a
+    # forward Laplacian and u_x read from its own column (also S = 4): auto keeps the folded plan
+    plan = _inline_plan(lambda x, y, u, v: u.diff(x) - u.diff(x, 2) - u.diff(y, 2))
+    assert (plan.mode, plan.S, len(plan.channels)) == ("collapsed", 4, 1)
+    assert "laplacian with its first-order terms in own columns would need S = 4" in plan.reason
+    forced = _inline_plan(lambda x, y, u, v: u.diff(x) - u.diff(x, 2) - u.diff(y, 2), "laplacian")
+    assert (forced.mode, forced.S) == ("laplacian", 4)
+
+
+def test_auto_takes_the_unfolded_laplacian_when_it_is_cheaper():
+    # two unknowns with other first-order parts: folded, two channels (∂_x − Δ and ∂_y − 2Δ, S = 5);
+    # unfolded, one shared Laplacian and the directions (S = 4)
+    plan = _inline_plan(lambda x, y, u, v: [u.diff(x) - u.diff(x, 2) - u.diff(y, 2),
+                                            v.diff(y) - 2 * (v.diff(x, 2) + v.diff(y, 2))], two=True)
+    assert (plan.mode, plan.S, len(plan.channels)) == ("laplacian", 4, 1)
+    assert "collapsed would need S = 5" in plan.reason
+
+
 def test_forcing_inapplicable_mode_is_a_clear_error():
-    with pytest.raises(pdec.ModeError, match="laplacian.*collapsed"):
+    with pytest.raises(pdec.ModeError, match=r"contains \(-2\)·∂_xx \+ \(-1\)·∂_xy.*'collapsed' or 'taylor'"):
         _plan("tests/specs/aniso_mixed.py", "laplacian")
+    # first-order only: nothing to propagate as a Laplacian (not "contains ∂_x + …")
+    with pytest.raises(pdec.ModeError, match="Laplacians, but the residual has none"):
+        _inline_plan(lambda x, y, u, v: u.diff(x) + 2 * u.diff(y), "laplacian")
     with pytest.raises(pdec.ModeError, match="u_xx enters nonlinearly|u_yy enters nonlinearly"):
         _plan("tests/specs/monge_ampere.py", "collapsed")
     with pytest.raises(pdec.ModeError, match="order 3 > 2"):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import pytest
 
@@ -112,3 +113,15 @@ def test_combined_regions_flatten_and_describe():
     assert r.describe() == "initial slice + spatial boundary + whole boundary"
     with pytest.raises(TypeError):
         pdec.Initial() | 3
+
+
+def test_inspect_writes_nothing(tmp_path):
+    """`pdec inspect` with another mode prints the plan and the command that writes the module; it
+    leaves generated/ (the shipped specs' default modules) alone."""
+    spec = Path(__file__).resolve().parents[1] / "specs" / "heat1d.py"
+    proc = subprocess.run([sys.executable, "-m", "pdec", "inspect", str(spec), "--mode", "laplacian"],
+                          capture_output=True, text=True, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert "term 'interior': mode laplacian, S = 4" in proc.stdout
+    assert f"pdec compile {spec} --mode laplacian writes generated/heat1d.py" in proc.stdout
+    assert list(tmp_path.iterdir()) == []
