@@ -86,7 +86,7 @@ def _cmd_inspect(args) -> int:
                         mode=args.mode, write=False)
     print(c.plan.describe())
     # Inspecting writes nothing: generated/ holds the shipped specs' default modules, which
-    # another mode or width would overwrite. The module's first line says how to write it.
+    # another mode or width would overwrite. Print the command that writes this module instead.
     options = []
     if tuple(args.hidden) != (64,):
         options += ["--hidden", ",".join(map(str, args.hidden))]
