@@ -81,20 +81,16 @@ def _cmd_compile(args) -> int:
 
 def _cmd_inspect(args) -> int:
     from . import compile as compile_problem, load_spec
+    from .activations import resolve_activation
+    from .codegen.emit import Options
 
     c = compile_problem(load_spec(args.spec), hidden=args.hidden, activation=args.activation,
                         mode=args.mode, write=False)
     print(c.plan.describe())
     # Inspecting writes nothing: generated/ holds the shipped specs' default modules, which
     # another mode or width would overwrite. Print the command that writes this module instead.
-    options = []
-    if tuple(args.hidden) != (64,):
-        options += ["--hidden", ",".join(map(str, args.hidden))]
-    if args.activation != "tanh":
-        options += ["--activation", args.activation]
-    if args.mode != "auto":
-        options += ["--mode", args.mode]
-    command = shlex.join(["pdec", "compile", str(args.spec), *options])
+    options = Options(tuple(args.hidden), resolve_activation(args.activation), args.mode)
+    command = shlex.join(options.compile_args(str(args.spec)))
     print(f"generated module (not written): {command} writes generated/{c.problem.name}.py")
     return 0
 

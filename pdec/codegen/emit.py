@@ -52,6 +52,18 @@ class Options:
     def header(self) -> str:
         return f"hidden={self.hidden}, activation={self.activation.name!r}, mode={self.mode!r}"
 
+    def compile_args(self, spec_path: str) -> list[str]:
+        """The ``pdec compile`` command line that writes this module: the options that differ
+        from the defaults (a custom SymPy activation has no command-line form)."""
+        args = ["pdec", "compile", spec_path]
+        if self.hidden != (64,):
+            args += ["--hidden", ",".join(map(str, self.hidden))]
+        if not self.activation.name.startswith("custom") and self.activation.name != "tanh":
+            args += ["--activation", self.activation.name]
+        if self.mode != "auto":
+            args += ["--mode", self.mode]
+        return args
+
 
 def spec_display_path(source: str | None, name: str) -> str:
     """Stable path of the spec for headers: ``specs/<file>`` when it lives in specs/, else the file."""
@@ -449,14 +461,7 @@ def build_context(plan: Plan, options: Options, version: str, source_hash: str) 
                  "assigns": assigns, "results": results,
                  "exprs": [f"{u} = {sp.sstr(e)}" for u, e in zip(problem.unknowns, exprs)]}
     spec_path = spec_display_path(problem.source, problem.name)
-    regen = f"pdec compile {spec_path}"
-    defaults = Options((64,), options.activation, "auto")
-    if options.hidden != defaults.hidden:
-        regen += f" --hidden {','.join(map(str, options.hidden))}"
-    if not options.activation.name.startswith("custom") and options.activation.name != "tanh":
-        regen += f" --activation {options.activation.name}"
-    if options.mode != "auto":
-        regen += f" --mode {options.mode}"
+    regen = " ".join(options.compile_args(spec_path))
     py = {
         "variables": repr(tuple(str(v) for v in variables)),
         "unknowns": repr(tuple(a.unknown_names)),
