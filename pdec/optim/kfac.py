@@ -125,8 +125,9 @@ class KFACStar(KFAC):
                        # false). On 5d Poisson (configs/poisson5d-449, from the paper's start) such steps
                        # raised the loss from 5.7e-4 to 5.0e5 within 100 steps and the run never
                        # recovered; with the safeguard the same cell ended at 9.6e-4. Cell by cell the
-                       # benchmarks/paper.py runs with and without it are draws (3 of 8 lower with it,
-                       # README "The paper's experiments"); it is on because it removes the collapse.
+                       # benchmarks/paper.py runs with and without it are draws (3 of 8 lower with it;
+                       # docs/performance.md, "The paper's experiments at 120 s"). It is on because it
+                       # removes the collapse.
                        "trust": Hyper(True, "safeguard: evaluate the loss after each step (one forward "
                                       "pass); a step that raised it is undone and the following steps "
                                       "(the momentum kept) scaled by ¼ per such step, growing back ×2 "
