@@ -321,7 +321,10 @@ def _collapsed_plan(ta: TermAnalysis, split: CollapsedSplit, analysis: Analysis,
         channels.append(Channel(op, quad, _op_str(op, analysis)))
 
     plan = TermPlan(ta.name, mode, "", columns, directions, channels)
-    if mode == "laplacian":
+    if mode == "laplacian" and not channels:
+        plan.reason = ("the residual needs first-order derivatives only: the value and one column "
+                       "per direction, the forward Laplacian's columns without a Laplacian")
+    elif mode == "laplacian":
         plan.reason = ("every second-order derivative enters through unit-weight Laplacians "
                        "(forward Laplacian)")
         if split is ta.unfolded_split:

@@ -126,6 +126,15 @@ def test_auto_takes_the_unfolded_laplacian_when_it_is_cheaper():
     assert "collapsed would need S = 5" in plan.reason
 
 
+def test_a_first_order_nonlinear_residual_says_it_needs_no_second_order_columns():
+    # eikonal |∇u|² − 1: the value and the two axis columns, no channel; the reason must not
+    # speak of second-order derivatives the residual does not have
+    plan = _inline_plan(lambda x, y, u, v: u.diff(x) ** 2 + u.diff(y) ** 2 - 1)
+    assert (plan.mode, plan.S, len(plan.channels)) == ("laplacian", 3, 0)
+    assert plan.reason.startswith("the residual needs first-order derivatives only")
+    assert "second-order" not in plan.reason
+
+
 def test_forcing_inapplicable_mode_is_a_clear_error():
     with pytest.raises(pdec.ModeError, match=r"contains \(-2\)·∂_xx \+ \(-1\)·∂_xy.*'collapsed' or 'taylor'"):
         _plan("tests/specs/aniso_mixed.py", "laplacian")
