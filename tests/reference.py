@@ -11,8 +11,6 @@ import sympy as sp
 import torch
 import torch.nn.functional as F
 
-from pdec.analysis import Analysis
-
 ACTIVATIONS = {"tanh": torch.tanh, "sin": torch.sin, "sigmoid": torch.sigmoid, "softplus": F.softplus}
 NUMPY_FUNCTIONS = {"sigmoid": lambda z: 1 / (1 + np.exp(-z)), "softplus": lambda z: np.log1p(np.exp(z))}
 
@@ -51,35 +49,54 @@ def random_points(problem, n: int, seed: int = 1) -> torch.Tensor:
     return lo + (hi - lo) * torch.rand(n, len(lo), generator=g, dtype=torch.float64)
 
 
-def autograd_derivatives(f, X: torch.Tensor, atoms) -> dict:
-    """{atom: (N,) tensor} of ∂^α u_m at X by nested torch.autograd.grad (samples independent)."""
+def autograd_derivatives(f, X: torch.Tensor, wanted) -> dict:
+    """{(m, dirs): (N,) tensor} of ∂_dirs u_m at X by nested torch.autograd.grad (samples
+    independent); ``dirs`` is a sorted tuple of variable indices, one per differentiation."""
     X = X.detach().clone().requires_grad_(True)
     U = f(X)
     cache: dict[tuple, torch.Tensor] = {}
-    out = {}
-    for atom in sorted(atoms):
-        dirs = tuple(i for i, k in enumerate(atom.alpha) for _ in range(k))
-        key = (atom.unknown, ())
+    for m, dirs in sorted(wanted):
+        key = (m, ())
         if key not in cache:
-            cache[key] = U[:, atom.unknown]
+            cache[key] = U[:, m]
         for depth in range(1, len(dirs) + 1):
-            prev, key = key, (atom.unknown, dirs[:depth])
+            prev, key = key, (m, dirs[:depth])
             if key not in cache:
                 (grad,) = torch.autograd.grad(cache[prev].sum(), X, create_graph=True)
                 cache[key] = grad[:, dirs[depth - 1]]
-        out[atom] = cache[key]
-    return out
+    return {k: cache[k] for k in wanted}
 
 
-def reference_residual(analysis: Analysis, term: str, model, X: torch.Tensor) -> np.ndarray:
-    """The term's residual (N, M) from autograd derivatives, evaluated by sympy.lambdify (NumPy)."""
-    ta = analysis.terms[term]
-    values = autograd_derivatives(reference_mlp(model), X, ta.atoms)
-    atoms = sorted(ta.atoms)
-    syms = [analysis.atom_symbols[a] for a in atoms] + list(analysis.variables)
-    args = [values[a].detach().numpy() for a in atoms] + [X[:, i].numpy() for i in range(X.shape[1])]
+def _derivative_key(node, unknowns, variables) -> tuple[int, tuple[int, ...]]:
+    """(m, sorted variable indices) of a SymPy Derivative or applied unknown, read off the node
+    itself: every entry of variable_count counts (Derivative(u, x, y, x) is ∂_xxy u)."""
+    if isinstance(node, sp.Derivative):
+        dirs = sorted(variables.index(v) for v, k in node.variable_count for _ in range(int(k)))
+        return unknowns.index(node.expr), tuple(dirs)
+    return unknowns.index(node), ()
+
+
+def reference_residual(problem, term: str, model, X: torch.Tensor) -> np.ndarray:
+    """The term's residual (N, M) from the problem's own SymPy residuals: every derivative node
+    is evaluated by nested autograd through :func:`reference_mlp`, then the expression by
+    sympy.lambdify (NumPy). Nothing of pdec's analysis (atoms, names, splits) is used."""
+    from sympy.core.function import AppliedUndef
+
+    exprs = (problem.interior_residuals if term == "interior"
+             else [problem.condition_items[term].residual])
+    unknowns, variables = list(problem.unknowns), list(problem.variables)
     cols = []
-    for r in ta.residuals:
-        fn = sp.lambdify(syms, r, modules=[NUMPY_FUNCTIONS, "numpy"])
+    for e in map(sp.sympify, exprs):
+        nodes = list(e.atoms(sp.Derivative)) + list(e.atoms(AppliedUndef))
+        keys = {node: _derivative_key(node, unknowns, variables) for node in nodes}
+        values = autograd_derivatives(reference_mlp(model), X, set(keys.values()))
+        # fresh symbols for the derivatives and the variables, so no name of the spec can clash
+        dummies = {node: sp.Dummy() for node in nodes}
+        var_dummies = [sp.Dummy() for _ in variables]
+        derivs = {n: d for n, d in dummies.items() if isinstance(n, sp.Derivative)}
+        plain = {n: d for n, d in dummies.items() if not isinstance(n, sp.Derivative)}
+        expr = e.xreplace(derivs).xreplace(plain).xreplace(dict(zip(variables, var_dummies)))
+        fn = sp.lambdify(list(dummies.values()) + var_dummies, expr, modules=[NUMPY_FUNCTIONS, "numpy"])
+        args = [values[keys[n]].detach().numpy() for n in dummies] + [X[:, i].numpy() for i in range(X.shape[1])]
         cols.append(np.broadcast_to(np.asarray(fn(*args), dtype=np.float64), (X.shape[0],)))
     return np.stack(cols, axis=1)
