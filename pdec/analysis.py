@@ -20,6 +20,7 @@ with ∂_t h as a column of its own (the paper's heat equation, S = d + 2).
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass, field
 
 import sympy as sp
@@ -140,19 +141,44 @@ class Analysis:
     def atom_name(self, atom: Atom) -> str:
         return str(self.atom_symbols[atom])
 
+    def taken_names(self) -> set[str]:
+        """Names a new symbol of the residuals must avoid: the variables, unknowns, parameters
+        and atom symbols (a fresh set)."""
+        return ({str(v) for v in self.variables} | set(self.unknown_names)
+                | {str(k) for k in self.problem.parameters} | {str(s) for s in self.atom_symbols.values()})
+
 
 def multi_index_label(alpha: tuple[int, ...], variables: tuple[sp.Symbol, ...]) -> str:
-    """``(1, 2)`` on (t, x) -> ``"txx"``; multi-letter variable names are joined by ``_``."""
+    """``(1, 2)`` on (t, x) -> ``"txx"``; multi-letter variable names are joined by ``_``.
+
+    The label is one-to-one on the multi-indices of one variable tuple, because it names locals of
+    the generated code: when a variable's name contains ``_`` the joined names could read two
+    ways (``x_y`` is ∂_x ∂_y or ∂_{x_y}), so the label is then positional: ``(1, 0, 2)`` -> ``"d1_0_2"``.
+    """
     names = [str(v) for v in variables]
-    sep = "" if all(len(n) == 1 for n in names) else "_"
-    return sep.join(n for n, k in zip(names, alpha) for _ in range(k))
+    if all(len(n) == 1 for n in names):
+        return "".join(n for n, k in zip(names, alpha) for _ in range(k))
+    if any("_" in n for n in names):
+        return "d" + "_".join(map(str, alpha)) if any(alpha) else ""
+    return "_".join(n for n, k in zip(names, alpha) for _ in range(k))
 
 
 def atom_symbol_name(atom: Atom, unknown_names: tuple[str, ...], variables: tuple[sp.Symbol, ...]) -> str:
+    """The preferred name of an atom's symbol: ``u`` for the value, ``u_xx`` for ∂_xx u."""
     u = unknown_names[atom.unknown]
     if atom.order == 0:
         return u
     return f"{u}_{multi_index_label(atom.alpha, variables)}"
+
+
+def unique_name(base: str, taken: set[str]) -> str:
+    """``base``, or ``base_1``, ``base_2``, … : the first not in ``taken`` (which it is added to)."""
+    name, k = base, 1
+    while name in taken:
+        name = f"{base}_{k}"
+        k += 1
+    taken.add(name)
+    return name
 
 
 def analyse(problem: Problem) -> Analysis:
@@ -165,26 +191,38 @@ def analyse(problem: Problem) -> Analysis:
     def to_atom(node: sp.Expr) -> Atom:
         if isinstance(node, AppliedUndef):
             return Atom(unknowns.index(node), (0,) * len(variables))
-        counts = dict((v, int(k)) for v, k in node.variable_count)
+        # SymPy keeps a variable that repeats out of order as separate entries:
+        # Derivative(u, x, y, x).variable_count is ((x, 1), (y, 1), (x, 1)), i.e. ∂_xxy u
+        counts = Counter()
+        for v, k in node.variable_count:
+            counts[v] += int(k)
         alpha = tuple(counts.get(v, 0) for v in variables)
         return Atom(unknowns.index(node.expr), alpha)
 
+    def nodes(expr: sp.Expr) -> list[sp.Expr]:
+        return list(expr.atoms(sp.Derivative)) + list(expr.atoms(AppliedUndef))
+
+    terms = [("interior", problem.interior_residuals)]
+    terms += [(name, [c.residual]) for name, c in problem.condition_items.items()]
+    # Name every atom before any term is symbolised, in a fixed order (the names are locals of the
+    # generated code): the values keep the unknowns' names, and a derivative's name must not be
+    # the name of a variable, an unknown, a parameter or another atom (an unknown ``u_t`` next to
+    # ∂_t u, variables x, y and x_y), or SymPy would take the two for one symbol.
+    taken = {str(v) for v in variables} | set(names) | {str(k) for k in problem.parameters}
+    every = {to_atom(n) for _, residuals in terms for r in residuals for n in nodes(sp.sympify(r))}
+    for atom in sorted(every, key=lambda a: (a.order, a.unknown, a.alpha)):
+        preferred = atom_symbol_name(atom, names, variables)
+        name = preferred if atom.order == 0 else unique_name(preferred, taken)
+        result.atom_symbols[atom] = sp.Symbol(name)
+
     def symbolise(expr: sp.Expr) -> tuple[sp.Expr, set[Atom]]:
         # Derivatives first (their expr is an unknown, which must not be replaced inside them).
-        repl: dict[sp.Expr, sp.Symbol] = {}
-        atoms: set[Atom] = set()
-        for node in list(expr.atoms(sp.Derivative)) + list(expr.atoms(AppliedUndef)):
-            atom = to_atom(node)
-            atoms.add(atom)
-            if atom not in result.atom_symbols:
-                result.atom_symbols[atom] = sp.Symbol(atom_symbol_name(atom, names, variables))
-            repl[node] = result.atom_symbols[atom]
+        repl = {node: result.atom_symbols[to_atom(node)] for node in nodes(expr)}
+        atoms = {to_atom(node) for node in repl}
         derivs = {k: v for k, v in repl.items() if isinstance(k, sp.Derivative)}
         values = {k: v for k, v in repl.items() if not isinstance(k, sp.Derivative)}
         return expr.xreplace(derivs).xreplace(values), atoms
 
-    terms = [("interior", problem.interior_residuals)]
-    terms += [(name, [c.residual]) for name, c in problem.condition_items.items()]
     for name, residuals in terms:
         symbolic, atoms = [], set()
         for r in residuals:

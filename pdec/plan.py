@@ -23,7 +23,7 @@ import networkx as nx
 import numpy as np
 import sympy as sp
 
-from .analysis import Analysis, Atom, CollapsedSplit, Operator, TermAnalysis, multi_index_label
+from .analysis import Analysis, Atom, CollapsedSplit, Operator, TermAnalysis, multi_index_label, unique_name
 from .errors import ModeError
 
 MODES = ("auto", "laplacian", "collapsed", "taylor")
@@ -340,10 +340,14 @@ def _collapsed_plan(ta: TermAnalysis, split: CollapsedSplit, analysis: Analysis,
         plan.output_columns[analysis.atom_name(a)] = (col, a.unknown)
     residuals = []
     first_channel = 1 + K
+    # L_k u as a symbol of the residual; its name must not be one the spec or an atom uses
+    taken = analysis.taken_names()
+    channel_symbols = {key: unique_name(f"L{key[0]}_{names[key[1]]}", taken)
+                       for key in sorted({key for scale in scales for key in scale})}
     for scale, rem in zip(scales, split.remainders):
         r = rem
         for (k, m), s in sorted(scale.items()):
-            sym = f"L{k}_{names[m]}"
+            sym = channel_symbols[k, m]
             plan.output_columns[sym] = (first_channel + k, m)
             r = r + s * sp.Symbol(sym)
         residuals.append(r)

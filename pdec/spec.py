@@ -250,6 +250,9 @@ class Problem:
         for v, bounds in self.domain.bounds.items():
             if not isinstance(v, sp.Symbol):
                 fail(f"domain variable {v!r} is not a SymPy Symbol")
+            if not _plain_name(v.name):
+                fail(f"variable name {v.name!r} must be a plain Python identifier, such as x1 or xi "
+                     "(it names a local variable of the generated code)")
             try:
                 lo, hi = (float(sp.sympify(b)) for b in bounds)
             except (TypeError, ValueError):
@@ -282,9 +285,16 @@ class Problem:
                 fail(f"unknown {u} is applied to undeclared variable(s) "
                      f"{', '.join(map(str, bad))}; declared: {', '.join(map(str, variables))}",
                      term=str(u))
-            if u.func.__name__ in names:
-                fail(f"unknown {u.func.__name__} declared twice")
-            names.add(u.func.__name__)
+            name = u.func.__name__
+            if name in names:
+                fail(f"unknown {name} declared twice")
+            if not _plain_name(name):
+                fail(f"unknown name {name!r} must be a plain Python identifier, such as u or phi "
+                     "(it names a local variable of the generated code)", term=str(u))
+            if name in {str(v) for v in variables} | {str(k) for k in self.parameters}:
+                fail(f"unknown {u} has the name of a variable or parameter; rename one of them",
+                     term=str(u))
+            names.add(name)
 
         if isinstance(self.interior, (list, tuple)) and not self.interior:
             fail("interior is an empty list")
@@ -353,6 +363,14 @@ class Problem:
             fail(f"{expr!r} is not a SymPy expression")
         if expr.has(sp.zoo, sp.oo, -sp.oo, sp.nan):
             fail(f"non-finite constant in {expr}")
+        if expr.has(sp.I):
+            fail(f"complex constant I in {expr}: residuals must be real (write a complex equation "
+                 "as a system of its real and imaginary parts)")
+        for node in sp.preorder_traversal(expr):
+            if isinstance(node, (sp.Max, sp.Min)):
+                fail(f"unsupported function {type(node).__name__} in {node}: pdec differentiates "
+                     "the residual's parts and prints them for torch; write it with Abs, e.g. "
+                     "Max(a, b) = (a + b + Abs(a - b))/2")
         for f in expr.atoms(AppliedUndef):
             if f.func not in unknowns:
                 fail(f"{f} is not a declared unknown (declared: "
@@ -381,6 +399,11 @@ class Problem:
         if stray:
             fail(f"undeclared symbol(s) {', '.join(sorted(map(str, stray)))}: declare them as "
                  "domain variables or give them a value in parameters")
+
+
+def _plain_name(name: str) -> bool:
+    """Whether a SymPy name can stand as a Python local: an identifier, not a keyword."""
+    return name.isidentifier() and not keyword.iskeyword(name)
 
 
 def _as_condition(name: str, cond, src) -> Condition:

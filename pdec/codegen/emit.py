@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import keyword
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,7 +15,12 @@ from ..analysis import multi_index_label
 from ..plan import Plan, TermPlan
 from .printer import float_literal, print_with_cse
 
-RESERVED = {"self", "torch", "math", "X", "Z", "N", "out", "z", "dz", "seed", "nn", "horner_step", "tanh"}
+# Names the templates give to module-level objects and to locals of the generated functions: a
+# spec's variable or atom printed as a local must not shadow them (a variable named ``Zc`` or
+# ``sigma_2`` would), so the Namer gives such a symbol another name.
+RESERVED = {"self", "torch", "math", "X", "Z", "Zc", "N", "d", "out", "z", "dz", "seed", "columns",
+            "nn", "horner_step", "tanh", "GeneratedPINN"}
+RESERVED_PATTERN = re.compile(r"(s|c|q)\d+|sigma_\d+|[LQ]\d+h?|[az]_\w+")
 S0 = sp.Symbol("s0")  # σ(h) in the generated activate_<term>_last, the variable of its polynomials
 
 
@@ -30,7 +36,7 @@ class Namer:
             return self.names[sym]
         base = preferred or str(sym)
         base = "".join(ch if ch.isalnum() or ch == "_" else "_" for ch in base)
-        if not base.isidentifier() or keyword.iskeyword(base):
+        if not base.isidentifier() or keyword.iskeyword(base) or RESERVED_PATTERN.fullmatch(base):
             base = f"v_{base}"
         name, k = base, 1
         while name in self.taken:
