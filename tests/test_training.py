@@ -53,13 +53,51 @@ def test_resume_with_other_terms_is_a_clear_error(tmp_path):
 def test_run_directory_contents(tmp_path):
     run = pdec.train(_compiled(), "adam", steps=4, seed=0, run_root=tmp_path, **SMALL)
     files = {p.name for p in run.run_dir.iterdir()}
-    assert {"config.json", "metrics.csv", "checkpoint.pt", "summary.json"} <= files
+    assert {"config.json", "module.py", "metrics.csv", "checkpoint.pt", "summary.json"} <= files
+    assert (run.run_dir / "module.py").read_text() == _compiled().source
     cfg = json.loads((run.run_dir / "config.json").read_text())
     assert cfg["settings"]["seed"] == 0 and cfg["parameters_D"] == sum(p.numel() for p in run.model.parameters())
     assert cfg["dtype"] == "float64" and "torch" in cfg["versions"]
     summary = json.loads((run.run_dir / "summary.json").read_text())
     assert summary["status"] == "completed" and summary["steps"] == 4
     assert {"rel_l2", "abs_rms"} <= set(run.final)
+
+
+def test_resuming_a_finished_run_is_refused_and_leaves_it_alone(tmp_path):
+    run = pdec.train(_compiled(), "adam", steps=3, seed=0, run_root=tmp_path, lr=1e-2, **SMALL)
+    before = {p.name: p.read_bytes() for p in run.run_dir.iterdir()}
+    with pytest.raises(pdec.PdecError, match=r"steps = 3 is reached; to continue it, give a larger --steps"):
+        pdec.train(_compiled(), resume=run.run_dir, progress=False)
+    assert {p.name: p.read_bytes() for p in run.run_dir.iterdir()} == before
+    resumed = pdec.train(_compiled(), resume=run.run_dir, steps=4, progress=False)
+    assert resumed.steps == 4
+
+
+@pytest.mark.parametrize("value", ["0", "abc", "64,-1", "''"])
+def test_bad_widths_are_a_setting_error(value):
+    with pytest.raises(pdec.PdecError, match="expected positive integers such as 64 or 64,64"):
+        resolve_config({"steps": 1}, sets=[f"hidden={value}"])
+    assert resolve_config({"steps": 1}, sets=["hidden=32,16"])[0].hidden == (32, 16)
+
+
+def test_training_with_other_options_leaves_the_compiled_module_alone(tmp_path, monkeypatch, capsys):
+    from pdec.cli import main
+
+    monkeypatch.chdir(tmp_path)  # generated/ is written below the working directory
+    spec = str(ROOT / "specs" / "heat1d.py")
+    assert main(["compile", spec]) == 0
+    shipped = (tmp_path / "generated" / "heat1d.py").read_text()
+    assert main(["train", spec, "--optimizer", "adam", "--steps", "2", "--set", "hidden=8,8",
+                 "--set", "n_interior=20", "--set", "n_condition=8", "--no-progress"]) == 0
+    assert "module.py in the run directory" in capsys.readouterr().out
+    assert (tmp_path / "generated" / "heat1d.py").read_text() == shipped
+    run_dir = next((tmp_path / "runs" / "heat1d").iterdir())
+    assert "hidden=(8, 8)" in (run_dir / "module.py").read_text()
+    # the same options as the file: it is the module, and train keeps it current
+    (tmp_path / "generated" / "heat1d.py").write_text(shipped + "# out of date\n")
+    assert main(["train", spec, "--optimizer", "adam", "--steps", "1", "--set", "n_interior=20",
+                 "--set", "n_condition=8", "--no-progress"]) == 0
+    assert (tmp_path / "generated" / "heat1d.py").read_text() == shipped
 
 
 def test_unknown_setting_suggests_closest():
@@ -169,7 +207,7 @@ def test_settings_that_contradict_the_compiled_model_are_errors(tmp_path):
     assert saved["hidden"] == [6, 5] and saved["device"] == "cpu"
 
 
-def test_plot_and_compare_commands(tmp_path, monkeypatch):
+def test_plot_and_compare_commands(tmp_path, monkeypatch, capsys):
     """`pdec compare` trains each optimizer and tabulates; `pdec plot` writes the curves and the solution."""
     from pdec.cli import main
 
@@ -177,10 +215,22 @@ def test_plot_and_compare_commands(tmp_path, monkeypatch):
 
     sets = ["--set", "n_interior=30", "--set", "n_condition=8", "--set", "n_eval=50", "--set", "hidden=5",
             "--set", "eval_every=1"]
-    assert main(["compare", str(ROOT / "specs" / "poisson2d.py"), "--optimizers", "adam,kfac", "--steps", "3",
-                 "--time-budget", "0", "--runs", str(tmp_path), *sets]) == 0
-    runs = sorted((tmp_path / "poisson2d").iterdir())
-    assert len(runs) == 2 and (tmp_path / "compare.png").stat().st_size > 0
+    spec = str(ROOT / "specs" / "poisson2d.py")
+    # every optimizer and setting is checked before the first trains: nothing is written
+    assert main(["compare", spec, "--optimizers", "kfac,adma", "--steps", "3", "--runs", str(tmp_path), *sets]) == 2
+    assert "did you mean 'adam'" in capsys.readouterr().err
+    assert main(["compare", spec, "--optimizers", "kfac,adam", "--steps", "3", "--runs", str(tmp_path), *sets,
+                 "--set", "dampnig=1e-6"]) == 2
+    assert "unknown setting 'dampnig'" in capsys.readouterr().err
+    assert not (tmp_path / "poisson2d").exists()
+    # a hyperparameter of one optimizer (KFAC's damping) goes to the optimizers that have it
+    assert main(["compare", spec, "--optimizers", "adam,kfac", "--steps", "3", "--time-budget", "0",
+                 "--runs", str(tmp_path), *sets, "--set", "damping=1e-6"]) == 0
+    runs = sorted(p for p in (tmp_path / "poisson2d").iterdir() if p.is_dir())
+    plots = list((tmp_path / "poisson2d").glob("compare-*.png"))
+    assert len(runs) == 2 and len(plots) == 1 and plots[0].stat().st_size > 0
+    kfac = json.loads(next(r for r in runs if "kfac" in r.name).joinpath("config.json").read_text())
+    assert kfac["hyperparameters"]["damping"] == 1e-6
     out = tmp_path / "curves.png"
     assert main(["plot", *map(str, runs), "--out", str(out)]) == 0
     assert out.stat().st_size > 0 and (runs[0] / "solution.png").stat().st_size > 0

@@ -6,6 +6,7 @@ import argparse
 import json
 import os
 import sys
+import time
 from pathlib import Path
 
 from ..errors import PdecError
@@ -15,12 +16,17 @@ from .config import RESUME_OVERRIDES
 def add_training_commands(sub) -> None:
     """Add the training sub-commands to the CLI's sub-parser collection."""
     p = sub.add_parser("train", help="(re)generate the module if needed, then train it",
-                       description="Settings: defaults -> --config file -> flags -> --set key=value.")
+                       description="Settings: defaults -> --config file -> flags -> --set key=value. "
+                                   "generated/<name>.py is rewritten when it is out of date; with other "
+                                   "widths, activation or mode than that file's, the module stays in "
+                                   "memory and the run directory keeps it as module.py.")
     p.add_argument("spec", nargs="?", type=Path, help="spec file (omit with --resume)")
     p.add_argument("--optimizer", help="kfac (default), kfac-star, engd, engd-layerwise, hessian-free, "
                                        "adam, sgd, lbfgs")
-    p.add_argument("--steps", type=int, help="number of steps")
-    p.add_argument("--time-budget", type=float, help="seconds of optimisation (evaluation excluded)")
+    p.add_argument("--steps", type=int, help="number of steps (with --resume: in all, counted from the "
+                                             "run's start)")
+    p.add_argument("--time-budget", type=float, help="seconds of optimisation, evaluation excluded (with "
+                                                     "--resume: in all)")
     p.add_argument("--device", help="cpu (default) or cuda")
     p.add_argument("--dtype", choices=["float64", "float32"], help="default float64")
     p.add_argument("--seed", type=int, help="controls initialisation and every sampler")
@@ -48,28 +54,45 @@ def add_training_commands(sub) -> None:
     p.set_defaults(handler=cmd_plot)
 
     p = sub.add_parser("compare", help="train several optimizers at the same budget; table and plot")
-    p.add_argument("spec", type=Path)
-    p.add_argument("--optimizers", default="kfac,kfac-star,engd,hessian-free,lbfgs,adam,sgd")
-    p.add_argument("--time-budget", type=float, default=60.0)
+    p.add_argument("spec", type=Path, help="spec file")
+    p.add_argument("--optimizers", default="kfac,kfac-star,engd,hessian-free,lbfgs,adam,sgd",
+                   help="comma-separated optimizers, trained one after the other (default: %(default)s)")
+    p.add_argument("--time-budget", type=float, default=60.0,
+                   help="seconds of optimisation per optimizer (default: %(default)s)")
     p.add_argument("--steps", type=int, default=0, help="step limit per optimizer (0: budget only)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--config", type=Path)
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
-    p.add_argument("--runs", type=Path, default=Path("runs"))
-    p.add_argument("--device", default=None)
+    p.add_argument("--seed", type=int, default=0, help="the same seed for every optimizer (default 0)")
+    p.add_argument("--config", type=Path, help="TOML file of settings, with [optimizer] tables")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a setting (repeatable); an optimizer's hyperparameter applies to the "
+                        "optimizers that have it")
+    p.add_argument("--runs", type=Path, default=Path("runs"),
+                   help="runs root (default runs/); the plot goes to <runs>/<spec name>/compare-<time>.png")
+    p.add_argument("--device", default=None, help="cpu (default) or cuda")
     p.add_argument("--torch-compile", action="store_true",
                    help="torch.compile the loss and the line search's trial pass, for every optimizer "
                         "(each run compiles within its own time budget)")
     p.set_defaults(handler=cmd_compare)
 
 
-def _compile_for(spec: Path, cfg, device=None):
+def _compile_for(spec: Path, cfg, device=None, write="own"):
     import torch
 
     from .. import compile as compile_problem, load_spec
 
+    # generated/<name>.py is rewritten only when it is this module out of date; with other widths,
+    # activation or mode (or another spec of the same name) the module stays in memory and the
+    # run directory keeps its text (module.py)
     return compile_problem(load_spec(spec), hidden=cfg.hidden, activation=cfg.activation, mode=cfg.mode,
-                           dtype=getattr(torch, cfg.dtype), device=device or _device(cfg.device))
+                           dtype=getattr(torch, cfg.dtype), device=device or _device(cfg.device),
+                           write=write)
+
+
+def _module_note(compiled) -> str:
+    """Where the trained module's text is, for the line printed before training."""
+    if compiled.source_path is not None:
+        return str(compiled.source_path)
+    return (f"module.py in the run directory (generated/{compiled.problem.name}.py was written for other "
+            f"options or another spec; left as is)")
 
 
 def _device(name: str):
@@ -143,7 +166,7 @@ def _launch_ranks(args) -> int:
                 raise PdecError(f"--nproc {args.nproc} with --device cuda needs {args.nproc} GPUs; "
                                 f"torch sees {available}")
         compiled = _compile_for(args.spec, cfg, device="cpu")  # writes generated/ once, before the ranks
-        print(f"{args.spec} -> {compiled.source_path} (mode {compiled.plan.mode}, S = {compiled.plan.S}); "
+        print(f"{args.spec} -> {_module_note(compiled)} (mode {compiled.plan.mode}, S = {compiled.plan.S}); "
               f"training with {cfg.optimizer} on {cfg.device}, {cfg.dtype}, {args.nproc} ranks")
     sys.stdout.flush()
     return launch(args.nproc, strip_nproc(args.argv))
@@ -176,7 +199,7 @@ def _train_here(args) -> int:
         compiled = _compile_for(args.spec, cfg, _rank_device(cfg.device, comm))
         if comm.is_main and not os.environ.get("PDEC_LAUNCHED_BY_PDEC"):
             ranks = f", {comm.world_size} ranks" if comm.distributed else ""
-            print(f"{args.spec} -> {compiled.source_path} (mode {compiled.plan.mode}, S = {compiled.plan.S}); "
+            print(f"{args.spec} -> {_module_note(compiled)} (mode {compiled.plan.mode}, S = {compiled.plan.S}); "
                   f"training with {cfg.optimizer} on {cfg.device}, {cfg.dtype}{ranks}")
         run_kwargs = dict(config_file=args.config, sets=args.set, run_root=args.runs, init_from=args.init_from,
                           **overrides)
@@ -212,7 +235,7 @@ def cmd_plot(args) -> int:
 
         cfg, _ = resolve_config(saved["settings"])
         cfg.device = "cpu"
-        compiled = _compile_for(Path(saved["spec"]), cfg)
+        compiled = _compile_for(Path(saved["spec"]), cfg, write=False)
         compiled.model.load_state_dict(load_checkpoint(r)["model"])
         path = plot_solution(compiled.model, compiled.problem, r / "solution.png")
         if path:
@@ -225,18 +248,32 @@ def cmd_compare(args) -> int:
     from .loop import TrainingDiverged, train
     from .plots import plot_curves
 
+    from ..optim import get_optimizer
+    from .config import TRAIN_KEYS
+
     names = [n.strip() for n in args.optimizers.split(",") if n.strip()]
-    rows, dirs = [], []
+    if not names:
+        raise PdecError("--optimizers names no optimizer")
+    # Check every optimizer and setting before the first one trains. A --set key that is one
+    # optimizer's hyperparameter goes to the optimizers that have it; a key no one has is an error.
+    keys = {item.split("=", 1)[0].strip() for item in args.set if "=" in item}
+    known = set(TRAIN_KEYS).union(*(get_optimizer(n).HYPERPARAMETERS for n in names))
+    plans = []
     for name in names:
+        ours = set(TRAIN_KEYS) | set(get_optimizer(name).HYPERPARAMETERS) | (keys - known)
+        sets = [item for item in args.set if "=" not in item or item.split("=", 1)[0].strip() in ours]
         overrides = {"optimizer": name, "time_budget": args.time_budget, "steps": args.steps, "seed": args.seed}
         if args.device:
             overrides["device"] = args.device
         if args.torch_compile:
             overrides["torch_compile"] = True
-        cfg, _ = resolve_config(overrides, args.config, args.set)
+        cfg, _ = resolve_config(overrides, args.config, sets)
+        plans.append((name, cfg, sets, overrides))
+    rows, dirs = [], []
+    for name, cfg, sets, overrides in plans:
         compiled = _compile_for(args.spec, cfg)
         try:
-            run = train(compiled, config_file=args.config, sets=args.set, run_root=args.runs, **overrides)
+            run = train(compiled, config_file=args.config, sets=sets, run_root=args.runs, **overrides)
             status = run.status
         except TrainingDiverged as exc:
             print(f"{name}: {exc}")
@@ -252,6 +289,6 @@ def cmd_compare(args) -> int:
     for name, steps, per, rel, rms, status in rows:
         print(f"{name:15s} {steps:7d} {per:9.4f} {rel:10.3e} {rms:10.3e}  {status}")
     if dirs:
-        out = Path(args.runs) / "compare.png"
+        out = Path(args.runs) / compiled.problem.name / f"compare-{time.strftime('%Y%m%d-%H%M%S')}.png"
         print(f"wrote {plot_curves(dirs, out)}")
     return 0

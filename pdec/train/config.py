@@ -75,11 +75,18 @@ def _parse_value(text: str) -> Any:
 
 def _coerce(key: str, value: Any, default: Any) -> Any:
     if isinstance(default, tuple):
+        given = value
         if isinstance(value, str):
-            value = tuple(int(v) for v in value.split(",") if v.strip())
-        elif isinstance(value, (int,)):
+            value = value.split(",")
+        elif isinstance(value, int):
             value = (value,)
-        return tuple(int(v) for v in value)
+        try:
+            widths = tuple(int(str(v).strip()) for v in value if str(v).strip())
+        except (TypeError, ValueError):
+            widths = ()
+        if not widths or any(w < 1 for w in widths):
+            raise PdecError(f"setting {key} = {given!r}: expected positive integers such as 64 or 64,64")
+        return widths
     if isinstance(default, bool):
         return bool(value)
     if isinstance(default, int) and isinstance(value, (int, float)) and float(value).is_integer():
@@ -87,7 +94,8 @@ def _coerce(key: str, value: Any, default: Any) -> Any:
     if isinstance(default, float) and isinstance(value, (int, float)):
         return float(value)
     if type(default) is not type(value):
-        raise PdecError(f"setting {key} = {value!r}: expected a {type(default).__name__}")
+        kind = {"str": "string", "int": "integer", "float": "number"}.get(type(default).__name__, type(default).__name__)
+        raise PdecError(f"setting {key} = {value!r}: expected a {kind}")
     return value
 
 

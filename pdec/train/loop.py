@@ -35,7 +35,7 @@ from ..torch_compile import check_torch_compile, is_compile_error, use_torch_com
 from .allocator import keep_freed_memory
 from .config import RESUME_OVERRIDES, TrainConfig, resolve_config
 from .memory import MemoryEstimate, available_memory, check_memory, estimate_memory
-from .runs import CHECKPOINT, MetricsLog, load_checkpoint, new_run_dir, save_checkpoint, write_json
+from .runs import CHECKPOINT, MetricsLog, load_checkpoint, new_run_dir, save_checkpoint, write_json, write_text
 from .sampling import GivenPoints, Points, PointSampler
 
 
@@ -172,6 +172,14 @@ def train(compiled: Compiled, optimizer: str | None = None, *, config_file: str 
         saved = checkpoint["settings"]
         saved.update({k: v for k, v in settings.items() if k in RESUME_OVERRIDES})
         cfg, hyper = resolve_config(saved)
+        step0, elapsed0 = checkpoint["step"], checkpoint["elapsed"]
+        if (cfg.steps and step0 >= cfg.steps) or (cfg.time_budget and elapsed0 >= cfg.time_budget):
+            # nothing to continue: refuse before anything in the run directory is rewritten
+            rule = (f"steps = {cfg.steps}" if cfg.steps and step0 >= cfg.steps
+                    else f"time budget = {cfg.time_budget:g} s")
+            raise PdecError(f"{run_dir} has run {step0} steps ({elapsed0:.1f} s) and its {rule} is "
+                            f"reached; to continue it, give a larger --steps or --time-budget (both "
+                            f"count from the start of the run)")
         unrecorded = sorted(set(hyper) - set(saved))
         if unrecorded:   # the run was started by an older pdec, before these settings existed
             warnings.warn(f"{run_dir}: the run's record has no {', '.join(unrecorded)} (started by an older "
@@ -256,7 +264,9 @@ def train(compiled: Compiled, optimizer: str | None = None, *, config_file: str 
     settings_record = {**asdict(cfg), **hyper}
     if run_dir is not None and checkpoint is None:
         write_json(run_dir / "config.json", {
-            "spec": problem.source, "problem": problem.name, "settings": settings_record,
+            # absolute, so that --resume works from any directory
+            "spec": str(Path(problem.source).resolve()) if problem.source else None,
+            "problem": problem.name, "settings": settings_record,
             "hyperparameters": hyper, "parameters_D": n_params, "dtype": str(dtype).replace("torch.", ""),
             "device": str(device), "versions": _versions(), "command": sys.argv,
             "plan": {t: {"mode": p.mode, "S": p.S} for t, p in compiled.plan.terms.items()},
@@ -267,6 +277,7 @@ def train(compiled: Compiled, optimizer: str | None = None, *, config_file: str 
             "eval_points": {"source": "given" if points is not None and sampler.eval_given else "sampled",
                             "N": 0 if sampler.eval_points is None else len(sampler.eval_points)},
             "initial_weights": initial_weights})
+        write_text(run_dir / "module.py", compiled.source)   # the code this run trains, whatever generated/ holds
     log = MetricsLog(run_dir / "metrics.csv", columns, keep_until_step=step if checkpoint else None) \
         if run_dir is not None else None
     run = Run(run_dir, cfg, hyper, model, memory)

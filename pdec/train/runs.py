@@ -1,4 +1,5 @@
-"""Run directories: ``runs/<spec>/<run-id>/`` with config.json, metrics.csv, checkpoint.pt, summary.json.
+"""Run directories: ``runs/<spec>/<run-id>/`` with config.json, module.py (the generated module's
+text), metrics.csv, checkpoint.pt, summary.json.
 
 Files are written atomically (temporary file + rename), so an interrupted write never leaves a
 truncated checkpoint or summary.
@@ -30,10 +31,15 @@ def new_run_dir(root: str | Path, spec_name: str, optimizer: str, seed: int) -> 
     return path
 
 
-def write_json(path: Path, data: Any) -> None:
+def write_text(path: Path, text: str) -> None:
+    """Write a file atomically (temporary file + rename)."""
     tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2, default=str) + "\n")
+    tmp.write_text(text)
     os.replace(tmp, path)
+
+
+def write_json(path: Path, data: Any) -> None:
+    write_text(path, json.dumps(data, indent=2, default=str) + "\n")
 
 
 def save_checkpoint(run_dir: Path, state: dict) -> None:
