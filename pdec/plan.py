@@ -329,6 +329,9 @@ def _collapsed_plan(ta: TermAnalysis, split: CollapsedSplit, analysis: Analysis,
                        "(forward Laplacian)")
         if split is ta.unfolded_split:
             plan.reason += "; its first-order terms read their own columns"
+    elif not any(op.second_order_support for op in operators):
+        plan.reason = ("the residual's derivatives are first-order and enter through linear operators "
+                       "with unknown-free coefficients (collapsed: one channel per operator)")
     else:
         plan.reason = ("every derivative of order ≥ 2 enters through linear operators of order ≤ 2 "
                        "with unknown-free coefficients (collapsed)")

@@ -135,6 +135,11 @@ def test_a_first_order_nonlinear_residual_says_it_needs_no_second_order_columns(
     assert "second-order" not in plan.reason
 
 
+def test_a_first_order_linear_residual_is_described_as_such():
+    plan = _inline_plan(lambda x, y, u, v: u.diff(x) + 2 * u.diff(y) - 1)
+    assert plan.mode == "collapsed" and plan.reason.startswith("the residual's derivatives are first-order")
+
+
 def test_forcing_inapplicable_mode_is_a_clear_error():
     with pytest.raises(pdec.ModeError, match=r"contains \(-2\)·∂_xx \+ \(-1\)·∂_xy.*'collapsed' or 'taylor'"):
         _plan("tests/specs/aniso_mixed.py", "laplacian")
