@@ -124,9 +124,16 @@ def test_non_finite_loss_stops_and_keeps_last_finite(tmp_path):
         pdec.train(compiled, "sgd", steps=50, seed=0, run_root=tmp_path, lr=1e6, momentum=0.0, **SMALL)
     assert all(torch.isfinite(p).all() for p in compiled.model.parameters())
     run_dir = next((tmp_path / "heat1d").iterdir())
-    assert json.loads((run_dir / "summary.json").read_text())["status"] == "diverged"
-    saved = torch.load(run_dir / "checkpoint.pt", weights_only=False)["model"]
+    summary = json.loads((run_dir / "summary.json").read_text(), parse_constant=lambda c: pytest.fail(c))
+    assert summary["status"] == "diverged"
+    checkpoint = torch.load(run_dir / "checkpoint.pt", weights_only=False)
+    saved = checkpoint["model"]
     assert all(torch.isfinite(v).all() for v in saved.values())
+    # the summary describes the parameters kept: their step, the clock, their loss and errors
+    assert summary["steps"] == summary["step"] == checkpoint["step"] > 0 and summary["time"] > 0
+    compiled.model.load_state_dict(saved)
+    assert summary["loss"] == pytest.approx(_loss(compiled, checkpoint["sampler"]["batch"]), rel=1e-12)
+    assert math.isfinite(summary["rel_l2"])
     assert str(run_dir) in str(info.value)
 
 

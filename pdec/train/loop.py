@@ -296,11 +296,14 @@ def train(compiled: Compiled, optimizer: str | None = None, *, config_file: str 
 
     def finish(status: str) -> None:
         run.status, run.steps, run.elapsed = status, step, elapsed
+        if status == "diverged":   # the summary reports the parameters kept, not the last evaluation
+            loss = opt.loss_at(sampler.batch)   # a collective: every rank takes part
+            record({"step": step, "time": elapsed, "loss": loss, **evaluate(model, sampler)})
         if run_dir is not None:
             save_checkpoint(run_dir, checkpoint_state())
-            write_json(run_dir / "summary.json", {"status": status, "steps": step, "time": elapsed,
-                                                  "parameters_D": n_params, "ranks": comm.world_size,
-                                                  **run.final})
+            write_json(run_dir / "summary.json", {**run.final, "status": status, "steps": step,
+                                                  "time": elapsed, "parameters_D": n_params,
+                                                  "ranks": comm.world_size})
 
     if checkpoint is None:
         loss0 = opt.loss_at(sampler.batch)  # a collective: every rank takes part
@@ -311,6 +314,7 @@ def train(compiled: Compiled, optimizer: str | None = None, *, config_file: str 
 
     params = [p for p in model.parameters()]
     last_good = [p.detach().clone() for p in params]
+    good_step = step   # the step count of last_good
     bar = tqdm(total=cfg.steps or None, initial=step, disable=not (cfg.progress and main), unit="step",
                desc=f"{problem.name}/{cfg.optimizer}", dynamic_ncols=True, file=sys.stderr,
                mininterval=0.5)
@@ -335,12 +339,13 @@ def train(compiled: Compiled, optimizer: str | None = None, *, config_file: str 
                                     + (f" in {run_dir}: resume without it: pdec train --resume {run_dir} "
                                        f"--no-torch-compile" if run_dir else "")) from exc
                 elapsed += time.perf_counter() - t0
-                if not math.isfinite(info.loss):
+                if not math.isfinite(info.loss):   # θ of this step already has a non-finite loss
                     _restore(params, last_good)
+                    step = good_step
                     finish("diverged")
                     raise TrainingDiverged(f"non-finite loss at step {step + 1}; kept the last finite "
                                            f"parameters{f' in {run_dir}' if run_dir else ''}")
-                last_good = snapshot
+                last_good, good_step = snapshot, step
                 if not all(torch.isfinite(p).all() for p in params):
                     _restore(params, snapshot)
                     finish("diverged")

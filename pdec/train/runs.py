@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 import os
 import time
 from pathlib import Path
@@ -38,8 +39,20 @@ def write_text(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
+def _strict(value: Any) -> Any:
+    """``value`` with NaN and ±inf floats as None, so that the file is strict JSON."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _strict(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_strict(v) for v in value]
+    return value
+
+
 def write_json(path: Path, data: Any) -> None:
-    write_text(path, json.dumps(data, indent=2, default=str) + "\n")
+    """Write ``data`` as strict JSON (non-finite floats as null), atomically."""
+    write_text(path, json.dumps(_strict(data), indent=2, default=str, allow_nan=False) + "\n")
 
 
 def save_checkpoint(run_dir: Path, state: dict) -> None:
