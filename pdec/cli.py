@@ -119,12 +119,32 @@ def _cmd_list(args) -> int:
     return 0
 
 
+def _plain_warnings() -> None:
+    """pdec's own warnings (UserWarning) print as one line, ``pdec: warning: …``, not with the
+    source line that raised them; other libraries' warnings keep Python's format."""
+    import warnings
+
+    default = warnings.showwarning
+    if getattr(default, "pdec_plain", False):
+        return
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        if category is UserWarning:
+            print(f"pdec: warning: {message}", file=file or sys.stderr)
+        else:
+            default(message, category, filename, lineno, file, line)
+
+    show.pdec_plain = True
+    warnings.showwarning = show
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``pdec``; returns the exit status."""
     parser = build_parser()
     argv = list(sys.argv[1:] if argv is None else argv)
     args = parser.parse_args(argv)
     args.argv = argv
+    _plain_warnings()
     handlers = {"compile": _cmd_compile, "inspect": _cmd_inspect, "check": _cmd_check, "list": _cmd_list}
     try:
         if args.command in handlers:

@@ -23,6 +23,7 @@ raises :class:`~pdec.errors.SpecError` naming the spec file and the offending te
 
 from __future__ import annotations
 
+import hashlib
 import keyword
 import math
 from dataclasses import dataclass, field
@@ -225,6 +226,19 @@ class Problem:
         if not self.exact:
             return None
         return {u: self._substitute(sp.sympify(e)) for u, e in self.exact.items()}
+
+    def fingerprint(self) -> str:
+        """A hash of what the problem computes: name, domain, unknowns, residuals, conditions and
+        their regions, exact solution (parameters substituted). Comments and formatting of the
+        spec file do not change it. Hex digest (16 characters)."""
+        parts = [self.name, repr(sorted((str(v), tuple(map(str, b))) for v, b in self.domain.bounds.items())),
+                 str(self.domain.time), repr([sp.srepr(u) for u in self.unknowns]),
+                 repr([sp.srepr(r) for r in self.interior_residuals])]
+        for name, c in self.condition_items.items():
+            parts.append(f"{name}: {sp.srepr(c.residual)} on {c.on.describe()}")
+        if self.exact_solution:
+            parts.append(repr(sorted((sp.srepr(u), sp.srepr(e)) for u, e in self.exact_solution.items())))
+        return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
 
     def _substitute(self, expr: sp.Expr) -> sp.Expr:
         if not self.parameters:

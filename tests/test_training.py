@@ -73,6 +73,36 @@ def test_resuming_a_finished_run_is_refused_and_leaves_it_alone(tmp_path):
     assert resumed.steps == 4
 
 
+def test_resuming_after_the_problem_changed_is_refused(tmp_path):
+    spec = tmp_path / "heat1d.py"
+    text = (ROOT / "specs" / "heat1d.py").read_text()
+    spec.write_text(text)
+
+    def compiled():
+        return pdec.compile(pdec.load_spec(spec), hidden=(6, 5), write=False)
+
+    run = pdec.train(compiled(), "adam", steps=2, seed=0, run_root=tmp_path, lr=1e-2, **SMALL)
+    spec.write_text("# a comment does not change the problem\n" + text)
+    assert pdec.train(compiled(), resume=run.run_dir, steps=3, progress=False).steps == 3
+    spec.write_text(text.replace("kappa: sp.Rational(1, 4)", "kappa: sp.Rational(1, 2)"))
+    with pytest.raises(pdec.PdecError, match="problem changed since the run"):
+        pdec.train(compiled(), resume=run.run_dir, steps=4, progress=False)
+
+
+def test_a_wrong_exact_solution_is_warned_about(tmp_path):
+    spec = tmp_path / "heat1d.py"
+    text = (ROOT / "specs" / "heat1d.py").read_text()
+    spec.write_text(text.replace("sp.exp(-sp.pi**2 * t / 4)", "sp.exp(-sp.pi**2 * t / 2)"))
+    wrong = pdec.compile(pdec.load_spec(spec), hidden=(6, 5), write=False)
+    with pytest.warns(UserWarning, match=r"does not satisfy interior \(see `pdec check "):
+        pdec.train(wrong, "adam", steps=1, save=False, lr=1e-2, **SMALL)
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")   # the shipped spec's exact solution passes: no warning
+        pdec.train(_compiled(), "adam", steps=1, save=False, lr=1e-2, **SMALL)
+
+
 @pytest.mark.parametrize("value", ["0", "abc", "64,-1", "''"])
 def test_bad_widths_are_a_setting_error(value):
     with pytest.raises(pdec.PdecError, match="expected positive integers such as 64 or 64,64"):
@@ -379,6 +409,10 @@ def test_init_from_starts_a_new_run_from_another_runs_weights(tmp_path, monkeypa
         pdec.train(sin, "kfac", steps=1, save=False, init_from=adam.run_dir, **SMALL)
     with pytest.raises(pdec.PdecError, match="no checkpoint.pt to start from"):
         pdec.train(_compiled(), "kfac", steps=1, save=False, init_from=tmp_path, **SMALL)
+    # a run of another problem (here 2d Poisson, same widths) is a warm start, with a warning
+    poisson = pdec.compile(pdec.load_spec(ROOT / "specs" / "poisson2d.py"), hidden=(6, 5), write=False)
+    with pytest.warns(UserWarning, match="trained another problem \\('heat1d'"):
+        pdec.train(poisson, "kfac", steps=1, save=False, init_from=adam.run_dir, **SMALL)
 
     monkeypatch.chdir(tmp_path)  # generated/ is written below the working directory
     sets = [f"--set={k}={v}" for k, v in {**SMALL, "hidden": "6,5"}.items()]

@@ -27,6 +27,7 @@ import torch
 from tqdm.auto import tqdm
 
 from .. import __version__
+from ..check import check_problem
 from ..compiler import Compiled
 from ..errors import PdecError
 from ..optim import get_optimizer
@@ -164,6 +165,13 @@ def train(compiled: Compiled, optimizer: str | None = None, *, config_file: str 
             raise PdecError(f"the checkpoint in {run_dir} has the terms {', '.join(saved_terms)}, but the "
                             f"compiled spec has {', '.join(sorted(model.term_names))}: its conditions changed "
                             f"since the run started, so it cannot resume; start a new run")
+        record_file = run_dir / "config.json"
+        started = json.loads(record_file.read_text()).get("problem_fingerprint") if record_file.is_file() else None
+        if started is not None and started != compiled.problem.fingerprint():
+            raise PdecError(f"the spec's problem changed since the run in {run_dir} started (its residuals, "
+                            f"conditions, domain, parameters or exact solution): resuming would train "
+                            f"another PDE. Start a new run (--init-from {run_dir} starts it from this "
+                            f"run's weights)")
         given = checkpoint.get("points") == "given"
         if given != (points is not None):
             raise PdecError(f"the run in {run_dir} was trained on "
@@ -205,6 +213,8 @@ def train(compiled: Compiled, optimizer: str | None = None, *, config_file: str 
         raise PdecError(f"rank {comm.rank} has its model on {device}; with one GPU per rank, compile with "
                         f"device='cuda:{comm.local_rank}' (LOCAL_RANK)")
     problem = compiled.problem
+    if checkpoint is None and main and problem.exact_solution:
+        _warn_if_exact_is_wrong(problem)
     if points is not None:
         sampler = GivenPoints(problem, points, eval_points, cfg.seed, cfg.n_eval if main else 0, dtype, device,
                               comm.rank, comm.world_size, state=checkpoint["sampler"] if checkpoint else None)
@@ -233,7 +243,7 @@ def train(compiled: Compiled, optimizer: str | None = None, *, config_file: str 
         if checkpoint is not None:
             raise PdecError("init_from starts a new run from another run's weights; resume continues a run: "
                             "give one of them")
-        _load_weights(model, Path(init_from))
+        _load_weights(model, Path(init_from), problem)
         initialize, initial_weights = False, f"from {init_from}"
     if checkpoint is None:
         torch.manual_seed(cfg.seed)
@@ -266,7 +276,8 @@ def train(compiled: Compiled, optimizer: str | None = None, *, config_file: str 
         write_json(run_dir / "config.json", {
             # absolute, so that --resume works from any directory
             "spec": str(Path(problem.source).resolve()) if problem.source else None,
-            "problem": problem.name, "settings": settings_record,
+            "problem": problem.name, "problem_fingerprint": problem.fingerprint(),
+            "settings": settings_record,
             "hyperparameters": hyper, "parameters_D": n_params, "dtype": str(dtype).replace("torch.", ""),
             "device": str(device), "versions": _versions(), "command": sys.argv,
             "plan": {t: {"mode": p.mode, "S": p.S} for t, p in compiled.plan.terms.items()},
@@ -417,11 +428,28 @@ def _check_same_points(comm: Communicator, sampler) -> None:
                         f"the same batch on every rank (seed it with k, not with the rank)")
 
 
-def _load_weights(model, run_dir: Path) -> None:
-    """Copy the weights of ``run_dir``'s last checkpoint into ``model`` (same widths and activation)."""
+def _warn_if_exact_is_wrong(problem) -> None:
+    """Warn when the spec's exact solution fails :func:`pdec.check.check_problem` (a fraction of a
+    second on the shipped specs): the run's errors are measured against it."""
+    report = check_problem(problem)
+    failed = [r.term for r in report.results if not r.passed]
+    if failed:
+        where = problem.source or f"problem {problem.name!r}"
+        warnings.warn(f"the exact solution of {where} does not satisfy {', '.join(failed)} (see `pdec check "
+                      f"{where}`): the relative L2 and RMS errors of this run are measured against it",
+                      stacklevel=3)
+
+
+def _load_weights(model, run_dir: Path, problem=None) -> None:
+    """Copy the weights of ``run_dir``'s last checkpoint into ``model`` (same widths and activation).
+    A run of another problem is allowed (a warm start from a related PDE), with a warning."""
     if not (run_dir / CHECKPOINT).is_file():
         raise PdecError(f"{run_dir}: no {CHECKPOINT} to start from")
     record = json.loads((run_dir / "config.json").read_text())   # the run's widths and activation
+    started = record.get("problem_fingerprint")
+    if problem is not None and started is not None and started != problem.fingerprint():
+        warnings.warn(f"{run_dir} trained another problem ({record.get('problem')!r}, or this spec "
+                      f"before it changed); starting from its weights anyway", stacklevel=3)
     theirs, ours = tuple(record["widths"]), tuple(model.widths)
     if theirs != ours:
         raise PdecError(f"{run_dir}: its network has the widths {theirs}, this model {ours}; compile with "
