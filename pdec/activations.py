@@ -38,6 +38,21 @@ class Activation:
         return out
 
 
+def _parse(text: str) -> sp.Expr:
+    """A command-line or config activation that is not a built-in name: a SymPy expression of
+    one symbol, e.g. ``"z*tanh(z)"``. A bare name (``"relu"``) is an unknown activation, not the
+    identity."""
+    unknown = PdecError(f"unknown activation {text!r}; built-ins: {', '.join(BUILTIN)}, or a SymPy "
+                        "expression of one symbol such as 'z*tanh(z)'")
+    try:
+        expr = sp.parse_expr(text, local_dict={"sigmoid": sigmoid, "softplus": softplus, "z": Z})
+    except Exception as exc:   # parse_expr raises SyntaxError, TokenError, TypeError, ...
+        raise unknown from exc
+    if not isinstance(expr, sp.Expr) or isinstance(expr, sp.Symbol):
+        raise unknown
+    return expr
+
+
 def resolve_activation(activation: "str | sp.Expr | sp.Lambda") -> Activation:
     """Name or SymPy function of one variable -> :class:`Activation`.
 
@@ -45,10 +60,9 @@ def resolve_activation(activation: "str | sp.Expr | sp.Lambda") -> Activation:
         PdecError: unknown name, not a function of exactly one variable, or unprintable.
     """
     if isinstance(activation, str):
-        if activation not in BUILTIN:
-            raise PdecError(f"unknown activation {activation!r}; built-ins: {', '.join(BUILTIN)} "
-                            "(or pass a SymPy expression of one symbol)")
-        return Activation(activation, BUILTIN[activation])
+        if activation in BUILTIN:
+            return Activation(activation, BUILTIN[activation])
+        activation = _parse(activation)
     if isinstance(activation, sp.Lambda):
         if len(activation.variables) != 1:
             raise PdecError("an activation Lambda must take exactly one variable")

@@ -29,7 +29,9 @@ def _hidden(text: str) -> tuple[int, ...]:
 
 def _add_compile_options(p: argparse.ArgumentParser, out: bool = True) -> None:
     p.add_argument("--hidden", type=_hidden, default=(64,), help="hidden widths, comma-separated (default 64)")
-    p.add_argument("--activation", default="tanh", help="tanh (default), sin, sigmoid or softplus")
+    p.add_argument("--activation", default="tanh",
+                   help="tanh (default), sin, sigmoid, softplus, or a SymPy expression of z such as "
+                        "'z*tanh(z)'")
     p.add_argument("--mode", default="auto", choices=["auto", "laplacian", "collapsed", "taylor"],
                    help="propagation mode of the interior residual (default: cheapest exact); "
                         "laplacian on a residual like ∂_t u − κΔu keeps ∂_t h a column of its own")

@@ -103,7 +103,32 @@ def test_compile_takes_a_spec_path_and_refuses_other_objects():
 def test_unknown_activation_is_clear():
     problem = pdec.load_spec("specs/heat1d.py")
     with pytest.raises(pdec.PdecError, match="unknown activation 'relu6'"):
-        pdec.compile(problem, activation="relu6", write=False)
+        pdec.compile(problem, activation="relu6", write=False)   # a bare name, not the identity
+    with pytest.raises(pdec.PdecError, match="unknown activation 'z \\+'"):
+        pdec.compile(problem, activation="z +", write=False)
+    with pytest.raises(pdec.PdecError, match="activation uses Relu, which has no torch equivalent"):
+        pdec.compile(problem, activation="Relu(z)", write=False)
+
+
+def test_an_activation_given_as_text_is_a_sympy_expression(capsys):
+    """--activation 'z*tanh(z)' (or activation = "..." in a config) is the expression; the header's
+    regeneration command and `pdec inspect` give it back in a form the shell passes whole."""
+    import shlex
+
+    import sympy as sp
+
+    from pdec.cli import main
+
+    problem = pdec.load_spec("specs/heat1d.py")
+    z = sp.Symbol("z")
+    from_text = pdec.compile(problem, hidden=(4,), activation="z*tanh(z)", write=False)
+    from_expr = pdec.compile(problem, hidden=(4,), activation=z * sp.tanh(z), write=False)
+    assert from_text.source == from_expr.source
+    regen = next(line for line in from_text.source.splitlines() if line.startswith("# Regenerate with: "))
+    assert shlex.split(regen[len("# Regenerate with: "):]) == [
+        "pdec", "compile", "specs/heat1d.py", "--hidden", "4", "--activation", "z*tanh(z)"]
+    assert main(["inspect", "specs/heat1d.py", "--activation", "z*tanh(z)", "--hidden", "4"]) == 0
+    assert "--activation 'z*tanh(z)'" in capsys.readouterr().out
 
 
 def test_combined_regions_flatten_and_describe():

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import keyword
 import re
+import shlex
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -60,11 +61,14 @@ class Options:
 
     def compile_args(self, spec_path: str) -> list[str]:
         """The ``pdec compile`` command line that writes this module: the options that differ
-        from the defaults (a custom SymPy activation has no command-line form)."""
+        from the defaults (a custom activation as its SymPy expression of z). Join with
+        ``shlex.join``."""
         args = ["pdec", "compile", spec_path]
         if self.hidden != (64,):
             args += ["--hidden", ",".join(map(str, self.hidden))]
-        if not self.activation.name.startswith("custom") and self.activation.name != "tanh":
+        if self.activation.name.startswith("custom"):
+            args += ["--activation", sp.sstr(self.activation.expr)]
+        elif self.activation.name != "tanh":
             args += ["--activation", self.activation.name]
         if self.mode != "auto":
             args += ["--mode", self.mode]
@@ -467,7 +471,7 @@ def build_context(plan: Plan, options: Options, version: str, source_hash: str) 
                  "assigns": assigns, "results": results,
                  "exprs": [f"{u} = {sp.sstr(e)}" for u, e in zip(problem.unknowns, exprs)]}
     spec_path = spec_display_path(problem.source, problem.name)
-    regen = " ".join(options.compile_args(spec_path))
+    regen = shlex.join(options.compile_args(spec_path))
     py = {
         "variables": repr(tuple(str(v) for v in variables)),
         "unknowns": repr(tuple(a.unknown_names)),
