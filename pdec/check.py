@@ -189,7 +189,7 @@ def _numeric(expr: sp.Expr, points: list[dict], digits: int) -> tuple[bool, floa
     expr = _evaluable(expr)
     terms = sp.Add.make_args(expr)
     rel = sp.Float(10) ** (-sp.Rational(digits, 2))
-    worst, worst_tol, ok, bad = 0.0, float(rel), True, ""
+    worst, worst_tol, ok, bad, worst_bad = 0.0, float(rel), True, "", 0.0
     for pt in points:
         value = expr.evalf(digits, subs=pt)
         if not value.is_number or value.has(sp.nan, sp.zoo, sp.oo, -sp.oo) or value.free_symbols:
@@ -200,13 +200,12 @@ def _numeric(expr: sp.Expr, points: list[dict], digits: int) -> tuple[bool, floa
             scale = 0.0
         tol = float(rel) * max(1.0, scale)
         r = abs(complex(value))
-        if r > worst:
-            worst = r
-        if r > tol:
-            if ok:
-                bad = (f"|r| = {r:.3e} > tol {tol:.1e} at "
-                       + ", ".join(f"{v}={float(x):.6g}" for v, x in pt.items()))
+        if r > tol and r > worst_bad:   # name the point of the largest failing |r|
+            worst_bad = r
+            bad = (f"|r| = {r:.3e} > tol {tol:.1e} at "
+                   + ", ".join(f"{v}={float(x):.6g}" for v, x in pt.items()))
             ok = False
+        worst = max(worst, r)
         worst_tol = max(worst_tol, tol)
     return ok, worst, worst_tol, bad
 
@@ -226,7 +225,7 @@ def _check_term(problem: Problem, name: str, residual: sp.Expr, region: Region |
     if faces:
         if all(_is_zero(r.subs(var, value)) for var, value in faces):
             where = region.describe() if region is not None else "region"
-            on = f"on the {where}" if len(faces) == 1 else f"on every face of the {where}"
+            on = f"on the {where}" if len(faces) == 1 else f"on each face ({where})"
             return TermCheck(name, True, "symbolic", message=f"residual simplifies to 0 {on}")
     points = _points(problem, region, n_points, seed, digits)
     ok, worst, tol, why = _numeric(r, points, digits)

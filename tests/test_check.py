@@ -120,8 +120,11 @@ def test_poisson_correct_passes():
 def test_poisson_wrong_solution_fails(wrong):
     report = check_problem(_poisson2d(wrong))
     assert not report.passed
-    assert not _by_term(report)["interior"].passed
+    interior = _by_term(report)["interior"]
+    assert not interior.passed
     assert "FAIL interior: numeric" in str(report)
+    # the point the message names is the one of the largest |r| (the max it reports)
+    assert f"|r| = {interior.max_abs:.3e} > tol" in interior.message
 
 
 def test_boundary_condition_violated_fails():
