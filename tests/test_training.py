@@ -457,3 +457,24 @@ def test_resuming_a_run_recorded_before_a_setting_existed_warns(tmp_path):
     torch.save(state, path)
     with pytest.warns(UserWarning, match="has no trust .* resuming with today's defaults: trust = True"):
         pdec.train(_compiled(), resume=part.run_dir, steps=3, progress=False)
+
+
+def test_solution_plot_has_a_row_per_unknown(tmp_path):
+    import matplotlib.pyplot as plt
+    import sympy as sp
+
+    from pdec import Boundary, Box, Condition, Problem
+    from pdec.train.plots import plot_solution
+
+    x, y = sp.symbols("x y", real=True)
+    u, v = sp.Function("u")(x, y), sp.Function("v")(x, y)
+    ue, ve = sp.sin(sp.pi * x) * sp.sin(sp.pi * y), x * y
+    lap = lambda w: w.diff(x, 2) + w.diff(y, 2)
+    problem = Problem(name="pair", domain=Box({x: (0, 1), y: (0, 1)}), unknowns=[u, v],
+                      interior=[lap(u) - lap(ue), lap(v) - v + ve],
+                      conditions={"bu": Condition(u - ue, on=Boundary()), "bv": Condition(v - ve, on=Boundary())},
+                      exact={u: ue, v: ve})
+    compiled = pdec.compile(problem, hidden=(4,), write=False)
+    one = plot_solution(_compiled(hidden=(4,)).model, _compiled().problem, tmp_path / "one.png")
+    two = plot_solution(compiled.model, problem, tmp_path / "two.png")
+    assert plt.imread(two).shape[0] == 2 * plt.imread(one).shape[0]   # 4 inches of panels per unknown

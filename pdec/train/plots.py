@@ -60,7 +60,8 @@ def plot_curves(run_dirs: list[Path], out: Path, title: str | None = None) -> Pa
 
 def plot_solution(model, problem, out: Path, resolution: int = 100) -> Path | None:
     """Learned solution, exact solution and |error| on the slice of the first two variables
-    (other variables at their midpoint), like the paper's figure A6. None without u*."""
+    (other variables at their midpoint), like the paper's figure A6; one row per unknown.
+    None without u*."""
     exact = getattr(model, "exact_solution", None)
     if exact is None or len(problem.variables) < 2:
         return None
@@ -74,13 +75,17 @@ def plot_solution(model, problem, out: Path, resolution: int = 100) -> Path | No
     X[:, 0], X[:, 1] = s.reshape(-1), t.reshape(-1)
     X = X.to(device)
     with torch.no_grad():
-        u, ue = model(X)[:, 0].cpu(), exact(X)[:, 0].cpu()
-    fig, axes = plt.subplots(1, 3, figsize=(14, 4), constrained_layout=True)
+        U, Ue = model(X).cpu(), exact(X).cpu()     # (R², m): one row of panels per unknown
+    m = U.shape[1]
+    fig, axes = plt.subplots(m, 3, figsize=(14, 4 * m), constrained_layout=True, squeeze=False)
     names = [str(v) for v in problem.variables]
-    for ax, data, title in zip(axes, [u, ue, (u - ue).abs()], ["learned", "exact", "|error|"]):
-        im = ax.pcolormesh(s.numpy(), t.numpy(), data.reshape(resolution, resolution).numpy(), shading="auto")
-        fig.colorbar(im, ax=ax)
-        ax.set(title=title, xlabel=names[0], ylabel=names[1])
+    for k, unknown in enumerate(model.unknowns):
+        u, ue = U[:, k], Ue[:, k]
+        for ax, data, title in zip(axes[k], [u, ue, (u - ue).abs()], ["learned", "exact", "|error|"]):
+            im = ax.pcolormesh(s.numpy(), t.numpy(), data.reshape(resolution, resolution).numpy(),
+                               shading="auto")
+            fig.colorbar(im, ax=ax)
+            ax.set(title=f"{unknown}: {title}", xlabel=names[0], ylabel=names[1])
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out, dpi=120)
     plt.close(fig)
