@@ -416,8 +416,9 @@ class Problem:
 
 
 def _plain_name(name: str) -> bool:
-    """Whether a SymPy name can stand as a Python local: an identifier, not a keyword."""
-    return name.isidentifier() and not keyword.iskeyword(name)
+    """Whether a SymPy name is a Python identifier (a keyword such as ``lambda`` is: the generated
+    code names its local ``v_lambda``)."""
+    return name.isidentifier()
 
 
 def _as_condition(name: str, cond, src) -> Condition:

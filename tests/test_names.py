@@ -69,7 +69,7 @@ def test_names_that_pdec_uses_for_its_own_symbols():
                               ("auto", "collapsed"))
 
 
-@pytest.mark.parametrize("name", ["Zc", "sigma_2", "columns", "L0h", "Q0", "s1"])
+@pytest.mark.parametrize("name", ["Zc", "sigma_2", "columns", "L0h", "Q0", "s1", "lambda"])
 def test_variables_named_like_locals_of_the_generated_code(name):
     # x-dependent second-order coefficients put the variables into the activate functions
     v = sp.Symbol(name)
