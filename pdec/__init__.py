@@ -6,7 +6,7 @@ optimizers -> training. Public entry points: :func:`load_spec`, :func:`compile`.
 
 __version__ = "0.1.0"
 
-from .errors import ModeError, PdecError, SpecError  # noqa: E402
+from .errors import ModeError, PdecError, PdecWarning, SpecError  # noqa: E402
 from .spec import (Boundary, Box, Combined, Condition, Face, Initial, Problem, Region,  # noqa: E402
                    Sampler, SpatialBoundary)
 from .loader import load_spec  # noqa: E402
@@ -17,4 +17,4 @@ from .train import Run, TrainingDiverged, train  # noqa: E402
 __all__ = ["__version__", "load_spec", "compile", "Compiled", "check_problem", "train", "Run",
            "TrainingDiverged", "Problem", "Box", "Condition",
            "Boundary", "SpatialBoundary", "Face", "Initial", "Sampler", "Combined", "Region", "SpecError",
-           "ModeError", "PdecError"]
+           "ModeError", "PdecError", "PdecWarning"]

@@ -62,6 +62,8 @@ def resolve_activation(activation: "str | sp.Expr | sp.Lambda") -> Activation:
     if isinstance(activation, str):
         if activation in BUILTIN:
             return Activation(activation, BUILTIN[activation])
+        if activation.startswith("custom(") and activation.endswith(")"):   # an Activation's own name
+            activation = activation[len("custom("):-1]
         activation = _parse(activation)
     if isinstance(activation, sp.Lambda):
         if len(activation.variables) != 1:

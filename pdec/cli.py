@@ -122,16 +122,18 @@ def _cmd_list(args) -> int:
 
 
 def _plain_warnings() -> None:
-    """pdec's own warnings (UserWarning) print as one line, ``pdec: warning: …``, not with the
-    source line that raised them; other libraries' warnings keep Python's format."""
+    """pdec's own warnings (:class:`~pdec.errors.PdecWarning`) print as one line, ``pdec: warning:
+    …``, not with the source line that raised them; other warnings keep Python's format."""
     import warnings
+
+    from .errors import PdecWarning
 
     default = warnings.showwarning
     if getattr(default, "pdec_plain", False):
         return
 
     def show(message, category, filename, lineno, file=None, line=None):
-        if category is UserWarning:
+        if issubclass(category, PdecWarning):
             print(f"pdec: warning: {message}", file=file or sys.stderr)
         else:
             default(message, category, filename, lineno, file, line)

@@ -122,6 +122,8 @@ def compile(problem: Problem | str | Path, hidden: Sequence[int] = (64,), activa
         problem = load_spec(problem)
     elif not isinstance(problem, Problem):
         raise TypeError(f"pdec.compile takes a Problem or the path of a spec file, got {type(problem).__name__}")
+    if write not in (True, False, "own"):
+        raise ValueError(f"write must be True, False or 'own', got {write!r}")
     plan, source = generate_source(problem, hidden, activation, mode)
     path = Path(out_dir) / f"{problem.name}.py"
     if write == "own":

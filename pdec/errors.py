@@ -11,6 +11,10 @@ class PdecError(Exception):
     """Base class of every error pdec raises on purpose."""
 
 
+class PdecWarning(UserWarning):
+    """A warning pdec gives on purpose (the CLI prints it as one line, ``pdec: warning: …``)."""
+
+
 class SpecError(PdecError):
     """A spec is malformed: the message names the spec (file) and the offending term."""
 

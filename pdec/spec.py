@@ -228,10 +228,12 @@ class Problem:
         return {u: self._substitute(sp.sympify(e)) for u, e in self.exact.items()}
 
     def fingerprint(self) -> str:
-        """A hash of what the problem computes: name, domain, unknowns, residuals, conditions and
-        their regions, exact solution (parameters substituted). Comments and formatting of the
-        spec file do not change it. Hex digest (16 characters)."""
-        parts = [self.name, repr(sorted((str(v), tuple(map(str, b))) for v, b in self.domain.bounds.items())),
+        """A hash of what the problem computes: name, domain (variables in their order, bounds as
+        numbers), unknowns, residuals, conditions and their regions, exact solution (parameters
+        substituted). Comments and formatting of the spec file do not change it; a
+        :class:`Sampler` region counts by its description only (its function is not hashed).
+        Hex digest (16 characters)."""
+        parts = [self.name, repr([(str(v), self.domain.interval(v)) for v in self.variables]),
                  str(self.domain.time), repr([sp.srepr(u) for u in self.unknowns]),
                  repr([sp.srepr(r) for r in self.interior_residuals])]
         for name, c in self.condition_items.items():
@@ -380,11 +382,17 @@ class Problem:
         if expr.has(sp.I):
             fail(f"complex constant I in {expr}: residuals must be real (write a complex equation "
                  "as a system of its real and imaginary parts)")
+        # what pdec can analyse and print: sums, products, powers, numbers, the variables, the
+        # unknowns and their derivatives, and the functions of pdec.functions (checked below).
+        # Anything else (Max, Integral, Sum, Subs, …) is refused here, not left to fail in codegen.
         for node in sp.preorder_traversal(expr):
-            if isinstance(node, (sp.Max, sp.Min)):
-                fail(f"unsupported function {type(node).__name__} in {node}: pdec differentiates "
-                     "the residual's parts and prints them for torch; write it with Abs, e.g. "
-                     "Max(a, b) = (a + b + Abs(a - b))/2")
+            if isinstance(node, (sp.Function, *_ALLOWED_NODES)):
+                continue
+            hint = (": write it with Abs, e.g. Max(a, b) = (a + b + Abs(a - b))/2"
+                    if isinstance(node, (sp.Max, sp.Min)) else
+                    " (pdec takes sums, products, powers, numbers, the variables, the unknowns, "
+                    f"their derivatives and the functions {_FUNCTIONS})")
+            fail(f"unsupported {type(node).__name__} in {node}{hint}")
         for f in expr.atoms(AppliedUndef):
             if f.func not in unknowns:
                 fail(f"{f} is not a declared unknown (declared: "
@@ -407,12 +415,17 @@ class Problem:
             if isinstance(f, AppliedUndef):
                 continue
             if not is_supported_function(f):
-                fail(f"unsupported function {type(f).__name__} in {f} (supported: exp, log, sin, cos, "
-                     "tan, sinh, cosh, tanh, asin, acos, atan, Abs, erf, sigmoid, softplus)")
+                fail(f"unsupported function {type(f).__name__} in {f} (supported: {_FUNCTIONS})")
         stray = {s for s in expr.free_symbols if s not in variables}
         if stray:
             fail(f"undeclared symbol(s) {', '.join(sorted(map(str, stray)))}: declare them as "
                  "domain variables or give them a value in parameters")
+
+
+_FUNCTIONS = "exp, log, sin, cos, tan, sinh, cosh, tanh, asin, acos, atan, Abs, erf, sigmoid, softplus"
+# SymPy node types a residual may consist of, besides the functions of pdec.functions
+_ALLOWED_NODES = (sp.Add, sp.Mul, sp.Pow, sp.Symbol, sp.Number, sp.NumberSymbol, sp.Derivative,
+                  sp.Tuple, AppliedUndef)
 
 
 def _plain_name(name: str) -> bool:

@@ -78,6 +78,16 @@ def test_variables_named_like_locals_of_the_generated_code(name):
     _assert_matches_reference(problem, ("auto", "taylor"))
 
 
+def test_a_variable_named_like_a_temporary_of_another_block():
+    # channel 0's x-dependent coefficients share exp(x): a temporary named b0; channel 1's
+    # coefficient is the variable b0, read after that temporary was assigned
+    b0 = sp.Symbol("b0")
+    u, v = sp.Function("u")(x, b0), sp.Function("v")(x, b0)
+    interior = [u.diff(x, 2) + x * sp.exp(x) * u.diff(x) + sp.exp(x) * u.diff(b0)
+                + v.diff(b0, 2) + b0 * v.diff(x) + u * v, v.diff(x, 2)]
+    _assert_matches_reference(_problem(interior, (x, b0), [u, v]), ("auto", "collapsed"))
+
+
 @pytest.mark.parametrize("make,message", [
     (lambda: _problem(sp.Function("u")(sp.Symbol("x_{1}"), y).diff(sp.Symbol("x_{1}"), 3),
                       (sp.Symbol("x_{1}"), y)), r"variable name 'x_\{1\}' must be a plain Python identifier"),
@@ -85,10 +95,13 @@ def test_variables_named_like_locals_of_the_generated_code(name):
      r"unknown name '\\\\phi' must be a plain Python identifier"),
     (lambda: _problem(sp.Function("w")(x, sp.Symbol("w")).diff(x, 2), (x, sp.Symbol("w")),
                       [sp.Function("w")(x, sp.Symbol("w"))]), "has the name of a variable"),
-    (lambda: _problem(sp.Function("u")(x, y).diff(x, 2) - sp.Max(x, y)), "unsupported function Max"),
+    (lambda: _problem(sp.Function("u")(x, y).diff(x, 2) - sp.Max(x, y)), "unsupported Max in Max\\(x, y\\): write it with Abs"),
     (lambda: _problem(sp.Function("u")(x, y).diff(x, 2) + sp.Min(sp.Function("u")(x, y), 0)),
-     "unsupported function Min"),
+     "unsupported Min"),
     (lambda: _problem(sp.Function("u")(x, y).diff(x, 2) + sp.I * x), "complex constant I"),
+    (lambda: _problem(sp.Function("u")(x, y).diff(x, 2) + sp.Integral(x, (x, 0, 1))), "unsupported Integral"),
+    (lambda: _problem(sp.Function("u")(x, y).diff(x, 2) + sp.Subs(sp.Function("u")(x, y).diff(x), x, 0)),
+     "unsupported Subs"),
 ])
 def test_specs_pdec_cannot_compile_faithfully_are_refused(make, message):
     with pytest.raises(pdec.SpecError, match=message):

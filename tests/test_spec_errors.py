@@ -150,3 +150,22 @@ def test_inspect_writes_nothing(tmp_path):
     assert "term 'interior': mode laplacian, S = 4" in proc.stdout
     assert f"pdec compile {spec} --mode laplacian writes generated/heat1d.py" in proc.stdout
     assert list(tmp_path.iterdir()) == []
+
+
+def test_fingerprint_follows_what_the_problem_computes():
+    import sympy as sp
+
+    from pdec import Boundary, Box, Condition, Problem
+
+    x, y = sp.symbols("x y")
+    u = sp.Function("u")(x, y)
+
+    def problem(bounds, interior=u.diff(x, 2) + u.diff(y, 2)):
+        return Problem(name="fp", domain=Box(bounds), unknowns=[u], interior=interior,
+                       conditions={"b": Condition(u, on=Boundary())})
+
+    base = problem({x: (0, 1), y: (0, 1)}).fingerprint()
+    assert problem({x: (0, 1.0), y: (sp.Integer(0), 1)}).fingerprint() == base      # same numbers
+    assert problem({y: (0, 1), x: (0, 1)}).fingerprint() != base   # the network's input columns swap
+    assert problem({x: (0, 2), y: (0, 1)}).fingerprint() != base
+    assert problem({x: (0, 1), y: (0, 1)}, u.diff(x, 2) - u.diff(y, 2)).fingerprint() != base

@@ -161,6 +161,9 @@ def test_non_finite_loss_stops_and_keeps_last_finite(tmp_path):
     assert all(torch.isfinite(v).all() for v in saved.values())
     # the summary describes the parameters kept: their step, the clock, their loss and errors
     assert summary["steps"] == summary["step"] == checkpoint["step"] > 0 and summary["time"] > 0
+    assert f"kept the parameters after step {summary['steps']}" in str(info.value)
+    steps = [int(r["step"]) for r in read_metrics(run_dir)]
+    assert steps == sorted(steps) and len(set(steps)) == len(steps)   # the log never goes back
     compiled.model.load_state_dict(saved)
     assert summary["loss"] == pytest.approx(_loss(compiled, checkpoint["sampler"]["batch"]), rel=1e-12)
     assert math.isfinite(summary["rel_l2"])
@@ -478,3 +481,34 @@ def test_solution_plot_has_a_row_per_unknown(tmp_path):
     one = plot_solution(_compiled(hidden=(4,)).model, _compiled().problem, tmp_path / "one.png")
     two = plot_solution(compiled.model, problem, tmp_path / "two.png")
     assert plt.imread(two).shape[0] == 2 * plt.imread(one).shape[0]   # 4 inches of panels per unknown
+
+
+def test_an_activation_given_as_text_trains_resumes_and_plots(tmp_path, monkeypatch):
+    from pdec.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    spec = str(ROOT / "specs" / "heat1d.py")
+    sets = [f"--set={k}={v}" for k, v in {**SMALL, "hidden": "5"}.items()] + ["--set=activation=z*tanh(z)"]
+    assert main(["train", spec, "--optimizer", "adam", "--steps", "2", *sets]) == 0
+    run_dir = next((tmp_path / "runs" / "heat1d").iterdir())
+    assert "activation='custom(z*tanh(z))'" in (run_dir / "module.py").read_text()
+    assert main(["train", "--resume", str(run_dir), "--steps", "3", "--no-progress"]) == 0
+    assert json.loads((run_dir / "summary.json").read_text())["steps"] == 3
+    assert main(["plot", str(run_dir)]) == 0 and (run_dir / "solution.png").is_file()
+
+
+def test_the_cli_prints_pdecs_warnings_as_one_line_and_leaves_others_alone(capsys):
+    import warnings
+
+    from pdec.cli import _plain_warnings
+
+    saved, others = warnings.showwarning, []
+    try:
+        warnings.showwarning = lambda message, category, *rest, **kw: others.append(category)
+        _plain_warnings()   # wraps the function it finds
+        warnings.showwarning(pdec.PdecWarning("the points lie outside"), pdec.PdecWarning, "x.py", 1)
+        warnings.showwarning(UserWarning("a library's warning"), UserWarning, "lib.py", 7)
+    finally:
+        warnings.showwarning = saved
+    assert capsys.readouterr().err == "pdec: warning: the points lie outside\n"
+    assert others == [UserWarning]   # passed on unchanged

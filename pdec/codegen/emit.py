@@ -90,7 +90,8 @@ def class_name(name: str) -> str:
 def _print_exprs(exprs, symbol_names: dict[sp.Symbol, str], prefix: str):
     """CSE + print expressions after renaming symbols to their local names."""
     rename = {s: sp.Symbol(n) for s, n in symbol_names.items()}
-    assigns, results = print_with_cse([sp.sympify(e).xreplace(rename) for e in exprs], prefix=prefix)
+    assigns, results = print_with_cse([sp.sympify(e).xreplace(rename) for e in exprs], prefix=prefix,
+                                      exclude=set(symbol_names.values()) | RESERVED)
     return assigns, results
 
 

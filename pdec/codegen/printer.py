@@ -7,6 +7,8 @@ Constants are folded to the correctly rounded float64 value (``2*pi**2`` prints 
 
 from __future__ import annotations
 
+from typing import Iterable
+
 import sympy as sp
 from sympy.printing.precedence import PRECEDENCE
 from sympy.printing.pycode import PythonCodePrinter
@@ -79,14 +81,21 @@ def print_torch(expr: sp.Expr) -> str:
     return TorchPrinter().doprint(expr)
 
 
-def print_with_cse(exprs: list[sp.Expr], prefix: str = "c") -> tuple[list[tuple[str, str]], list[str]]:
+def print_with_cse(exprs: list[sp.Expr], prefix: str = "c",
+                   exclude: Iterable[str] = ()) -> tuple[list[tuple[str, str]], list[str]]:
     """Common-subexpression elimination, then printing.
+
+    Args:
+        exprs: the expressions.
+        prefix: of the temporaries' names (``c0``, ``c1``, …).
+        exclude: names the temporaries must not take (the function's other locals, e.g. a
+            variable named ``c0`` or one that another block of the function reads).
 
     Returns:
         (assignments, results): ``[(name, code), ...]`` for the shared subexpressions, in order,
         and the code of each expression.
     """
-    symbols = sp.numbered_symbols(prefix)
+    symbols = sp.numbered_symbols(prefix, exclude=[sp.Symbol(n) for n in exclude])
     replacements, reduced = sp.cse(exprs, symbols=symbols, optimizations="basic", order="canonical")
     p = TorchPrinter()
     return [(str(s), p.doprint(e)) for s, e in replacements], [p.doprint(e) for e in reduced]

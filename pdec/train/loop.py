@@ -27,9 +27,10 @@ import torch
 from tqdm.auto import tqdm
 
 from .. import __version__
+from ..activations import resolve_activation
 from ..check import check_problem
 from ..compiler import Compiled
-from ..errors import PdecError
+from ..errors import PdecError, PdecWarning
 from ..optim import get_optimizer
 from ..parallel import Communicator, from_environment
 from ..torch_compile import check_torch_compile, is_compile_error, use_torch_compile
@@ -192,7 +193,7 @@ def train(compiled: Compiled, optimizer: str | None = None, *, config_file: str 
         if unrecorded:   # the run was started by an older pdec, before these settings existed
             warnings.warn(f"{run_dir}: the run's record has no {', '.join(unrecorded)} (started by an older "
                           f"pdec); resuming with today's defaults: "
-                          f"{', '.join(f'{k} = {hyper[k]!r}' for k in unrecorded)}", stacklevel=2)
+                          f"{', '.join(f'{k} = {hyper[k]!r}' for k in unrecorded)}", PdecWarning, stacklevel=2)
     else:
         overrides = dict(settings)
         if optimizer is not None:
@@ -307,12 +308,15 @@ def train(compiled: Compiled, optimizer: str | None = None, *, config_file: str 
 
     def finish(status: str) -> None:
         run.status, run.steps, run.elapsed = status, step, elapsed
-        if status == "diverged":   # the summary reports the parameters kept, not the last evaluation
+        final = run.final
+        if status == "diverged":
+            # the summary reports the parameters kept, which may be a step before the last row of
+            # metrics.csv; the log keeps what was measured when it was measured
             loss = opt.loss_at(sampler.batch)   # a collective: every rank takes part
-            record({"step": step, "time": elapsed, "loss": loss, **evaluate(model, sampler)})
+            final = {"step": step, "time": elapsed, "loss": loss, **evaluate(model, sampler)}
         if run_dir is not None:
             save_checkpoint(run_dir, checkpoint_state())
-            write_json(run_dir / "summary.json", {**run.final, "status": status, "steps": step,
+            write_json(run_dir / "summary.json", {**final, "status": status, "steps": step,
                                                   "time": elapsed, "parameters_D": n_params,
                                                   "ranks": comm.world_size})
 
@@ -351,17 +355,18 @@ def train(compiled: Compiled, optimizer: str | None = None, *, config_file: str 
                                        f"--no-torch-compile" if run_dir else "")) from exc
                 elapsed += time.perf_counter() - t0
                 if not math.isfinite(info.loss):   # θ of this step already has a non-finite loss
+                    failed = step + 1
                     _restore(params, last_good)
                     step = good_step
                     finish("diverged")
-                    raise TrainingDiverged(f"non-finite loss at step {step + 1}; kept the last finite "
-                                           f"parameters{f' in {run_dir}' if run_dir else ''}")
+                    raise TrainingDiverged(f"non-finite loss at step {failed}; kept the parameters after "
+                                           f"step {step}{f' in {run_dir}' if run_dir else ''}")
                 last_good, good_step = snapshot, step
                 if not all(torch.isfinite(p).all() for p in params):
                     _restore(params, snapshot)
                     finish("diverged")
-                    raise TrainingDiverged(f"step {step + 1} made the parameters non-finite; kept the last "
-                                           f"finite parameters{f' in {run_dir}' if run_dir else ''}")
+                    raise TrainingDiverged(f"step {step + 1} made the parameters non-finite; kept the "
+                                           f"parameters after step {step}{f' in {run_dir}' if run_dir else ''}")
                 step += 1
                 bar.update(1)
                 stop_signal = stop.received
@@ -407,7 +412,12 @@ def _match_compiled(cfg: TrainConfig, compiled: Compiled, dtype, device) -> None
               "activation": model.activation_name, "mode": compiled.plan.mode if cfg.mode != "auto" else "auto"}
     for key, value in actual.items():
         wanted = getattr(cfg, key)
-        same = torch.device(str(wanted)).type == value if key == "device" else str(wanted) == str(value)
+        if key == "device":
+            same = torch.device(str(wanted)).type == value
+        elif key == "activation":   # a name, or an expression as text ("z*tanh(z)" is "custom(z*tanh(z))")
+            same = resolve_activation(wanted).name == value
+        else:
+            same = str(wanted) == str(value)
         if key in getattr(cfg, "explicit", ()) and not same:
             raise PdecError(f"setting {key} = {wanted!r} contradicts the compiled model ({key} = {value!r}); "
                             f"pass it to pdec.compile(...) instead")
@@ -431,12 +441,17 @@ def _check_same_points(comm: Communicator, sampler) -> None:
 def _warn_if_exact_is_wrong(problem) -> None:
     """Warn when the spec's exact solution fails :func:`pdec.check.check_problem` (a fraction of a
     second on the shipped specs): the run's errors are measured against it."""
-    report = check_problem(problem)
+    try:
+        report = check_problem(problem)
+    except Exception as exc:   # e.g. a user's Sampler that fails on the check's points: train anyway
+        warnings.warn(f"could not check the exact solution of {problem.source or problem.name} "
+                      f"({type(exc).__name__}: {exc})", PdecWarning, stacklevel=3)
+        return
     failed = [r.term for r in report.results if not r.passed]
     if failed:
         where = problem.source or f"problem {problem.name!r}"
         warnings.warn(f"the exact solution of {where} does not satisfy {', '.join(failed)} (see `pdec check "
-                      f"{where}`): the relative L2 and RMS errors of this run are measured against it",
+                      f"{where}`): the relative L2 and RMS errors of this run are measured against it", PdecWarning,
                       stacklevel=3)
 
 
@@ -449,7 +464,7 @@ def _load_weights(model, run_dir: Path, problem=None) -> None:
     started = record.get("problem_fingerprint")
     if problem is not None and started is not None and started != problem.fingerprint():
         warnings.warn(f"{run_dir} trained another problem ({record.get('problem')!r}, or this spec "
-                      f"before it changed); starting from its weights anyway", stacklevel=3)
+                      f"before it changed); starting from its weights anyway", PdecWarning, stacklevel=3)
     theirs, ours = tuple(record["widths"]), tuple(model.widths)
     if theirs != ours:
         raise PdecError(f"{run_dir}: its network has the widths {theirs}, this model {ours}; compile with "

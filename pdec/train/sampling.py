@@ -16,7 +16,7 @@ from typing import Callable, Mapping, Union
 
 import torch
 
-from ..errors import PdecError
+from ..errors import PdecError, PdecWarning
 from ..parallel import shard_batch
 from ..spec import Boundary, Combined, Face, Initial, Problem, Region, Sampler, SpatialBoundary
 
@@ -236,7 +236,7 @@ class GivenPoints:
         outside = int(((X < lo - slack) | (X > hi + slack)).any(dim=1).sum())
         if outside:
             warnings.warn(f"{outside} of the {X.shape[0]} points for {name!r} lie outside the domain's box "
-                          f"{[(float(a), float(b)) for a, b in zip(lo, hi)]}", stacklevel=4)
+                          f"{[(float(a), float(b)) for a, b in zip(lo, hi)]}", PdecWarning, stacklevel=4)
         return X
 
     def _checked(self, given) -> dict[str, torch.Tensor]:
