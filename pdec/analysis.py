@@ -152,13 +152,17 @@ def multi_index_label(alpha: tuple[int, ...], variables: tuple[sp.Symbol, ...]) 
     """``(1, 2)`` on (t, x) -> ``"txx"``; multi-letter variable names are joined by ``_``.
 
     The label is one-to-one on the multi-indices of one variable tuple, because it names locals of
-    the generated code: when a variable's name contains ``_`` the joined names could read two
-    ways (``x_y`` is ∂_x ∂_y or ∂_{x_y}), so the label is then positional: ``(1, 0, 2)`` -> ``"d1_0_2"``.
+    the generated code. Joined by ``_``, names split into ``_``-separated tokens, and a join reads
+    one way only when no name's tokens begin another's (x_1, x_2: ``x_1_x_1`` is ∂²_{x_1}); with
+    x, y and x_y, ``x_y`` could be ∂_x ∂_y or ∂_{x_y}, so the label is then positional:
+    ``(1, 0, 2)`` -> ``"d1_0_2"``.
     """
     names = [str(v) for v in variables]
     if all(len(n) == 1 for n in names):
         return "".join(n for n, k in zip(names, alpha) for _ in range(k))
-    if any("_" in n for n in names):
+    tokens = [tuple(n.split("_")) for n in names]
+    prefix_free = not any(a != b and b[:len(a)] == a for a in tokens for b in tokens)
+    if not prefix_free:
         return "d" + "_".join(map(str, alpha)) if any(alpha) else ""
     return "_".join(n for n, k in zip(names, alpha) for _ in range(k))
 

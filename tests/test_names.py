@@ -106,3 +106,20 @@ def test_a_variable_named_like_a_temporary_of_another_block():
 def test_specs_pdec_cannot_compile_faithfully_are_refused(make, message):
     with pytest.raises(pdec.SpecError, match=message):
         pdec.compile(make(), hidden=(3,), write=False)
+
+
+def test_multi_index_labels_read_one_way_and_stay_readable():
+    from itertools import product
+
+    from pdec.analysis import multi_index_label
+
+    for names in ("x_1 x_2 t", "x y x_y", "a_b c a b_c", "x1 x2 x3"):
+        variables = sp.symbols(names)
+        alphas = [a for a in product(range(3), repeat=len(variables)) if sum(a) <= 3]
+        labels = [multi_index_label(a, variables) for a in alphas]
+        assert len(set(labels)) == len(labels), names          # one-to-one: they name locals
+        assert all(lab.isidentifier() for lab in labels if lab)
+    x1, x2, t_ = sp.symbols("x_1 x_2 t")
+    assert multi_index_label((2, 0, 1), (x1, x2, t_)) == "x_1_x_1_t"   # prefix-free: joined names
+    u = sp.Function("u")(x1, x2)
+    _assert_matches_reference(_problem(u.diff(x1, x2, x1) + u.diff(x2, 2) * u, (x1, x2)), ("auto", "taylor"))
