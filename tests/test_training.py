@@ -87,6 +87,11 @@ def test_resuming_after_the_problem_changed_is_refused(tmp_path):
     spec.write_text(text.replace("kappa: sp.Rational(1, 4)", "kappa: sp.Rational(1, 2)"))
     with pytest.raises(pdec.PdecError, match="problem changed since the run"):
         pdec.train(compiled(), resume=run.run_dir, steps=4, progress=False)
+    # plot draws the run from the module it trained (module.py), not from the spec file
+    from pdec.cli import main
+
+    spec.unlink()
+    assert main(["plot", str(run.run_dir)]) == 0 and (run.run_dir / "solution.png").is_file()
 
 
 def test_a_wrong_exact_solution_is_warned_about(tmp_path):
@@ -478,8 +483,8 @@ def test_solution_plot_has_a_row_per_unknown(tmp_path):
                       conditions={"bu": Condition(u - ue, on=Boundary()), "bv": Condition(v - ve, on=Boundary())},
                       exact={u: ue, v: ve})
     compiled = pdec.compile(problem, hidden=(4,), write=False)
-    one = plot_solution(_compiled(hidden=(4,)).model, _compiled().problem, tmp_path / "one.png")
-    two = plot_solution(compiled.model, problem, tmp_path / "two.png")
+    one = plot_solution(_compiled(hidden=(4,)).model, tmp_path / "one.png")
+    two = plot_solution(compiled.model, tmp_path / "two.png")
     assert plt.imread(two).shape[0] == 2 * plt.imread(one).shape[0]   # 4 inches of panels per unknown
 
 

@@ -229,15 +229,21 @@ def cmd_plot(args) -> int:
     out = args.out or args.runs[0] / "curves.png"
     print(f"wrote {plot_curves(args.runs, out)}")
     for r in args.runs:
-        saved = json.loads((r / "config.json").read_text())
+        from ..compiler import load_generated
         from .config import resolve_config
         from .runs import load_checkpoint
 
+        saved = json.loads((r / "config.json").read_text())
         cfg, _ = resolve_config(saved["settings"])
-        cfg.device = "cpu"
-        compiled = _compile_for(Path(saved["spec"]), cfg, write=False)
-        compiled.model.load_state_dict(load_checkpoint(r)["model"])
-        path = plot_solution(compiled.model, compiled.problem, r / "solution.png")
+        if (r / "module.py").is_file():   # the module the run trained, whatever the spec says now
+            import torch
+
+            model = load_generated(r / "module.py")(hidden=cfg.hidden, dtype=getattr(torch, cfg.dtype))
+        else:   # a run recorded before runs kept their module
+            cfg.device = "cpu"
+            model = _compile_for(Path(saved["spec"]), cfg, write=False).model
+        model.load_state_dict(load_checkpoint(r)["model"])
+        path = plot_solution(model, r / "solution.png")
         if path:
             print(f"wrote {path}")
     return 0

@@ -58,17 +58,18 @@ def plot_curves(run_dirs: list[Path], out: Path, title: str | None = None) -> Pa
     return out
 
 
-def plot_solution(model, problem, out: Path, resolution: int = 100) -> Path | None:
+def plot_solution(model, out: Path, resolution: int = 100) -> Path | None:
     """Learned solution, exact solution and |error| on the slice of the first two variables
     (other variables at their midpoint), like the paper's figure A6; one row per unknown.
     None without u*."""
     exact = getattr(model, "exact_solution", None)
-    if exact is None or len(problem.variables) < 2:
+    names = list(model.variables)   # the generated module's own variables and box
+    if exact is None or len(names) < 2:
         return None
     dtype = next(model.parameters()).dtype
     device = next(model.parameters()).device
-    (a0, a1), (b0, b1) = (problem.domain.interval(v) for v in problem.variables[:2])
-    mid = [sum(problem.domain.interval(v)) / 2 for v in problem.variables]
+    (a0, a1), (b0, b1) = (model.domain[v] for v in names[:2])
+    mid = [sum(model.domain[v]) / 2 for v in names]
     s, t = torch.meshgrid(torch.linspace(a0, a1, resolution, dtype=dtype),
                           torch.linspace(b0, b1, resolution, dtype=dtype), indexing="ij")
     X = torch.tensor(mid, dtype=dtype).repeat(resolution * resolution, 1)
@@ -78,7 +79,6 @@ def plot_solution(model, problem, out: Path, resolution: int = 100) -> Path | No
         U, Ue = model(X).cpu(), exact(X).cpu()     # (R², m): one row of panels per unknown
     m = U.shape[1]
     fig, axes = plt.subplots(m, 3, figsize=(14, 4 * m), constrained_layout=True, squeeze=False)
-    names = [str(v) for v in problem.variables]
     for k, unknown in enumerate(model.unknowns):
         u, ue = U[:, k], Ue[:, k]
         for ax, data, title in zip(axes[k], [u, ue, (u - ue).abs()], ["learned", "exact", "|error|"]):
