@@ -328,3 +328,25 @@ def _check_last_layer(c) -> None:
         # the value column σ(h) itself; without autograd runtime.tanh is 2σ(2z) − 1, whose vectorised
         # and scalar paths can differ in the last bit, so exact only up to its error bound
         torch.testing.assert_close(full2[0, :, 0], stacks.inputs[-1][:, 0], rtol=0, atol=5e-16)
+
+
+def test_kfac_star_2x2_solve_matches_the_pseudo_inverse():
+    """The closed-form least-squares solve of KFAC*'s 2 × 2 model against torch.linalg.pinv, on
+    random symmetric PSD matrices over 12 decades of conditioning, rank one, and zero."""
+    from pdec.optim.kfac import solve_symmetric_2x2
+
+    g = torch.Generator().manual_seed(0)
+    for k in range(300):
+        Q, _ = torch.linalg.qr(torch.randn(2, 2, dtype=torch.float64, generator=g))
+        lam = torch.tensor([1.0, 10.0 ** -(k % 13)], dtype=torch.float64) * 10.0 ** float(k % 7 - 20)
+        m = Q @ torch.diag(lam) @ Q.T
+        m = 0.5 * (m + m.T)
+        r = torch.randn(2, dtype=torch.float64, generator=g)
+        want = torch.linalg.pinv(m, hermitian=True) @ r
+        got = solve_symmetric_2x2(m, r)
+        assert torch.allclose(got, want, rtol=1e-3 * 10.0 ** (k % 13) * 1e-10 + 1e-12, atol=0), (k, got, want)
+    u = torch.tensor([0.6, -0.8], dtype=torch.float64)
+    r = torch.tensor([1.0, 2.0], dtype=torch.float64)
+    assert torch.allclose(solve_symmetric_2x2(3.0 * torch.outer(u, u), r),
+                          torch.linalg.pinv(3.0 * torch.outer(u, u)) @ r, rtol=1e-14, atol=0)
+    assert torch.equal(solve_symmetric_2x2(torch.zeros(2, 2, dtype=torch.float64), r), torch.zeros(2, dtype=torch.float64))

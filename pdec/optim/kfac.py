@@ -17,6 +17,9 @@ trust region on the model's step); ``trust=False`` takes every step, as the pape
 
 from __future__ import annotations
 
+import math
+import sys
+
 import torch
 
 from ..curvature import KronPreconditioner, add_to_parameters, curvature_pass, linearized_quadratic_forms
@@ -40,6 +43,42 @@ _SHARED = {
                                "broadcasts them (spread), or every rank inverts every layer (replicated)",
                                choices=("spread", "replicated")),
 }
+
+
+def solve_symmetric_2x2(m: torch.Tensor, r: torch.Tensor) -> torch.Tensor:
+    """Least-squares solution c of m c = r for a symmetric 2 × 2 m (the KFAC* model), in closed form.
+
+    The same bits in every process: torch.linalg.lstsq (LAPACK gelsy through MKL) returned
+    solutions that differed in the last bits between two processes on identical inputs, and
+    KFAC*'s runs then parted. Like gelsy with its default rcond (2 ε), m is taken as rank one when
+    its eigenvalues differ by more than 1/(2 ε) in magnitude, and the minimum-norm solution along
+    the leading eigenvector is returned; a zero m gives c = 0.
+
+    Args:
+        m: (2, 2), symmetric (the mean of its off-diagonal entries is used).
+        r: (2,).
+
+    Returns:
+        c: (2,), same dtype and device as r.
+    """
+    a, d = float(m[0, 0]), float(m[1, 1])
+    b = 0.5 * (float(m[0, 1]) + float(m[1, 0]))
+    r0, r1 = float(r[0]), float(r[1])
+    half_gap = math.hypot(0.5 * (a - d), b)
+    big, small = 0.5 * (a + d) + half_gap, 0.5 * (a + d) - half_gap   # the eigenvalues
+    if abs(small) > abs(big):
+        big, small = small, big
+    if big == 0.0:
+        return r.new_zeros(2)
+    if abs(small) > 2 * sys.float_info.epsilon * abs(big):
+        det = a * d - b * b
+        return r.new_tensor([(d * r0 - b * r1) / det, (a * r1 - b * r0) / det])
+    # rank one: m ≈ big · v vᵀ with v the unit eigenvector of ``big``
+    v = (b, big - a) if abs(big - a) >= abs(big - d) else (big - d, b)
+    norm = math.hypot(*v)
+    v = (1.0, 0.0) if norm == 0.0 else (v[0] / norm, v[1] / norm)
+    t = (v[0] * r0 + v[1] * r1) / big
+    return r.new_tensor([t * v[0], t * v[1]])
 
 
 def _dot(a, b) -> torch.Tensor:
@@ -161,7 +200,7 @@ class KFACStar(KFAC):
         elif prev is None:
             coef = -rhs / m[0, 0]
         else:
-            coef = -torch.linalg.lstsq(m, rhs[:, None]).solution[:, 0]
+            coef = -solve_symmetric_2x2(m, rhs)
         coef = coef * self.scale
         alpha, mu = float(coef[0]), (float(coef[1]) if prev is not None else 0.0)
         step = [alpha * d for d in delta]
