@@ -100,3 +100,13 @@ def reference_residual(problem, term: str, model, X: torch.Tensor) -> np.ndarray
         args = [values[keys[n]].detach().numpy() for n in dummies] + [X[:, i].numpy() for i in range(X.shape[1])]
         cols.append(np.broadcast_to(np.asarray(fn(*args), dtype=np.float64), (X.shape[0],)))
     return np.stack(cols, axis=1)
+
+
+def residual_errors(problem, model, X: torch.Tensor) -> dict[str, float]:
+    """term -> ‖r − r_ref‖ / ‖r_ref‖ at X: the model's residual against :func:`reference_residual`."""
+    out = {}
+    for term in model.term_names:
+        got = model.residual(term, X).detach().numpy()
+        want = reference_residual(problem, term, model, X)
+        out[term] = float(np.linalg.norm(got - want) / max(np.linalg.norm(want), 1e-300))
+    return out
