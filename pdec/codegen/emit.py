@@ -209,11 +209,10 @@ def _quad_code(plan: TermPlan, k: int, term: str, variables) -> tuple[str, list,
                 "[" + ", ".join(float_literal(q.matrix[a, b]) for b in range(q.matrix.shape[1])) + "]"
                 for a in range(q.matrix.shape[0])) + "]"}, {"weight": sp.Integer(1), "body": body,
                                                           "label": "Σ_ab Q_ab ∂_a h ∂_b h"}
-    # x-dependent: per-sample Q (N, K, K), rebuilt from the printed entries; the spec's variables
-    # must not take the names the activate functions use around this block
+    # x-dependent: per-sample Q (N, K, K), rebuilt from the printed entries; the Namer keeps the
+    # spec's variables off the names the activate functions use around this block (s0, L0h, Q0, …)
     K = q.matrix.shape[0]
-    namer = Namer(taken={"s0", "s1", "s2", "s3"} | {f"{a}{j}{b}" for j in range(len(plan.channels))
-                                                     for a in ("L", "Q") for b in ("", "h")})
+    namer = Namer()
     names = {v: namer(v) for v in variables}
     entries = [(a, b) for a in range(K) for b in range(K) if q.matrix[a, b] != 0]
     assigns, results = _print_exprs([q.matrix[a, b] for a, b in entries], names, "q")
