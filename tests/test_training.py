@@ -173,6 +173,15 @@ def test_non_finite_loss_stops_and_keeps_last_finite(tmp_path):
     assert summary["loss"] == pytest.approx(_loss(compiled, checkpoint["sampler"]["batch"]), rel=1e-12)
     assert math.isfinite(summary["rel_l2"])
     assert str(run_dir) in str(info.value)
+    # resuming would repeat the failed settings with the failed steps' optimizer state: refused,
+    # before anything in the run directory changes; its weights start a new run instead
+    before = {f.name: f.read_bytes() for f in run_dir.iterdir()}
+    with pytest.raises(pdec.PdecError, match="diverged.*--init-from"):
+        pdec.train(compiled, resume=run_dir, steps=60)
+    assert {f.name: f.read_bytes() for f in run_dir.iterdir()} == before
+    fresh = _compiled()
+    run = pdec.train(fresh, "sgd", steps=1, seed=0, run_root=tmp_path, lr=1e-3, init_from=run_dir, **SMALL)
+    assert run.status == "completed"
 
 
 def test_sigint_saves_checkpoint(tmp_path):

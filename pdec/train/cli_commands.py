@@ -34,7 +34,7 @@ def add_training_commands(sub) -> None:
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override any setting or hyperparameter (repeatable)")
     p.add_argument("--runs", type=Path, default=Path("runs"), help="runs root (default runs/)")
-    p.add_argument("--resume", type=Path, help="continue the run in this directory")
+    p.add_argument("--resume", type=Path, help="continue the run in this directory (an interrupted or unfinished one; a diverged run is refused: use --init-from)")
     p.add_argument("--init-from", type=Path, metavar="RUN_DIR",
                    help="a new run that starts from the weights of RUN_DIR's last checkpoint (same widths), "
                         "e.g. KFAC after an Adam run")

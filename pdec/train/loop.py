@@ -160,6 +160,7 @@ def train(compiled: Compiled, optimizer: str | None = None, *, config_file: str 
     checkpoint = None
     if resume is not None:
         run_dir = Path(resume)
+        _refuse_diverged(run_dir)
         checkpoint = load_checkpoint(run_dir)
         saved_terms = sorted(checkpoint["sampler"]["batch"])
         if saved_terms != sorted(model.term_names):
@@ -475,6 +476,22 @@ def _load_weights(model, run_dir: Path, problem=None) -> None:
                         f"from its weights")
     state = load_checkpoint(run_dir)["model"]
     model.load_state_dict({k: v for k, v in state.items() if k.startswith("layers.")}, strict=False)
+
+
+def _refuse_diverged(run_dir: Path) -> None:
+    """A diverged run cannot be resumed: its checkpoint holds the last finite parameters, but the
+    optimizer's state (factors, momentum) and the sampler's have already taken the failed steps,
+    and the settings that diverged would stay the same (``--resume`` changes only the budget).
+    Its weights remain a start for a new run with other settings (``--init-from``)."""
+    summary_file = run_dir / "summary.json"
+    if not summary_file.is_file():
+        return
+    summary = json.loads(summary_file.read_text())
+    if summary.get("status") == "diverged":
+        raise PdecError(f"{run_dir} diverged (its checkpoint keeps the parameters after step "
+                        f"{summary.get('steps')}); resuming would repeat the settings that failed. Start a "
+                        f"new run from its weights with other settings, e.g. pdec train SPEC --init-from "
+                        f"{run_dir} --optimizer … --set damping=…")
 
 
 def _restore(params, values) -> None:
