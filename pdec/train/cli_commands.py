@@ -38,7 +38,7 @@ def add_training_commands(sub) -> None:
     p.add_argument("--init-from", type=Path, metavar="RUN_DIR",
                    help="a new run that starts from the weights of RUN_DIR's last checkpoint (same widths), "
                         "e.g. KFAC after an Adam run")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--no-progress", action="store_true", help="no progress output (a tqdm bar on a terminal, a line every 10 s in a log file)")
     p.add_argument("--torch-compile", action=argparse.BooleanOptionalAction, default=None,
                    help="torch.compile the loss and the line search's trial pass (faster steps after a "
                         "compile of seconds to tens of seconds at the first steps; needs a C++ compiler on a "

@@ -1,8 +1,9 @@
 """The training loop: ``train(compiled, optimizer=..., steps=...) -> Run``.
 
-Each run records everything in its directory (see :mod:`pdec.train.runs`), shows progress with
-tqdm, saves a checkpoint periodically, on SIGINT/SIGTERM and at the end, and stops with the last
-finite parameters when the loss or the parameters become non-finite.
+Each run records everything in its directory (see :mod:`pdec.train.runs`), shows progress (tqdm,
+or plain lines in a log file: :mod:`.progress`), saves a checkpoint periodically, on SIGINT/SIGTERM
+and at the end, and stops with the last finite parameters when the loss or the parameters become
+non-finite.
 
 Data parallel (launched by torchrun, or ``pdec train --nproc N``): every rank runs this loop on its
 shard of each batch with the same optimizer state; the optimizers all-reduce what they sum over
@@ -24,7 +25,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from tqdm.auto import tqdm
 
 from .. import __version__
 from ..activations import resolve_activation
@@ -36,6 +36,7 @@ from ..parallel import Communicator, from_environment
 from ..torch_compile import check_torch_compile, is_compile_error, use_torch_compile
 from .allocator import keep_freed_memory
 from .config import RESUME_OVERRIDES, TrainConfig, resolve_config
+from .progress import progress_bar
 from .memory import MemoryEstimate, available_memory, check_memory, estimate_memory
 from .runs import CHECKPOINT, MetricsLog, load_checkpoint, new_run_dir, save_checkpoint, write_json, write_text
 from .sampling import GivenPoints, Points, PointSampler
@@ -331,9 +332,7 @@ def train(compiled: Compiled, optimizer: str | None = None, *, config_file: str 
     params = [p for p in model.parameters()]
     last_good = [p.detach().clone() for p in params]
     good_step = step   # the step count of last_good
-    bar = tqdm(total=cfg.steps or None, initial=step, disable=not (cfg.progress and main), unit="step",
-               desc=f"{problem.name}/{cfg.optimizer}", dynamic_ncols=True, file=sys.stderr,
-               mininterval=0.5)
+    bar = progress_bar(cfg.steps or None, step, f"{problem.name}/{cfg.optimizer}", cfg.progress and main)
     try:
         with _StopSignals(patient=comm.distributed) as stop:
             while not done():
