@@ -47,12 +47,16 @@ class Compiled:
 
 
 def generate_source(problem: Problem, hidden: Sequence[int] = (64,), activation="tanh",
-                    mode: str = "auto") -> tuple[Plan, str]:
-    """Analyse, plan and render; returns (plan, module source). Deterministic."""
+                    mode: str = "auto", out_dir: str | Path = DEFAULT_OUT_DIR) -> tuple[Plan, str]:
+    """Analyse, plan and render; returns (plan, module source). Deterministic.
+
+    ``out_dir`` only enters the header's ``pdec compile`` command (as ``--out``, when it is not
+    the default generated/)."""
     problem.validate()
     act = resolve_activation(activation)
     plan = make_plan(analyse(problem), mode)
-    options = Options(tuple(int(h) for h in hidden), act, mode)
+    out = None if Path(out_dir) == DEFAULT_OUT_DIR else Path(out_dir).as_posix()
+    options = Options(tuple(int(h) for h in hidden), act, mode, out)
     spec_text = Path(problem.source).read_text() if problem.source and Path(problem.source).is_file() \
         else sp.srepr(problem.interior_residuals)
     digest = content_hash(spec_text, template_sources(), options.header(), __version__)
@@ -124,7 +128,7 @@ def compile(problem: Problem | str | Path, hidden: Sequence[int] = (64,), activa
         raise TypeError(f"pdec.compile takes a Problem or the path of a spec file, got {type(problem).__name__}")
     if write not in (True, False, "own"):
         raise ValueError(f"write must be True, False or 'own', got {write!r}")
-    plan, source = generate_source(problem, hidden, activation, mode)
+    plan, source = generate_source(problem, hidden, activation, mode, out_dir if write else DEFAULT_OUT_DIR)
     path = Path(out_dir) / f"{problem.name}.py"
     if write == "own":
         write = owns_module(path, source)

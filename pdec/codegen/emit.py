@@ -55,6 +55,7 @@ class Options:
     hidden: tuple[int, ...]
     activation: Activation
     mode: str
+    out: str | None = None   # the output directory when it is not the default generated/ (header only)
 
     def header(self) -> str:
         return f"hidden={self.hidden}, activation={self.activation.name!r}, mode={self.mode!r}"
@@ -72,15 +73,32 @@ class Options:
             args += ["--activation", self.activation.name]
         if self.mode != "auto":
             args += ["--mode", self.mode]
+        if self.out is not None:
+            args += ["--out", self.out]
         return args
 
 
 def spec_display_path(source: str | None, name: str) -> str:
-    """Stable path of the spec for headers: ``specs/<file>`` when it lives in specs/, else the file."""
+    """Path of the spec for headers: ``specs/<file>`` when it lives in a specs/ folder (the same
+    header wherever the repository lies), else the path relative to the working directory, else
+    the absolute path, so that the header's ``pdec compile`` command finds the file."""
     if not source:
         return f"<problem {name}>"
     p = Path(source)
-    return f"specs/{p.name}" if p.parent.name == "specs" else p.name
+    if p.parent.name == "specs":
+        return f"specs/{p.name}"
+    p = p.resolve()
+    try:
+        return p.relative_to(Path.cwd().resolve()).as_posix()
+    except ValueError:
+        return p.as_posix()
+
+
+def docstring_text(text: str) -> str:
+    """``text`` as it must appear inside a generated triple-quoted docstring to read back as itself:
+    backslashes doubled (a spec's ``\\nabla`` would be a newline and ``\\Delta`` an invalid
+    escape) and ``\"\"\"`` escaped (it would close the docstring)."""
+    return text.replace("\\", "\\\\").replace('"""', '\\"\\"\\"')
 
 
 def class_name(name: str) -> str:
@@ -490,7 +508,7 @@ def build_context(plan: Plan, options: Options, version: str, source_hash: str) 
         "py": py,
         "version": version, "hash": source_hash, "spec_path": spec_path, "regen": regen,
         "options": options.header(), "name": problem.name, "class_name": class_name(problem.name),
-        "description": problem.description.strip(),
+        "description": docstring_text(problem.description.strip()),
         "variables": [str(v) for v in variables], "unknowns": list(a.unknown_names),
         "domain": [(str(v), *problem.domain.interval(v)) for v in variables],
         "time": str(problem.domain.time) if problem.domain.time is not None else None,
