@@ -24,9 +24,9 @@ from pdec.runtime import GeneratedPINN, horner_step, tanh
 
 def sigma_2(z: torch.Tensor) -> tuple[torch.Tensor, ...]:
     """tanh and its derivatives at z: (σ, σ', σ'')."""
-    s_0 = tanh(z)
-    s_1 = s_0**2 - 1
-    return s_0, -s_1, 2*s_0*s_1
+    w_0 = tanh(z)
+    w_1 = w_0**2 - 1
+    return w_0, -w_1, 2*w_0*w_1
 
 
 class Heat1dPINN(GeneratedPINN):

@@ -48,25 +48,32 @@ def test_residuals_match_autograd(path, mode):
         assert err < 1e-10, f"{problem.name} [{mode}] term {term}: relative error {err:.2e}"
 
 
-@pytest.mark.parametrize("activation", ["sin", "sigmoid", "softplus", "custom"])
+@pytest.mark.parametrize("activation", ["sin", "sigmoid", "softplus", "custom", "custom_shared"])
 def test_other_activations_match_autograd(activation):
     import sympy as sp
 
     import reference
 
     problem = pdec.load_spec(next(p for p in TEST_SPECS if p.stem == "kdv"))
-    act = activation
-    if activation == "custom":
-        z = sp.Symbol("z")
-        act = z * sp.tanh(z)  # a user-supplied SymPy function of one variable
+    z = sp.Symbol("z")
+    # user-supplied SymPy functions of one variable; the second repeats a subexpression
+    custom = {"custom": (z * sp.tanh(z), lambda h: h * torch.tanh(h)),
+              "custom_shared": (sp.tanh(z) ** 2 / 2 + sp.tanh(z), lambda h: torch.tanh(h) ** 2 / 2 + torch.tanh(h))}
+    act = custom[activation][0] if activation in custom else activation
     compiled = pdec.compile(problem, hidden=(6, 4), activation=act, write=False)
     model = compiled.model
     randomize_weights(model)
-    if activation == "custom":
-        reference.ACTIVATIONS[model.activation_name] = lambda h: h * torch.tanh(h)
+    if activation in custom:
+        reference.ACTIVATIONS[model.activation_name] = custom[activation][1]
+    sigma = reference.ACTIVATIONS[model.activation_name]
     X = random_points(problem, 7)
     for term, err in residual_errors(problem, model, X).items():
         assert err < 1e-10, f"{activation} term {term}: relative error {err:.2e}"
+    # the plain forward pass (the activation method) against the layers applied by hand
+    h = X
+    for layer in model.layers[:-1]:
+        h = sigma(layer(h))
+    torch.testing.assert_close(model(X), model.layers[-1](h), rtol=1e-13, atol=1e-15)
 
 
 def test_value_column_is_the_network_output():

@@ -14,7 +14,7 @@ import sympy as sp
 from ..activations import Activation
 from ..analysis import multi_index_label
 from ..plan import Plan, TermPlan
-from .printer import float_literal, print_with_cse
+from .printer import float_literal, print_torch, print_with_cse
 
 # Names the templates give to module-level objects and to locals of the generated functions: a
 # spec's variable or atom printed as a local must not shadow them (a variable named ``Zc`` or
@@ -446,8 +446,9 @@ def _primes(k: int) -> str:
 
 
 def _sigma_context(activation: Activation, order: int) -> dict:
+    # temporaries w_k, not s_k: the callers name σ, σ', σ'' as s0, s1, s2, and tanh's s_1 = s_0² − 1 is −σ'
     exprs = activation.derivatives(order)
-    assigns, results = print_with_cse(exprs, prefix="s_")
+    assigns, results = print_with_cse(exprs, prefix="w_")
     return {"order": order, "assigns": assigns, "results": results,
             "math": ", ".join(["σ"] + [f"σ{_primes(k)}" for k in range(1, order + 1)])}
 
@@ -514,7 +515,7 @@ def build_context(plan: Plan, options: Options, version: str, source_hash: str) 
         "time": str(problem.domain.time) if problem.domain.time is not None else None,
         "d": d, "m": len(a.unknown_names), "hidden": options.hidden,
         "activation": options.activation.name,
-        "activation_code": print_with_cse([options.activation.expr], prefix="s_")[1][0],
+        "activation_code": print_torch(options.activation.expr),   # one expression: no CSE temporaries
         "sigmas": [_sigma_context(options.activation, k) for k in sorted(orders)],
         "terms": terms, "conditions": [t["name"] for t in terms if t["name"] != "interior"],
         "exact": exact,
