@@ -481,4 +481,4 @@ def _op_str(op: Operator, analysis: Analysis) -> str:
         if op.b[i] != 0:
             parts.append(f"({op.b[i]})·∂_{v[i]}")
     text = " + ".join(parts) if parts else "0"
-    return text.replace("(1)·", "")
+    return text.replace("(1)·", "").replace("(-1)·", "-").replace(" + -", " - ")

@@ -470,6 +470,7 @@ def build_context(plan: Plan, options: Options, version: str, source_hash: str) 
         terms.append({
             "name": name, "mode": tp.mode, "S": tp.S, "M": tp.M, "reason": tp.reason,
             "columns": [f"[{c.index}] {c.label}" for c in tp.columns],
+            "channels": [f"L{k} = {ch.description}" for k, ch in enumerate(tp.channels)],
             "seed": _seed_context(tp, variables, d) if tp.S > 1 else None,
             "activation": act,
             "last": _last_layer_context(tp, act, residual["read_columns"], polys),
