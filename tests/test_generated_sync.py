@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import ast
 import sys
+
+import pytest
 
 import pdec
 from pdec.compiler import generate_source
-from conftest import ROOT, SHIPPED_SPECS
+from conftest import ROOT, SHIPPED_SPECS, TEST_SPECS
 
 
 def test_every_shipped_spec_has_an_up_to_date_module():
@@ -61,3 +64,24 @@ def test_description_reads_back_as_written(tmp_path):
     compiled = pdec.compile(str(spec), hidden=(4,), write=False)
     doc = sys.modules[compiled.module_class.__module__].__doc__
     assert doc.startswith(f'Physics-informed network for problem "heat1d": {description}\n')
+
+
+def _unread_locals(source: str) -> list[str]:
+    """Names a function of the module assigns with a plain ``name = …`` and never reads."""
+    found = []
+    for fn in ast.walk(ast.parse(source)):
+        if not isinstance(fn, ast.FunctionDef):
+            continue
+        stored = {t.id for node in ast.walk(fn) if isinstance(node, (ast.Assign, ast.AugAssign, ast.AnnAssign))
+                  for t in (node.targets if isinstance(node, ast.Assign) else [node.target])
+                  if isinstance(t, ast.Name)}
+        loaded = {n.id for n in ast.walk(fn) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)}
+        found += [f"{fn.name}: {name}" for name in sorted(stored - loaded)]
+    return found
+
+
+@pytest.mark.parametrize("path", SHIPPED_SPECS + TEST_SPECS, ids=lambda p: p.stem)
+def test_generated_functions_read_every_local_they_assign(path):
+    for mode in ("auto", "taylor"):
+        _, source = generate_source(pdec.load_spec(path), hidden=(8, 8), mode=mode)
+        assert not _unread_locals(source), f"{path.name} [{mode}]"

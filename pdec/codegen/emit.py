@@ -175,6 +175,7 @@ def _seed_context(plan: TermPlan, variables, d: int) -> dict:
                       "dtype=dtype, device=device)", f"eigen-direction {c.label[2:-2]} of the operator's C"))
     xdep = []
     namer = Namer()
+    read = set()   # the variables the x-dependent coefficients read
     for c in plan.columns:
         if c.kind != "channel":
             continue
@@ -190,11 +191,12 @@ def _seed_context(plan: TermPlan, variables, d: int) -> dict:
         dep = [(j, v) for j, v in enumerate(op.b) if sp.sympify(v).free_symbols]
         if dep:
             names = {v: namer(v) for v in variables}
+            read |= set().union(*(sp.sympify(v).free_symbols for _, v in dep))
             assigns, results = _print_exprs([v for _, v in dep], names, "b")
             xdep.append({"column": c.index, "channel": c.channel,
                          "assigns": assigns,
                          "entries": [(j, r, str(variables[j])) for (j, _), r in zip(dep, results)]})
-    used_vars = [(namer.names[v], f"X[:, {i}]") for i, v in enumerate(variables) if v in namer.names]
+    used_vars = [(namer.names[v], f"X[:, {i}]") for i, v in enumerate(variables) if v in read]
     return {"init_lines": lines, "xdep": xdep, "variables": used_vars}
 
 
@@ -234,7 +236,8 @@ def _quad_code(plan: TermPlan, k: int, term: str, variables) -> tuple[str, list,
     names = {v: namer(v) for v in variables}
     entries = [(a, b) for a in range(K) for b in range(K) if q.matrix[a, b] != 0]
     assigns, results = _print_exprs([q.matrix[a, b] for a, b in entries], names, "q")
-    used = [(namer.names[v], f"X[..., {i}]") for i, v in enumerate(variables)]
+    read = set().union(*(sp.sympify(q.matrix[a, b]).free_symbols for a, b in entries))
+    used = [(namer.names[v], f"X[..., {i}]") for i, v in enumerate(variables) if v in read]
     lines = {"variables": used, "assigns": assigns, "entries": list(zip(entries, results)), "K": K}
     body = f"torch.einsum(\"...ah,...ab,...bh->...h\", dz, Q{k}, dz)"
     return f"+ s2 * {body}", lines, None, {"weight": sp.Integer(1), "body": body,
