@@ -1,7 +1,8 @@
 """SymPy -> PyTorch expression printer (a subclass, no global patching).
 
 Constants are folded to the correctly rounded float64 value (``2*pi**2`` prints as
-``19.739208802178716``); element-wise functions map to torch through
+``19.739208802178716``), except a rational factor of a term without a short decimal
+(``u_xxt/3``, not ``0.3333333333333333*u_xxt``; ``0.25*u_xx`` stays); element-wise functions map to torch through
 :data:`pdec.functions.TORCH_FUNCTIONS`.
 """
 
@@ -25,6 +26,14 @@ def float_literal(value: sp.Expr) -> str:
     return repr(f)
 
 
+def _terminates(q: int) -> bool:
+    """Whether 1/q has a finite decimal expansion (q = 2^a 5^b): then p/q prints as a short decimal."""
+    for f in (2, 5):
+        while q % f == 0:
+            q //= f
+    return q == 1
+
+
 class TorchPrinter(PythonCodePrinter):
     """Prints element-wise expressions of torch tensors (one sample per row)."""
 
@@ -44,6 +53,9 @@ class TorchPrinter(PythonCodePrinter):
             if coeff != 1 and coeff.is_number and not coeff.is_Integer:
                 sign = "-" if coeff.is_extended_negative else ""
                 body = self.parenthesize(rest, PRECEDENCE["Mul"], strict=True)
+                if coeff.is_Rational and not _terminates(coeff.q):   # u_xxt/3, not 0.3333333333333333*u_xxt
+                    p, q = abs(coeff.p), coeff.q
+                    return f"{sign}{'' if p == 1 else f'{p}*'}{body}/{q}"
                 return f"{sign}{float_literal(abs(coeff))}*{body}"
         return super()._print_Mul(expr)
 
