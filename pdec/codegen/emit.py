@@ -201,7 +201,7 @@ def _seed_context(plan: TermPlan, variables, d: int) -> dict:
 
 
 def _quad_code(plan: TermPlan, k: int, term: str, variables) -> tuple[str, list, dict | None, dict]:
-    """Channel k's quadratic term σ''(h) Σ_ab Q_ab ∂_a h ∂_b h (dz: (..., K, h) directions).
+    """Channel k's quadratic term σ''(h) Σ_ab Q_ab ∂_a h ∂_b h (dz: the directions, (..., K, h)).
 
     Returns (signed code of the whole term, x-dependent Q lines, constant-Q buffer, the form
     {"weight": w, "body": code of Σ_ab Q'_ab ∂_a h ∂_b h} with Q = w Q').
@@ -518,7 +518,9 @@ def build_context(plan: Plan, options: Options, version: str, source_hash: str) 
         "domain": [(str(v), *problem.domain.interval(v)) for v in variables],
         "time": str(problem.domain.time) if problem.domain.time is not None else None,
         "d": d, "m": len(a.unknown_names), "hidden": options.hidden,
-        "activation": options.activation.name,
+        # for the docstrings: "z*tanh(z)", not the record's name "custom(z*tanh(z))"
+        "activation": (sp.sstr(options.activation.expr) if options.activation.name.startswith("custom")
+                       else options.activation.name),
         "activation_code": print_torch(options.activation.expr),   # one expression: no CSE temporaries
         "sigmas": [_sigma_context(options.activation, k) for k in sorted(orders)],
         "terms": terms, "conditions": [t["name"] for t in terms if t["name"] != "interior"],
