@@ -85,3 +85,17 @@ def test_generated_functions_read_every_local_they_assign(path):
     for mode in ("auto", "taylor"):
         _, source = generate_source(pdec.load_spec(path), hidden=(8, 8), mode=mode)
         assert not _unread_locals(source), f"{path.name} [{mode}]"
+
+
+def test_last_layer_returns_runs_of_first_order_columns_as_one_product():
+    from pdec.codegen.emit import _return_code
+
+    assert _return_code(["L0"]) == "L0[..., None, :]"
+    assert _return_code(["s1 * Zc[..., 0, :]"]) == "(s1 * Zc[..., 0, :])[..., None, :]"
+    assert _return_code(["s0", "L0"]) == "torch.stack([s0, L0], dim=-2)"
+    assert _return_code(["s1 * Zc[..., 0, :]", "s1 * Zc[..., 2, :]"]) == \
+        "torch.stack([s1 * Zc[..., 0, :], s1 * Zc[..., 2, :]], dim=-2)"
+    assert _return_code(["s0", "s1 * Zc[..., 0, :]", "s1 * Zc[..., 1, :]", "s1 * Zc[..., 2, :]", "L0",
+                         "s1 * Zc[..., 5, :]"]) == \
+        ("torch.cat([s0[..., None, :], s1[..., None, :] * Zc[..., 0:3, :], L0[..., None, :], "
+         "(s1 * Zc[..., 5, :])[..., None, :]], dim=-2)")

@@ -378,7 +378,8 @@ def _last_layer_context(plan: TermPlan, act: dict, read: list[int],
         horner = polys is not None and _horner_blocks(plan, act, read, polys)
         if horner:
             needs_s1 = any(b.get("needs_s1") for b in horner)
-            return {"columns": [b["result"] for b in horner], "horner": horner,
+            columns = [b["result"] for b in horner]
+            return {"columns": columns, "return_code": _return_code(columns), "horner": horner,
                     "s1_code": print_with_cse([polys[0]])[1][0] if needs_s1 else None,
                     "need_dz": any(b["channel"] and b["channel"]["quad"] for b in horner),
                     "polys": ", ".join(f"σ{_primes(k)} = {sp.sstr(e)}" for k, e in enumerate(polys, 1)),
@@ -398,7 +399,37 @@ def _last_layer_context(plan: TermPlan, act: dict, read: list[int],
         rules = {r["column"]: r for r in act["rules"]}
         out = ["s0" if col == 0 else f"a_{rules[col]['name']}" for col in read]
         channels = [rules[col] for col in read if col != 0]
-    return {"columns": out, "need_dz": need_dz, "channels": channels, "horner": None}
+    return {"columns": out, "return_code": _return_code(out), "need_dz": need_dz, "channels": channels,
+            "horner": None}
+
+
+_FIRST_ORDER = re.compile(r"s1 \* Zc\[\.\.\., (\d+), :\]")
+
+
+def _return_code(columns: list[str]) -> str:
+    """The expression ``activate_<term>_last`` returns: its read columns (each (..., h)) as one
+    (..., n, h) stack. A run of consecutive first-order columns ``s1 * Zc[..., c, :]`` becomes one
+    product ``s1[..., None, :] * Zc[..., a:b, :]``, joined to the rest by ``torch.cat``."""
+    parts: list[tuple[str, int | None, int | None]] = []   # (code, first Zc index, last) of each part
+    for code in columns:
+        m = _FIRST_ORDER.fullmatch(code)
+        c = int(m.group(1)) if m else None
+        if c is not None and parts and parts[-1][2] is not None and parts[-1][2] == c - 1:
+            parts[-1] = (parts[-1][0], parts[-1][1], c)
+        else:
+            parts.append((code, c, c))
+    if len(parts) == len(columns):   # no run: one column, or a stack of single columns
+        if len(columns) == 1:
+            col = columns[0]
+            return f"{'(' + col + ')' if ' ' in col else col}[..., None, :]"
+        return f"torch.stack([{', '.join(columns)}], dim=-2)"
+    pieces = []
+    for code, a, b in parts:
+        if a is not None and b > a:
+            pieces.append(f"s1[..., None, :] * Zc[..., {a}:{b + 1}, :]")
+        else:
+            pieces.append(f"{'(' + code + ')' if ' ' in code else code}[..., None, :]")
+    return f"torch.cat([{', '.join(pieces)}], dim=-2)"
 
 
 def _horner_blocks(plan: TermPlan, act: dict, read: list[int], polys: list[sp.Expr]) -> list[dict] | None:
