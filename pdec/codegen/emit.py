@@ -14,7 +14,9 @@ import sympy as sp
 from ..activations import Activation
 from ..analysis import multi_index_label
 from ..plan import Plan, TermPlan
+from ..text import name_list
 from .printer import float_literal, print_torch, print_with_cse
+from .render import KEEP_SPACE
 
 # Names the templates give to module-level objects and to locals of the generated functions: a
 # spec's variable or atom printed as a local must not shadow them (a variable named ``Zc`` or
@@ -101,6 +103,16 @@ def docstring_text(text: str) -> str:
     return text.replace("\\", "\\\\").replace('"""', '\\"\\"\\"')
 
 
+def _wrappable_repr(value: tuple | dict) -> str:
+    """repr of a flat tuple or dict whose spaces inside an item are :data:`~.render.KEEP_SPACE`, so
+    that the template's ``wrap`` breaks lines only between items."""
+    if isinstance(value, dict):
+        items = [f"{k!r}: {v!r}" for k, v in value.items()]
+        return "{" + ", ".join(i.replace(" ", KEEP_SPACE) for i in items) + "}"
+    items = [repr(v).replace(" ", KEEP_SPACE) for v in value]
+    return "(" + ", ".join(items) + ("," if len(items) == 1 else "") + ")"
+
+
 def class_name(name: str) -> str:
     return "".join(part[:1].upper() + part[1:] for part in name.split("_")) + "PINN"
 
@@ -168,7 +180,8 @@ def _seed_context(plan: TermPlan, variables, d: int) -> dict:
         assert axis_rows == list(range(a, b))
         eye = "torch.eye(d, dtype=dtype, device=device)"
         rhs = eye if axis_idx == list(range(d)) else f"{eye}[{axis_idx}]"
-        labels = ", ".join(f"∂_{variables[j]}" for j in axis_idx)
+        labels = [f"∂_{variables[j]}" for j in axis_idx]
+        labels = name_list(labels) if axis_idx == list(range(axis_idx[0], axis_idx[-1] + 1)) else ", ".join(labels)
         lines.append((f"seed[{a}:{b}] = {rhs}", f"first-order directions {labels}: unit vectors e_i"))
     for c, vec in other:
         lines.append((f"seed[{c.index - 1}] = torch.tensor([{', '.join(float_literal(v) for v in vec)}], "
@@ -503,7 +516,7 @@ def build_context(plan: Plan, options: Options, version: str, source_hash: str) 
         residual = _residual_context(tp, variables, a.unknown_names)
         terms.append({
             "name": name, "mode": tp.mode, "S": tp.S, "M": tp.M, "reason": tp.reason,
-            "columns": [f"[{c.index}] {c.label}" for c in tp.columns],
+            "columns": name_list([f"[{c.index}] {c.label}" for c in tp.columns], limit=12, head=4, tail=2),
             "channels": [f"L{k} = {ch.description}" for k, ch in enumerate(tp.channels)],
             "seed": _seed_context(tp, variables, d) if tp.S > 1 else None,
             "activation": act,
@@ -523,18 +536,19 @@ def build_context(plan: Plan, options: Options, version: str, source_hash: str) 
         used = set().union(*(sp.sympify(e).free_symbols for e in exprs))
         exact = {"variables": [(names[v], f"X[..., {i}]") for i, v in enumerate(variables) if v in used],
                  "assigns": assigns, "results": results,
-                 "exprs": [f"{u} = {sp.sstr(e)}" for u, e in zip(problem.unknowns, exprs)]}
+                 "exprs": [f"{u.func}({name_list([str(v) for v in u.args])}) = {sp.sstr(e)}"
+                           for u, e in zip(problem.unknowns, exprs)]}
     spec_path = spec_display_path(problem.source, problem.name)
     regen = shlex.join(options.compile_args(spec_path))
     py = {
-        "variables": repr(tuple(str(v) for v in variables)),
-        "unknowns": repr(tuple(a.unknown_names)),
-        "domain": repr({str(v): problem.domain.interval(v) for v in variables}),
+        "variables": _wrappable_repr(tuple(str(v) for v in variables)),
+        "unknowns": _wrappable_repr(tuple(a.unknown_names)),
+        "domain": _wrappable_repr({str(v): problem.domain.interval(v) for v in variables}),
         "time": repr(str(problem.domain.time)) if problem.domain.time is not None else "None",
-        "term_names": repr(tuple(plan.terms)),
-        "condition_names": repr(tuple(n for n in plan.terms if n != "interior")),
-        "modes": repr({n: t.mode for n, t in plan.terms.items()}),
-        "S": repr({n: t.S for n, t in plan.terms.items()}),
+        "term_names": _wrappable_repr(tuple(plan.terms)),
+        "condition_names": _wrappable_repr(tuple(n for n in plan.terms if n != "interior")),
+        "modes": _wrappable_repr({n: t.mode for n, t in plan.terms.items()}),
+        "S": _wrappable_repr({n: t.S for n, t in plan.terms.items()}),
         "residual_columns": repr({t["name"]: tuple(t["residual"]["read_columns"]) for t in terms}),
         "point_seeds": repr(tuple(t["name"] for t in terms if t["seed"] and t["seed"]["xdep"])),
         "activation": repr(options.activation.name),
@@ -545,7 +559,8 @@ def build_context(plan: Plan, options: Options, version: str, source_hash: str) 
         "version": version, "hash": source_hash, "spec_path": spec_path, "regen": regen,
         "options": options.header(), "name": problem.name, "class_name": class_name(problem.name),
         "description": docstring_text(problem.description.strip()),
-        "variables": [str(v) for v in variables], "unknowns": list(a.unknown_names),
+        "variables": [str(v) for v in variables], "variables_text": name_list([str(v) for v in variables]),
+        "unknowns": list(a.unknown_names),
         "domain": [(str(v), *problem.domain.interval(v)) for v in variables],
         "time": str(problem.domain.time) if problem.domain.time is not None else None,
         "d": d, "m": len(a.unknown_names), "hidden": options.hidden,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import textwrap
 from pathlib import Path
 
 import jinja2
@@ -27,6 +28,25 @@ def template_sources() -> str:
 RUNTIME_FUNCTIONS = ("horner_step", "tanh")
 
 
+LINE_WIDTH = 100
+#: Stands for a space that :func:`wrap` must not break at (inside one item of a repr); the
+#: rendered text has it replaced by a space.
+KEEP_SPACE = "\ue000"
+
+
+def wrap(text: str, first_col: int, indent: int, width: int = LINE_WIDTH) -> str:
+    """``text`` broken at spaces into lines of at most ``width`` columns (a longer word stays whole):
+    the first line starts at column ``first_col``, the others after ``indent`` spaces.
+
+    For docstring text, and for code inside brackets: printed expressions and reprs have spaces
+    only between tokens, so a break never splits one."""
+    lines = textwrap.wrap(text, width=width, initial_indent=" " * first_col, subsequent_indent=" " * indent,
+                          break_long_words=False, break_on_hyphens=False)
+    if not lines:
+        return text
+    return "\n".join([lines[0][first_col:], *lines[1:]])
+
+
 def render_module(context: dict) -> str:
     """Render ``module.py.j2`` with a context from :func:`pdec.codegen.emit.build_context`.
 
@@ -36,9 +56,11 @@ def render_module(context: dict) -> str:
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(template_dir())),
                              trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True,
                              undefined=jinja2.StrictUndefined, autoescape=False)
+    env.filters["wrap"] = wrap
     template = env.get_template("module.py.j2")
     text = template.render(**context, runtime_imports="GeneratedPINN")
     used = [name for name in RUNTIME_FUNCTIONS if re.search(rf"(?<![\w.]){name}\(", text)]
     if used:
         text = template.render(**context, runtime_imports=", ".join(["GeneratedPINN", *used]))
+    text = text.replace(KEEP_SPACE, " ")
     return "\n".join(line.rstrip() for line in text.splitlines()) + "\n"
