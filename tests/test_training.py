@@ -146,6 +146,24 @@ def test_unknown_setting_suggests_closest():
         resolve_config({"optimizer": "adam", "steps": 1, "lr": -1.0})
 
 
+def test_on_off_settings_read_their_words(tmp_path):
+    # bool("off") is True: "off" once switched torch.compile on
+    for text, want in [("off", False), ("no", False), ("false", False), ("0", False),
+                       ("on", True), ("yes", True), ("true", True), ("1", True)]:
+        cfg, hyper = resolve_config({"optimizer": "kfac-star", "steps": 1},
+                                    sets=[f"torch_compile={text}", f"memory_check={text}", f"trust={text}"])
+        assert (cfg.torch_compile, cfg.memory_check, hyper["trust"]) == (want, want, want), text
+    toml = tmp_path / "run.toml"
+    toml.write_text('optimizer = "adam"\nsteps = 1\nmemory_check = "false"\n')
+    assert resolve_config({}, toml)[0].memory_check is False
+    with pytest.raises(pdec.PdecError, match="memory_check = 'maybe': expected true or false"):
+        resolve_config({"optimizer": "adam", "steps": 1}, sets=["memory_check=maybe"])
+    with pytest.raises(pdec.PdecError, match="must be true or false"):
+        resolve_config({"optimizer": "kfac-star", "steps": 1}, sets=["trust=maybe"])
+    with pytest.raises(pdec.PdecError, match="expected an integer"):
+        resolve_config({"optimizer": "adam", "steps": "many"})
+
+
 def test_config_precedence(tmp_path):
     toml = tmp_path / "run.toml"
     toml.write_text('optimizer = "adam"\nsteps = 7\nlr = 0.01\n')

@@ -38,6 +38,11 @@ class Hyper:
                 raise PdecError(f"{owner}: {name} must be one of {', '.join(map(str, self.choices))}, got {value!r}")
             return value
         if isinstance(self.default, bool):
+            words = {"true": True, "yes": True, "on": True, "false": False, "no": False, "off": False}
+            if isinstance(value, str) and value.strip().lower() in words:   # --set trust=off
+                return words[value.strip().lower()]
+            if type(value) is int and value in (0, 1):   # --set trust=0
+                return bool(value)
             if not isinstance(value, bool):
                 raise PdecError(f"{owner}: {name} must be true or false, got {value!r}")
             return value

@@ -73,6 +73,9 @@ def _parse_value(text: str) -> Any:
         return text
 
 
+_TRUE, _FALSE = ("true", "yes", "on", "1"), ("false", "no", "off", "0")
+
+
 def _coerce(key: str, value: Any, default: Any) -> Any:
     if isinstance(default, tuple):
         given = value
@@ -88,14 +91,21 @@ def _coerce(key: str, value: Any, default: Any) -> Any:
             raise PdecError(f"setting {key} = {given!r}: expected positive integers such as 64 or 64,64")
         return widths
     if isinstance(default, bool):
-        return bool(value)
+        # bool("off") is True: only true/false (and their usual spellings) are an on/off setting
+        if isinstance(value, bool):
+            return value
+        word = str(value).strip().lower()
+        if word in _TRUE or word in _FALSE:
+            return word in _TRUE
+        raise PdecError(f"setting {key} = {value!r}: expected true or false")
     if isinstance(default, int) and isinstance(value, (int, float)) and float(value).is_integer():
         return int(value)
     if isinstance(default, float) and isinstance(value, (int, float)):
         return float(value)
     if type(default) is not type(value):
-        kind = {"str": "string", "int": "integer", "float": "number"}.get(type(default).__name__, type(default).__name__)
-        raise PdecError(f"setting {key} = {value!r}: expected a {kind}")
+        kind = {"str": "a string", "int": "an integer", "float": "a number"}.get(type(default).__name__,
+                                                                             type(default).__name__)
+        raise PdecError(f"setting {key} = {value!r}: expected {kind}")
     return value
 
 
