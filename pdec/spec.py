@@ -298,9 +298,19 @@ class Problem:
                 fail(f"unknown {u!r} must be an applied function such as sp.Function('u')(x, y)")
             bad = [a for a in u.args if a not in variables]
             if bad:
+                hint = ""
+                same_name = [a for a in bad if str(a) in {str(v) for v in variables}]
+                if same_name:   # sp.Symbol("x") is not sp.Symbol("x", real=True)
+                    hint = (f" ({', '.join(map(str, same_name))} has the name of a domain variable but other "
+                            f"SymPy assumptions, e.g. real=True on one and not the other: use the same symbol)")
                 fail(f"unknown {u} is applied to undeclared variable(s) "
-                     f"{', '.join(map(str, bad))}; declared: {', '.join(map(str, variables))}",
+                     f"{', '.join(map(str, bad))}; declared: {', '.join(map(str, variables))}{hint}",
                      term=str(u))
+            missing = [v for v in variables if v not in u.args]
+            if missing:
+                fail(f"unknown {u} does not depend on {', '.join(map(str, missing))}, but pdec's network maps "
+                     f"every domain variable to every unknown, so it would; declare it as "
+                     f"{u.func.__name__}({', '.join(map(str, variables))})", term=str(u))
             name = u.func.__name__
             if name in names:
                 fail(f"unknown {name} declared twice")
@@ -314,20 +324,40 @@ class Problem:
 
         if isinstance(self.interior, (list, tuple)) and not self.interior:
             fail("interior is an empty list")
+        constrained = set()   # the unknowns some residual reads
+
+        def reads_unknowns(expr: sp.Expr, label: str) -> None:
+            read = {u for u in self.unknowns if sp.sympify(expr).has(u)}
+            if not read:
+                fail("the residual contains no unknown, so no network output changes it (a constant "
+                     "term of the loss)", term=label)
+            constrained.update(read)
+
         for i, r in enumerate(self.interior_residuals):
             label = "interior" if not isinstance(self.interior, (list, tuple)) else f"interior[{i}]"
             self._check_expr(r, label, src, allow_unknowns=True)
+            reads_unknowns(r, label)
 
         if not isinstance(self.conditions, Mapping):
             fail("conditions must be a dict name -> Condition(residual, on=region)")
         for name, cond in self.conditions.items():
             if not isinstance(name, str) or not name.isidentifier():
                 fail(f"condition name {name!r} must be an identifier")
+            if name == "interior":
+                fail("a condition may not be named 'interior': that is the PDE's own term", term=name)
             c = _as_condition(name, cond, src)
             self._check_region(name, c.on, src)
-            self._check_expr(self._substitute(sp.sympify(c.residual)), f"condition {name}", src,
-                             allow_unknowns=True)
+            residual = self._substitute(sp.sympify(c.residual))
+            self._check_expr(residual, f"condition {name}", src, allow_unknowns=True)
+            reads_unknowns(residual, f"condition {name}")
+        free = [u for u in self.unknowns if u not in constrained]
+        if free:
+            fail(f"unknown {', '.join(map(str, free))} appears in no residual or condition, so nothing "
+                 f"determines it (its network output would be arbitrary)")
 
+        if self.exact is not None and not isinstance(self.exact, Mapping):
+            fail(f"exact must be a dict unknown -> expression, such as {{{self.unknowns[0]}: ...}}, "
+                 f"got {type(self.exact).__name__}")
         if self.exact:
             unknown_set = set(self.unknowns)
             for u, e in self.exact.items():

@@ -63,6 +63,31 @@ CASES = {
                                  r"term 'condition bc'.*initial slice needs a time variable"),
     "no_problem": ("something_else = 1", r"defines no problem"),
     "not_a_problem": ("problem = 42", r"`problem` is a int"),
+    # each of these trained to "completed" before, on a problem other than the one written
+    "condition_named_interior": ("problem = Problem(name='p', domain=Box({x: (0, 1), y: (0, 1)}), unknowns=[u], "
+                                 "interior=u.diff(x, 2) - 1, conditions={'interior': Condition(u, on=Boundary())})",
+                                 r"may not be named 'interior'"),
+    "unknown_on_fewer_variables": ("w = sp.Function('w')(x)\n"
+                                   "problem = Problem(name='p', domain=Box({x: (0, 1), y: (0, 1)}), unknowns=[w], "
+                                   "interior=w.diff(x, 2) - 1, conditions={'bc': Condition(w, on=Boundary())})",
+                                   r"term 'w\(x\)'.*does not depend on y.*declare it as w\(x, y\)"),
+    "interior_without_unknown": ("problem = Problem(name='p', domain=Box({x: (0, 1), y: (0, 1)}), unknowns=[u], "
+                                 "interior=sp.sin(x) * y, conditions={'bc': Condition(u, on=Boundary())})",
+                                 r"term 'interior'.*contains no unknown"),
+    "condition_without_unknown": ("problem = Problem(name='p', domain=Box({x: (0, 1), y: (0, 1)}), unknowns=[u], "
+                                  "interior=u.diff(x, 2) - 1, conditions={'bc': Condition(x - 1, on=Boundary())})",
+                                  r"term 'condition bc'.*contains no unknown"),
+    "unknown_in_no_residual": ("v = sp.Function('v')(x, y)\n"
+                               "problem = Problem(name='p', domain=Box({x: (0, 1), y: (0, 1)}), unknowns=[u, v], "
+                               "interior=u.diff(x, 2) - 1, conditions={'bc': Condition(u, on=Boundary())})",
+                               r"unknown v\(x, y\) appears in no residual or condition"),
+    "exact_as_list": ("problem = Problem(name='p', domain=Box({x: (0, 1), y: (0, 1)}), unknowns=[u], "
+                      "interior=u.diff(x, 2) - 1, conditions={'bc': Condition(u, on=Boundary())}, exact=[x * y])",
+                      r"exact must be a dict unknown -> expression.*got list"),
+    "variable_with_other_assumptions": ("xr = sp.Symbol('x', real=True)\nw = sp.Function('w')(x, y)\n"
+                                        "problem = Problem(name='p', domain=Box({xr: (0, 1), y: (0, 1)}), unknowns=[w], "
+                                        "interior=w)",
+                                        r"undeclared variable\(s\) x.*other SymPy assumptions"),
 }
 
 
