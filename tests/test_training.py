@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -16,6 +17,7 @@ import torch
 import pdec
 from pdec.loss import pinn_loss
 from pdec.optim import get_optimizer
+from pdec.cli import main
 from pdec.train.config import resolve_config
 from pdec.train.runs import read_metrics
 from pdec.train.sampling import PointSampler, sample_region
@@ -40,6 +42,29 @@ def test_resume_matches_uninterrupted_run(tmp_path, optimizer, extra):
     rows = read_metrics(part.run_dir)
     assert [int(r["step"]) for r in rows] == [0, 2, 4, 5, 6, 8]
     assert rows[-1]["loss"] == full.history[-1]["loss"]
+    # the resumed run's history is the whole log, as metrics.csv (it held only the new rows)
+    assert [r["step"] for r in resumed.history] == [0, 2, 4, 5, 6, 8]
+    assert resumed.history[1]["loss"] == rows[1]["loss"]
+
+
+def test_resume_refuses_other_settings_and_leaves_the_run_alone(tmp_path, capsys):
+    run = pdec.train(_compiled(), "adam", steps=2, seed=0, run_root=tmp_path, lr=1e-2, **SMALL)
+    before = {p.name: p.read_bytes() for p in run.run_dir.iterdir()}
+    for kwargs, named in [({"optimizer": "kfac"}, "optimizer = 'kfac'"), ({"n_interior": 5}, "n_interior = 5"),
+                          ({"lr": 1.0}, "lr = 1.0"), ({"sets": ["seed=4"]}, "--set seed=4")]:
+        with pytest.raises(pdec.PdecError, match=f"only steps, time_budget, progress, torch_compile may change, "
+                                                 f"but {re.escape(named)} was given"):
+            pdec.train(_compiled(), resume=run.run_dir, steps=4, **kwargs)
+    with pytest.raises(pdec.PdecError, match="save=False: a resumed run writes into its directory"):
+        pdec.train(_compiled(), resume=run.run_dir, steps=4, save=False)
+    assert {p.name: p.read_bytes() for p in run.run_dir.iterdir()} == before
+    # the CLI passes every flag on (it used to drop them)
+    assert main(["train", "--resume", str(run.run_dir), "--steps", "4", "--optimizer", "sgd"]) != 0
+    assert "optimizer = 'sgd' was given" in capsys.readouterr().err
+    assert {p.name: p.read_bytes() for p in run.run_dir.iterdir()} == before
+    # the run's own values are no change
+    resumed = pdec.train(_compiled(), "adam", resume=run.run_dir, steps=3, lr=1e-2, n_interior=40, progress=False)
+    assert resumed.steps == 3
 
 
 def test_resume_with_other_terms_is_a_clear_error(tmp_path):

@@ -10,7 +10,6 @@ import time
 from pathlib import Path
 
 from ..errors import PdecError
-from .config import RESUME_OVERRIDES
 
 
 def add_training_commands(sub) -> None:
@@ -182,11 +181,18 @@ def _train_here(args) -> int:
         if not cfg_file.is_file():
             raise PdecError(f"{args.resume}: not a run directory (no config.json)")
         saved = json.loads(cfg_file.read_text())
+        if not saved.get("spec"):
+            raise PdecError(f"{args.resume} trained a problem built in Python (no spec file): resume it from "
+                            f"Python with pdec.train(compiled, resume=...)")
         cfg, _ = resolve_config(saved["settings"])
         comm = from_environment(cfg.device)
         compiled = _compile_for(Path(saved["spec"]), cfg, _rank_device(cfg.device, comm))
-        extra = {k: v for k, v in _flag_overrides(args).items() if k in RESUME_OVERRIDES}
-        run_kwargs = dict(resume=args.resume, init_from=args.init_from, **extra)   # train() refuses both
+        if args.spec is not None and args.spec.resolve() != Path(saved["spec"]).resolve():
+            raise PdecError(f"{args.resume} trained {saved['spec']}, not {args.spec}: resume it without the "
+                            f"spec, or start a new run of {args.spec} (--init-from {args.resume})")
+        # every flag goes to train(), which refuses settings a resumed run may not change
+        run_kwargs = dict(resume=args.resume, init_from=args.init_from, config_file=args.config,
+                          sets=args.set, **_flag_overrides(args))   # train() refuses init_from with resume
     else:
         if args.spec is None:
             raise PdecError("name a spec file (or --resume RUN_DIR)")

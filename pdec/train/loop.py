@@ -38,7 +38,7 @@ from .allocator import keep_freed_memory
 from .config import RESUME_OVERRIDES, TrainConfig, resolve_config
 from .progress import progress_bar
 from .memory import MemoryEstimate, available_memory, check_memory, estimate_memory
-from .runs import CHECKPOINT, MetricsLog, load_checkpoint, new_run_dir, save_checkpoint, write_json, write_text
+from .runs import CHECKPOINT, MetricsLog, load_checkpoint, new_run_dir, read_metrics, save_checkpoint, write_json, write_text
 from .sampling import GivenPoints, Points, PointSampler
 
 
@@ -181,6 +181,7 @@ def train(compiled: Compiled, optimizer: str | None = None, *, config_file: str 
                             + ("points given from Python: pass the same points= to resume it" if given else
                                "points drawn from the spec's regions: resume it without points="))
         saved = checkpoint["settings"]
+        _refuse_resume_changes(run_dir, saved, optimizer, settings, config_file, sets, save)
         saved.update({k: v for k, v in settings.items() if k in RESUME_OVERRIDES})
         cfg, hyper = resolve_config(saved)
         step0, elapsed0 = checkpoint["step"], checkpoint["elapsed"]
@@ -295,6 +296,8 @@ def train(compiled: Compiled, optimizer: str | None = None, *, config_file: str 
     log = MetricsLog(run_dir / "metrics.csv", columns, keep_until_step=step if checkpoint else None) \
         if run_dir is not None else None
     run = Run(run_dir, cfg, hyper, model, memory)
+    if checkpoint is not None and main:   # a resumed run's history starts with the rows logged before
+        run.history = [row for row in read_metrics(run_dir) if row["step"] <= step]
 
     def record(row: dict) -> None:
         if not main:
@@ -475,6 +478,29 @@ def _load_weights(model, run_dir: Path, problem=None) -> None:
                         f"from its weights")
     state = load_checkpoint(run_dir)["model"]
     model.load_state_dict({k: v for k, v in state.items() if k.startswith("layers.")}, strict=False)
+
+
+def _refuse_resume_changes(run_dir: Path, saved: dict, optimizer: str | None, settings: dict,
+                           config_file, sets, save: bool) -> None:
+    """A resumed run keeps its own settings: asking for others (which resume used to drop without a
+    word) is an error, as is ``save=False`` (resuming writes into the run's directory)."""
+    def same(a, b) -> bool:
+        return (tuple(a) == tuple(b)) if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)) else a == b
+
+    asked = {k: v for k, v in settings.items() if k not in RESUME_OVERRIDES}
+    if optimizer is not None:
+        asked["optimizer"] = optimizer
+    changed = [f"{k} = {v!r}" for k, v in asked.items() if not (k in saved and same(saved[k], v))]
+    if config_file is not None:
+        changed.append(f"config file {config_file}")
+    changed += [f"--set {s}" for s in sets or ()]
+    if changed:
+        raise PdecError(f"a resumed run continues with its own settings; only {', '.join(RESUME_OVERRIDES)} may "
+                        f"change, but {'; '.join(changed)} was given. Start a new run for other settings "
+                        f"(--init-from {run_dir} starts it from this run's weights)")
+    if not save:
+        raise PdecError(f"save=False: a resumed run writes into its directory {run_dir} (give save=True, or "
+                        f"start a new run with init_from={str(run_dir)!r} and save=False)")
 
 
 def _refuse_diverged(run_dir: Path) -> None:
