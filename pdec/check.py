@@ -29,6 +29,7 @@ from sympy.core.function import AppliedUndef
 from .errors import PdecError
 from .functions import sigmoid, softplus
 from .spec import Boundary, Combined, Face, Initial, Problem, Region, Sampler, SpatialBoundary
+from .user_points import sampler_points
 
 #: Largest ``count_ops`` on which ``trigsimp`` / ``simplify`` are attempted.
 MAX_SIMPLIFY_OPS = 400
@@ -156,8 +157,7 @@ def _points(problem: Problem, region: Region | None, n: int, seed: int,
         return [pt for i, (part, k) in enumerate(zip(region.parts, region.split(n)))
                 for pt in _points(problem, part, k, seed + i, digits)]
     if isinstance(region, Sampler):
-        X = region.fn(n, torch.Generator().manual_seed(seed))
-        X = torch.as_tensor(X, dtype=torch.float64).reshape(-1, len(variables))
+        X = sampler_points(problem, region, n, torch.Generator().manual_seed(seed))
         return [{v: sp.Float(float(val), digits) for v, val in zip(variables, row.tolist())}
                 for row in X]
     lo = torch.tensor([problem.domain.interval(v)[0] for v in variables], dtype=torch.float64)

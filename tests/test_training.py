@@ -569,3 +569,55 @@ def test_the_cli_prints_pdecs_warnings_as_one_line_and_leaves_others_alone(capsy
         warnings.showwarning = saved
     assert capsys.readouterr().err == "pdec: warning: the points lie outside\n"
     assert others == [UserWarning]   # passed on unchanged
+
+
+def _circle_problem(fn):
+    """2d Poisson-like problem whose condition lives on a user Sampler's points."""
+    import sympy as sp
+
+    from pdec import Box, Condition, Problem, Sampler
+
+    x, y = sp.symbols("x y", real=True)
+    u = sp.Function("u")(x, y)
+    return Problem(name="circle", domain=Box({x: (0, 1), y: (0, 1)}), unknowns=[u],
+                   interior=u.diff(x, 2) + u.diff(y, 2) - 1,
+                   conditions={"rim": Condition(u, on=Sampler(fn, "circle"))})
+
+
+def _on_circle(n, g):
+    angle = 2 * math.pi * torch.rand(n, generator=g, dtype=torch.float64)
+    return torch.stack([0.5 + 0.3 * torch.cos(angle), 0.5 + 0.3 * torch.sin(angle)], dim=1)
+
+
+@pytest.mark.parametrize("fn,message", [
+    (lambda n: torch.zeros(n, 2), r"failed when asked for \d+ points: TypeError.*called as fn\(n, generator\)"),
+    (lambda n, g: 1 / 0, r"failed when asked for \d+ points: ZeroDivisionError"),
+    (lambda n, g: torch.zeros(n, 3), r"returned shape \(\d+, 3\), expected \(\d+, 2\).*columns \(x, y\)"),
+    (lambda n, g: torch.full((n, 2), float("nan")), r"returned non-finite coordinates"),
+    (lambda n, g: _on_circle(n, g) + 0.5, r"returned \d+ point\(s\) outside the domain.*x in \[0, 1\], y in \[0, 1\]"),
+])
+def test_a_bad_sampler_is_a_clear_error_before_any_run_directory(tmp_path, fn, message):
+    compiled = pdec.compile(_circle_problem(fn), hidden=(4,), write=False)
+    with pytest.raises(pdec.PdecError, match=r"Sampler 'circle' of condition 'rim' in problem 'circle' " + message):
+        pdec.train(compiled, "kfac", steps=2, seed=0, run_root=tmp_path, **SMALL)
+    assert not any(tmp_path.iterdir())
+    compiled = pdec.compile(_circle_problem(_on_circle), hidden=(4,), write=False)
+    assert pdec.train(compiled, "kfac", steps=2, seed=0, save=False, **SMALL).status == "completed"
+
+
+def test_a_draw_that_fails_mid_run_keeps_the_steps_done(tmp_path):
+    first = PointSampler(_compiled().problem, 40, 12, seed=0).batch
+
+    def draw(k):
+        if k == 2:
+            raise RuntimeError("out of points")
+        return first
+
+    with pytest.raises(pdec.PdecError, match=r"draw\(2\) .*failed: RuntimeError: out of points; at step 7, kept the "
+                                             r"parameters of step 6 in "):
+        pdec.train(_compiled(), "adam", steps=10, seed=0, run_root=tmp_path, lr=1e-2, points=draw, resample_every=3,
+                   **SMALL)
+    run_dir = next((tmp_path / "heat1d").iterdir())
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["status"] == "failed" and summary["steps"] == 6
+    assert torch.load(run_dir / "checkpoint.pt", weights_only=False)["step"] == 6

@@ -52,7 +52,8 @@ class Run:
 
     Attributes:
         run_dir: its directory (None when ``save=False``).
-        status: "completed", "interrupted" or "diverged".
+        status: "completed", "interrupted", "diverged" or "failed" (torch.compile or a user's sampler
+            failed mid-run; the checkpoint keeps the last completed step).
         steps: optimisation steps done; elapsed: optimisation seconds (evaluation excluded).
         history: the metrics rows (dicts), as in metrics.csv.
         final: the last row's metrics (loss, rel_l2, abs_rms, ...).
@@ -342,7 +343,12 @@ def train(compiled: Compiled, optimizer: str | None = None, *, config_file: str 
                 snapshot = [p.detach().clone() for p in params]
                 t0 = time.perf_counter()  # the step's time includes drawing its points
                 if cfg.resample_every and step > 0 and step % cfg.resample_every == 0:
-                    sampler.resample()
+                    try:
+                        sampler.resample()
+                    except PdecError as exc:   # a user's Sampler or draw(k) failed: keep what was trained
+                        finish("failed")
+                        raise PdecError(f"{exc}; at step {step + 1}, kept the parameters of step {step}"
+                                        + (f" in {run_dir}" if run_dir else "")) from exc
                     _check_same_points(comm, sampler)
                 try:
                     info = opt.step(sampler.batch)

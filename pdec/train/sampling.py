@@ -19,6 +19,7 @@ import torch
 from ..errors import PdecError, PdecWarning
 from ..parallel import shard_batch
 from ..spec import Boundary, Combined, Face, Initial, Problem, Region, Sampler, SpatialBoundary
+from ..user_points import sampler_points
 
 
 def _bounds(problem: Problem, dtype, device) -> tuple[torch.Tensor, torch.Tensor]:
@@ -58,21 +59,18 @@ def _faces(problem: Problem, region: Region) -> list[tuple[int, float]]:
 
 
 def sample_region(problem: Problem, region: Region, n: int, g: torch.Generator,
-                  dtype=torch.float64, device=None) -> torch.Tensor:
+                  dtype=torch.float64, device=None, name: str | None = None) -> torch.Tensor:
     """n points on a condition's region: (n, d). Faces are chosen with probability ∝ their area;
-    a :class:`Combined` region's points are split evenly over its parts, in order."""
+    a :class:`Combined` region's points are split evenly over its parts, in order. ``name``: the
+    condition's, for error messages."""
     if isinstance(region, Combined):
         if n < len(region.parts):
             raise PdecError(f"{region.describe()}: {n} point(s) for {len(region.parts)} parts; "
                             f"give at least one point per part (raise n_condition)")
-        return torch.cat([sample_region(problem, part, k, g, dtype, device)
+        return torch.cat([sample_region(problem, part, k, g, dtype, device, name)
                           for part, k in zip(region.parts, region.split(n))])
     if isinstance(region, Sampler):
-        X = torch.as_tensor(region.fn(n, g), dtype=dtype)
-        if X.shape != (n, len(problem.variables)):
-            raise PdecError(f"Sampler {region.description!r} returned shape {tuple(X.shape)}, "
-                            f"expected ({n}, {len(problem.variables)})")
-        return X.to(device)
+        return sampler_points(problem, region, n, g, dtype, name).to(device)
     faces = _faces(problem, region)
     X = uniform_box(problem, n, g, dtype)
     lo, hi = _bounds(problem, dtype, "cpu")
@@ -135,7 +133,8 @@ class PointSampler:
         g = self.generator
         batch = {"interior": uniform_box(self.problem, self.n_interior, g, self.dtype, self.device)}
         for name, region in self.regions.items():
-            batch[name] = sample_region(self.problem, region, self.counts[name], g, self.dtype, self.device)
+            batch[name] = sample_region(self.problem, region, self.counts[name], g, self.dtype, self.device,
+                                        name)
         self._set(batch)
         return self.batch
 
@@ -260,13 +259,19 @@ class GivenPoints:
     def resample(self) -> Mapping[str, torch.Tensor]:
         """The next batch: ``draw(k)`` for the next k, or the fixed batch again."""
         self.k += 1
-        self._set(self._checked(self.draw(self.k) if self.draw is not None else self.fixed))
+        self._set(self._checked(self._draw() if self.draw is not None else self.fixed))
         return self.batch
+
+    def _draw(self):
+        try:
+            return self.draw(self.k)
+        except Exception as exc:   # the user's function: its error, with where it came from
+            raise PdecError(f"draw({self.k}) (the points= function) failed: {type(exc).__name__}: {exc}") from exc
 
     def _restore(self, state: dict) -> None:
         self.k = state["k"]
         saved = {t: X.to(self.device, self.dtype) for t, X in state["batch"].items()}
-        given = self._checked(self.draw(self.k) if self.draw is not None else self.fixed)
+        given = self._checked(self._draw() if self.draw is not None else self.fixed)
         if set(given) != set(saved) or not all(_same(given[t], saved[t]) for t in saved):
             which = f"draw({self.k})" if self.draw is not None else "the points given"
             raise PdecError(f"{which} differs from the batch the run saved at its checkpoint; resume with the "

@@ -1,0 +1,41 @@
+"""The points of a user's :class:`~pdec.spec.Sampler` region, checked before anything uses them
+(``pdec check`` and the training samplers)."""
+
+from __future__ import annotations
+
+import torch
+
+from .errors import PdecError
+from .spec import Problem, Sampler
+
+
+def sampler_points(problem: Problem, region: Sampler, n: int, g: torch.Generator, dtype=torch.float64,
+                   name: str | None = None) -> torch.Tensor:
+    """A :class:`~pdec.spec.Sampler`'s n points, (n, d) in ``dtype`` on the CPU, checked: the call
+    succeeds, the shape is (n, d), every coordinate is finite and inside the domain's box (to a
+    relative 1e-12). Any failure is a :class:`~pdec.errors.PdecError` that names the sampler, the
+    condition (``name``) and the spec."""
+    where = (f"Sampler {region.description!r}" + (f" of condition {name!r}" if name else "")
+             + f" in {problem.source or f'problem {problem.name!r}'}")
+    d = len(problem.variables)
+    try:
+        X = torch.as_tensor(region.fn(n, g), dtype=dtype)
+    except Exception as exc:
+        raise PdecError(f"{where} failed when asked for {n} points: {type(exc).__name__}: {exc} (it is "
+                        f"called as fn(n, generator) and returns an (n, {d}) tensor)") from exc
+    if X.shape != (n, d):
+        raise PdecError(f"{where} returned shape {tuple(X.shape)}, expected ({n}, {d}): one row per point, "
+                        f"columns ({', '.join(map(str, problem.variables))})")
+    if not torch.isfinite(X).all():
+        raise PdecError(f"{where} returned non-finite coordinates (rows "
+                        f"{torch.nonzero(~torch.isfinite(X).all(1)).flatten()[:5].tolist()}…)")
+    lo = torch.tensor([problem.domain.interval(v)[0] for v in problem.variables], dtype=dtype)
+    hi = torch.tensor([problem.domain.interval(v)[1] for v in problem.variables], dtype=dtype)
+    slack = 1e-12 * (hi - lo)
+    outside = ((X < lo - slack) | (X > hi + slack)).any(1)
+    if outside.any():
+        k = int(torch.nonzero(outside)[0])
+        raise PdecError(f"{where} returned {int(outside.sum())} point(s) outside the domain, e.g. "
+                        f"{tuple(round(float(v), 6) for v in X[k])}; the box is "
+                        f"{', '.join(f'{v} in [{a:g}, {b:g}]' for v, a, b in zip(problem.variables, lo.tolist(), hi.tolist()))}")
+    return X
