@@ -17,6 +17,7 @@ from .activations import resolve_activation
 from .analysis import analyse
 from .codegen.emit import Options, build_context, content_hash
 from .codegen.render import render_module, template_sources
+from .errors import PdecError
 from .loader import load_spec
 from .plan import Plan, make_plan
 from .runtime import GeneratedPINN
@@ -98,6 +99,38 @@ def owns_module(path: Path, source: str) -> bool:
     return _header(path.read_text()) == _header(source)
 
 
+def _widths(hidden) -> tuple[int, ...]:
+    """Hidden widths as a tuple: 64, "64,64", [64, 64] or (64,) (a PdecError otherwise)."""
+    given = hidden
+    if isinstance(hidden, int) and not isinstance(hidden, bool):
+        hidden = (hidden,)
+    elif isinstance(hidden, str):
+        hidden = [h for h in hidden.replace(" ", "").split(",") if h]
+    try:
+        widths = tuple(int(h) for h in hidden)
+        ok = bool(widths) and all(w >= 1 and float(h) == w for h, w in zip(hidden, widths))
+    except (TypeError, ValueError):
+        ok = False
+    if not ok:
+        raise PdecError(f"hidden = {given!r}: give the hidden layers' widths, such as 64, (64,) or (64, 64)")
+    return widths
+
+
+def _torch_device(device) -> torch.device | None:
+    """``device`` as a torch.device (None stays None); a PdecError for a name torch does not know or a
+    CUDA device this machine lacks."""
+    if device is None:
+        return None
+    try:
+        device = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise PdecError(f"device {device!r} is not a torch device: use 'cpu' or 'cuda' ('cuda:1' for the second "
+                        f"GPU)") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise PdecError("device cuda: no CUDA device is available to torch on this machine")
+    return device
+
+
 def compile(problem: Problem | str | Path, hidden: Sequence[int] = (64,), activation="tanh", mode: str = "auto",
             dtype: torch.dtype = torch.float64, device: torch.device | str | None = None,
             out_dir: str | Path = DEFAULT_OUT_DIR, write: bool | str = True, seed: int | None = None) -> Compiled:
@@ -128,6 +161,8 @@ def compile(problem: Problem | str | Path, hidden: Sequence[int] = (64,), activa
         raise TypeError(f"pdec.compile takes a Problem or the path of a spec file, got {type(problem).__name__}")
     if write not in (True, False, "own"):
         raise ValueError(f"write must be True, False or 'own', got {write!r}")
+    hidden = _widths(hidden)
+    device = _torch_device(device)
     plan, source = generate_source(problem, hidden, activation, mode, out_dir if write else DEFAULT_OUT_DIR)
     path = Path(out_dir) / f"{problem.name}.py"
     if write == "own":

@@ -11,6 +11,8 @@ import pytest
 
 import pdec
 
+ROOT_SPECS = Path(__file__).resolve().parents[1] / "specs"
+
 HEADER = """
 import sympy as sp
 from pdec import Boundary, Box, Condition, Problem
@@ -194,3 +196,19 @@ def test_fingerprint_follows_what_the_problem_computes():
     assert problem({y: (0, 1), x: (0, 1)}).fingerprint() != base   # the network's input columns swap
     assert problem({x: (0, 2), y: (0, 1)}).fingerprint() != base
     assert problem({x: (0, 1), y: (0, 1)}, u.diff(x, 2) - u.diff(y, 2)).fingerprint() != base
+
+
+def test_compile_reads_widths_and_refuses_bad_ones_and_devices():
+    spec = ROOT_SPECS / "heat1d.py"
+    for hidden, widths in [(16, (2, 16, 1)), ("16,8", (2, 16, 8, 1)), ([8, 4], (2, 8, 4, 1))]:
+        assert tuple(pdec.compile(spec, hidden=hidden, write=False).model.widths) == widths
+    for bad in ["x", 0, 2.5, True, (8, -1), ()]:
+        with pytest.raises(pdec.PdecError, match="give the hidden layers' widths"):
+            pdec.compile(spec, hidden=bad, write=False)
+    with pytest.raises(pdec.PdecError, match="device 'gpu' is not a torch device"):
+        pdec.compile(spec, device="gpu", write=False)
+
+
+def test_train_takes_a_compiled_model():
+    with pytest.raises(pdec.PdecError, match=r"compile it first: pdec.train\(pdec.compile\(problem\)"):
+        pdec.train(pdec.load_spec(ROOT_SPECS / "heat1d.py"), "adam", steps=1)

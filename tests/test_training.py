@@ -621,3 +621,10 @@ def test_a_draw_that_fails_mid_run_keeps_the_steps_done(tmp_path):
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["status"] == "failed" and summary["steps"] == 6
     assert torch.load(run_dir / "checkpoint.pt", weights_only=False)["step"] == 6
+
+
+def test_resume_with_a_model_of_another_mode_is_a_clear_error(tmp_path):
+    run = pdec.train(_compiled(), "adam", steps=2, seed=0, run_root=tmp_path, lr=1e-2, **SMALL)
+    other = pdec.compile(pdec.load_spec(ROOT / "specs" / "heat1d.py"), hidden=(6, 5), mode="taylor", write=False)
+    with pytest.raises(pdec.PdecError, match=r"trained another module than this compiled model.*mode='auto'"):
+        pdec.train(other, resume=run.run_dir, steps=4)

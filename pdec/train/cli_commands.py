@@ -95,11 +95,9 @@ def _module_note(compiled) -> str:
 
 
 def _device(name: str):
-    import torch
+    from ..compiler import _torch_device
 
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise PdecError("--device cuda: no CUDA device is available to torch on this machine")
-    return torch.device(name)
+    return _torch_device(name)
 
 
 def _rank_device(name: str, comm):

@@ -158,6 +158,10 @@ def train(compiled: Compiled, optimizer: str | None = None, *, config_file: str 
     Returns:
         :class:`Run`. Raises :class:`TrainingDiverged` after saving the last finite state.
     """
+    if not isinstance(compiled, Compiled):
+        raise PdecError(f"pdec.train takes the result of pdec.compile (a Compiled), got {type(compiled).__name__}"
+                        + ("; compile it first: pdec.train(pdec.compile(problem), ...)"
+                           if type(compiled).__name__ == "Problem" else ""))
     model = compiled.model
     checkpoint = None
     if resume is not None:
@@ -260,6 +264,15 @@ def train(compiled: Compiled, optimizer: str | None = None, *, config_file: str 
 
     step, elapsed = 0, 0.0
     if checkpoint is not None:
+        ours = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+        theirs = {k: tuple(v.shape) for k, v in checkpoint["model"].items()}
+        if ours != theirs:   # e.g. compiled with another mode: other seed buffers
+            saved = checkpoint["settings"]
+            raise PdecError(f"the run in {run_dir} trained another module than this compiled model ("
+                            f"{', '.join(sorted(set(ours) ^ set(theirs)) or [k for k in ours if ours[k] != theirs[k]])} "
+                            f"differ); compile with the run's options: hidden={tuple(saved.get('hidden', ()))}, "
+                            f"activation={saved.get('activation')!r}, mode={saved.get('mode')!r} (pdec train "
+                            f"--resume does)")
         model.load_state_dict(checkpoint["model"])
         opt.load_state_dict(checkpoint["optimizer"])
         if points is None:   # GivenPoints was built from the checkpoint (and checked against it)
