@@ -189,6 +189,13 @@ def test_on_off_settings_read_their_words(tmp_path):
         resolve_config({"optimizer": "adam", "steps": "many"})
 
 
+def test_a_typo_in_another_optimizers_table_is_an_error(tmp_path):
+    toml = tmp_path / "run.toml"
+    toml.write_text('optimizer = "adam"\nsteps = 1\n[kfac]\ndampign = 1e-6\n')
+    with pytest.raises(pdec.PdecError, match=r"\[kfac\] has an unknown setting 'dampign'; did you mean 'damping'"):
+        resolve_config({}, toml)
+
+
 def test_config_precedence(tmp_path):
     toml = tmp_path / "run.toml"
     toml.write_text('optimizer = "adam"\nsteps = 7\nlr = 0.01\n')

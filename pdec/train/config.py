@@ -128,7 +128,13 @@ def resolve_config(overrides: Mapping[str, Any] | None = None, config_file: str 
             raise PdecError(f"{path}: invalid TOML: {exc}")
         for key, value in data.items():
             if isinstance(value, dict):
-                get_optimizer(key)  # a table must be named after an optimizer
+                table_cls = get_optimizer(key)  # a table must be named after an optimizer
+                known = TRAIN_KEYS | set(table_cls.HYPERPARAMETERS)
+                for name in value:   # checked even when another optimizer trains: a typo waits otherwise
+                    if name not in known:
+                        close = get_close_matches(name, sorted(known), n=1)
+                        hint = f"; did you mean {close[0]!r}?" if close else ""
+                        raise PdecError(f"{path}: [{key}] has an unknown setting {name!r}{hint}")
                 tables[key] = value
             else:
                 merged[key] = value
