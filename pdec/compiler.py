@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.util
 import os
 import sys
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -17,7 +18,7 @@ from .activations import resolve_activation
 from .analysis import analyse
 from .codegen.emit import Options, build_context, content_hash
 from .codegen.render import render_module, template_sources
-from .errors import PdecError
+from .errors import PdecError, PdecWarning
 from .loader import load_spec
 from .plan import Plan, make_plan
 from .runtime import GeneratedPINN
@@ -167,6 +168,11 @@ def compile(problem: Problem | str | Path, hidden: Sequence[int] = (64,), activa
     path = Path(out_dir) / f"{problem.name}.py"
     if write == "own":
         write = owns_module(path, source)
+    elif write and path.is_file():
+        theirs, ours = _header(path.read_text())[0], _header(source)[0]
+        if theirs and theirs != ours:   # two specs of the same name: say which module goes
+            warnings.warn(f"{path} was generated from {theirs}; it now holds the module of {ours} (both "
+                          f"problems are named {problem.name!r})", PdecWarning, stacklevel=2)
     if write:
         path.parent.mkdir(parents=True, exist_ok=True)
         if not path.is_file() or path.read_text() != source:
