@@ -635,3 +635,12 @@ def test_resume_with_a_model_of_another_mode_is_a_clear_error(tmp_path):
     other = pdec.compile(pdec.load_spec(ROOT / "specs" / "heat1d.py"), hidden=(6, 5), mode="taylor", write=False)
     with pytest.raises(pdec.PdecError, match=r"trained another module than this compiled model.*mode='auto'"):
         pdec.train(other, resume=run.run_dir, steps=4)
+
+
+def test_plot_says_why_it_draws_no_solution(tmp_path, capsys):
+    compiled = pdec.compile(_circle_problem(_on_circle), hidden=(4,), write=False)   # no exact solution
+    run = pdec.train(compiled, "adam", steps=2, seed=0, run_root=tmp_path, **SMALL)
+    assert main(["plot", str(run.run_dir)]) == 0
+    out = capsys.readouterr().out
+    assert f"no solution picture for {run.run_dir}: its spec gives no exact solution" in out
+    assert (run.run_dir / "curves.png").is_file() and not (run.run_dir / "solution.png").exists()

@@ -250,6 +250,10 @@ def cmd_plot(args) -> int:
         path = plot_solution(model, r / "solution.png")
         if path:
             print(f"wrote {path}")
+        else:
+            why = ("its spec gives no exact solution" if getattr(model, "exact_solution", None) is None
+                   else "the problem has one variable (the curves show its errors)")
+            print(f"no solution picture for {r}: {why}")
     return 0
 
 

@@ -37,9 +37,12 @@ def plot_curves(run_dirs: list[Path], out: Path, title: str | None = None) -> Pa
     fig, axes = plt.subplots(2, 2, figsize=(11, 8), constrained_layout=True)
     if title:
         fig.suptitle(title)
+    problems = {json.loads((r / "config.json").read_text()).get("problem") for r in run_dirs}
     for run_dir in run_dirs:
         rows = read_metrics(run_dir)
         label = _label(run_dir)
+        if len(problems) > 1:   # runs of several problems: name each run's
+            label = f"{json.loads((run_dir / 'config.json').read_text()).get('problem')}: {label}"
         steps = [r["step"] for r in rows]
         times = [r["time"] for r in rows]
         for col, key in enumerate(["loss", "rel_l2"]):

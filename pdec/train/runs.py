@@ -68,7 +68,7 @@ def load_checkpoint(run_dir: Path, map_location="cpu") -> dict:
     if not path.is_file():
         from ..errors import PdecError
 
-        raise PdecError(f"{run_dir}: no {CHECKPOINT} to resume from")
+        raise PdecError(f"{run_dir}: no {CHECKPOINT} (not a run directory, or its run saved none)")
     return torch.load(path, weights_only=False, map_location=map_location)
 
 
