@@ -125,12 +125,15 @@ def test_a_wrong_exact_solution_is_warned_about(tmp_path):
     spec.write_text(text.replace("sp.exp(-sp.pi**2 * t / 4)", "sp.exp(-sp.pi**2 * t / 2)"))
     wrong = pdec.compile(pdec.load_spec(spec), hidden=(6, 5), write=False)
     with pytest.warns(UserWarning, match=r"does not satisfy interior \(see `pdec check "):
-        pdec.train(wrong, "adam", steps=1, save=False, lr=1e-2, **SMALL)
+        run = pdec.train(wrong, "adam", steps=1, run_root=tmp_path / "runs", lr=1e-2, **SMALL)
+    record = json.loads((run.run_dir / "config.json").read_text())
+    assert record["exact_solution_check"] == "failed: interior"   # the run's record keeps it
     import warnings
 
     with warnings.catch_warnings():
         warnings.simplefilter("error")   # the shipped spec's exact solution passes: no warning
-        pdec.train(_compiled(), "adam", steps=1, save=False, lr=1e-2, **SMALL)
+        run = pdec.train(_compiled(), "adam", steps=1, run_root=tmp_path / "runs", lr=1e-2, **SMALL)
+    assert json.loads((run.run_dir / "config.json").read_text())["exact_solution_check"] == "passed"
 
 
 @pytest.mark.parametrize("value", ["0", "abc", "64,-1", "''"])

@@ -222,8 +222,9 @@ def train(compiled: Compiled, optimizer: str | None = None, *, config_file: str 
         raise PdecError(f"rank {comm.rank} has its model on {device}; with one GPU per rank, compile with "
                         f"device='cuda:{comm.local_rank}' (LOCAL_RANK)")
     problem = compiled.problem
+    exact_check = None   # recorded in config.json: "passed", "failed: <terms>" or why it could not run
     if checkpoint is None and main and problem.exact_solution:
-        _warn_if_exact_is_wrong(problem)
+        exact_check = _warn_if_exact_is_wrong(problem)
     if points is not None:
         sampler = GivenPoints(problem, points, eval_points, cfg.seed, cfg.n_eval if main else 0, dtype, device,
                               comm.rank, comm.world_size, state=checkpoint["sampler"] if checkpoint else None)
@@ -305,7 +306,7 @@ def train(compiled: Compiled, optimizer: str | None = None, *, config_file: str 
                         "resampled": sampler.resamples} if points is not None else {"source": "sampled"}),
             "eval_points": {"source": "given" if points is not None and sampler.eval_given else "sampled",
                             "N": 0 if sampler.eval_points is None else len(sampler.eval_points)},
-            "initial_weights": initial_weights})
+            "initial_weights": initial_weights, "exact_solution_check": exact_check})
         write_text(run_dir / "module.py", compiled.source)   # the code this run trains, whatever generated/ holds
     log = MetricsLog(run_dir / "metrics.csv", columns, keep_until_step=step if checkpoint else None) \
         if run_dir is not None else None
@@ -460,21 +461,25 @@ def _check_same_points(comm: Communicator, sampler) -> None:
                         f"the same batch on every rank (seed it with k, not with the rank)")
 
 
-def _warn_if_exact_is_wrong(problem) -> None:
+def _warn_if_exact_is_wrong(problem) -> str:
     """Warn when the spec's exact solution fails :func:`pdec.check.check_problem` (a fraction of a
-    second on the shipped specs): the run's errors are measured against it."""
+    second on the shipped specs): the run's errors are measured against it. Returns the outcome for
+    the run's record: "passed", "failed: <terms>" or "not checked: <why>"."""
     try:
         report = check_problem(problem)
     except Exception as exc:   # e.g. a user's Sampler that fails on the check's points: train anyway
         warnings.warn(f"could not check the exact solution of {problem.source or problem.name} "
                       f"({type(exc).__name__}: {exc})", PdecWarning, stacklevel=3)
-        return
+        return f"not checked: {type(exc).__name__}: {exc}"
     failed = [r.term for r in report.results if not r.passed]
     if failed:
         where = problem.source or f"problem {problem.name!r}"
-        warnings.warn(f"the exact solution of {where} does not satisfy {', '.join(failed)} (see `pdec check "
-                      f"{where}`): the relative L2 and RMS errors of this run are measured against it", PdecWarning,
+        how = f"`pdec check {problem.source}`" if problem.source else "pdec.check.check_problem(problem)"
+        warnings.warn(f"the exact solution of {where} does not satisfy {', '.join(failed)} (see {how}): the "
+                      f"relative L2 and RMS errors of this run are measured against it", PdecWarning,
                       stacklevel=3)
+        return f"failed: {', '.join(failed)}"
+    return "passed"
 
 
 def _load_weights(model, run_dir: Path, problem=None) -> None:
