@@ -240,9 +240,10 @@ def test_last_layer_columns_with_other_activations(spec, activation):
     _check_last_layer(c)
 
 
-def test_residual_component_without_the_network_broadcasts():
-    """A residual component that does not involve u (here sin x) still has the trials' shape
-    when the line search passes the points (N, d) against (K, N, S, h) stacks."""
+def test_residual_component_without_the_network_is_refused():
+    """A residual component that does not involve u (here sin x) is a constant term of the loss:
+    the spec is refused, naming the component (the generated code once broadcast it to the
+    trials' shape in the line search)."""
     import sympy as sp
 
     from pdec import Boundary, Box, Condition, Problem
@@ -253,9 +254,8 @@ def test_residual_component_without_the_network_broadcasts():
                       interior=[-(u.diff(x, 2) + u.diff(y, 2)) - 1, sp.sin(x), sp.Integer(2),
                                 sp.Rational(1, 10**20)],
                       conditions={"b": Condition(u, on=Boundary())})
-    c = pdec.compile(problem, hidden=(5,), write=False, seed=1)
-    assert "torch.broadcast_to(torch.sin(x), out.shape[:-2])" in c.source
-    _check_last_layer(c)
+    with pytest.raises(pdec.SpecError, match=r"term 'interior\[1\]': the residual contains no unknown"):
+        pdec.compile(problem, hidden=(5,), write=False, seed=1)
 
 
 @pytest.mark.parametrize("activation", ["tanh", "sigmoid"])
