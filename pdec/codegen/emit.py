@@ -324,7 +324,7 @@ def _activation_context(plan: TermPlan, term: str, variables) -> dict:
                 factors.append(f"z_{names[beta]}" + (f"**{p}" if p > 1 else ""))
             coeff = f"{t.coefficient} * " if t.coefficient != 1 else ""
             parts.append(f"{coeff}s{k} * " + " * ".join(factors))
-            mf = " ".join(f"(∂_{names[beta]} h)^{t.blocks.count(beta)}" if t.blocks.count(beta) > 1
+            mf = " ".join(f"(∂_{names[beta]} h){_superscript(t.blocks.count(beta))}" if t.blocks.count(beta) > 1
                           else f"∂_{names[beta]} h" for beta in sorted(set(t.blocks), key=t.blocks.index))
             math_parts.append(f"{t.coefficient if t.coefficient != 1 else ''}σ{_primes(k)} {mf}")
         rules.append({"name": names[alpha], "code": " + ".join(parts),
@@ -372,7 +372,7 @@ def _horner_column(name: str, parts: list[tuple[sp.Expr, sp.Expr]]) -> tuple[lis
         if c == 0:
             continue
         coef = sp.sstr(c) if k == 0 or c.is_Symbol else f"({sp.sstr(c)})"
-        terms.append(coef if k == 0 else f"{coef}·{v}" + ("" if k == 1 else {2: "²", 3: "³"}.get(k, f"^{k}")))
+        terms.append(coef if k == 0 else f"{coef}·{v}" + ("" if k == 1 else _superscript(k)))
     return lines, " + ".join(terms)
 
 
@@ -480,6 +480,11 @@ def _horner_blocks(plan: TermPlan, act: dict, read: list[int], polys: list[sp.Ex
         blocks.append({"result": result, "channel": ch, "inputs": inputs, "lines": lines,
                        "comment": comment, "poly": poly})
     return blocks
+
+
+def _superscript(k: int) -> str:
+    """k as a superscript for comments: 2 -> "²", 12 -> "¹²"."""
+    return str(k).translate(str.maketrans("0123456789", "⁰¹²³⁴⁵⁶⁷⁸⁹"))
 
 
 def _sigma_names(ctx: dict) -> None:
