@@ -105,8 +105,8 @@ def _widths(hidden) -> tuple[int, ...]:
     given = hidden
     if isinstance(hidden, int) and not isinstance(hidden, bool):
         hidden = (hidden,)
-    elif isinstance(hidden, str):
-        hidden = [h for h in hidden.replace(" ", "").split(",") if h]
+    elif isinstance(hidden, str):   # "64,64" as on the command line ("16 16" is refused, not 1616)
+        hidden = [h.strip() for h in hidden.split(",") if h.strip()]
     try:
         widths = tuple(int(h) for h in hidden)
         ok = bool(widths) and all(w >= 1 and float(h) == w for h, w in zip(hidden, widths))

@@ -471,9 +471,7 @@ def _op_str(op: Operator, analysis: Analysis) -> str:
     off = any(op.C[i][j] != 0 for i in range(d) for j in range(d) if i != j)
     if len(support) > 1 and not off and len({diag[i] for i in support}) == 1:
         c = diag[support[0]]
-        names = [str(v[i]) for i in support]
-        run = support == list(range(support[0], support[-1] + 1))   # "x1, x2, x3, …, x100" reads as a run
-        lap = f"Δ_({name_list(names) if run else ', '.join(names)})"
+        lap = f"Δ_({name_list([str(v[i]) for i in support])})"
         parts.append(lap if c == 1 else f"-{lap}" if c == -1 else f"({c})·{lap}")
     for i in range(d) if not parts else ():
         for j in range(i, d):

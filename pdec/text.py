@@ -3,19 +3,35 @@
 
 from __future__ import annotations
 
+import re
 from typing import Sequence
+
+_NUMBER = re.compile(r"\d+")
+
+
+def _follows(a: str, b: str) -> bool:
+    """Whether ``b`` is ``a`` with every number one larger ("[2] ∂_x2 h" -> "[3] ∂_x3 h")."""
+    na, nb = _NUMBER.findall(a), _NUMBER.findall(b)
+    return (bool(na) and _NUMBER.sub("#", a) == _NUMBER.sub("#", b)
+            and all(int(q) == int(p) + 1 for p, q in zip(na, nb)))
 
 
 def name_list(items: Sequence[str], limit: int = 10, head: int = 3, tail: int = 1) -> str:
-    """``items`` joined by ", ", or, past ``limit`` items, the first ``head``, "…" and the last ``tail``.
+    """``items`` joined by ", ", each numbered run longer than ``limit`` (x1, x2, …: items that
+    differ only by numbers one larger each) shortened to its first ``head``, "…" and its last ``tail``.
+    Other items are never left out.
 
-    Meant for runs (x1 … x100, columns 1 … 100): the caller shortens only lists whose middle a
-    reader can infer.
-
-    >>> name_list([f"x{i}" for i in range(1, 101)])
-    'x1, x2, x3, …, x100'
+    >>> name_list(["t", *(f"x{i}" for i in range(1, 101))])
+    't, x1, x2, x3, …, x100'
     """
     items = list(items)
-    if len(items) <= limit:
-        return ", ".join(items)
-    return ", ".join([*items[:head], "…", *items[len(items) - tail:]])
+    out: list[str] = []
+    start = 0
+    while start < len(items):
+        end = start + 1
+        while end < len(items) and _follows(items[end - 1], items[end]):
+            end += 1
+        run = items[start:end]
+        out += run if len(run) <= limit else [*run[:head], "…", *run[len(run) - tail:]]
+        start = end
+    return ", ".join(out)

@@ -19,7 +19,9 @@ def sampler_points(problem: Problem, region: Sampler, n: int, g: torch.Generator
              + f" in {problem.source or f'problem {problem.name!r}'}")
     d = len(problem.variables)
     try:
-        X = torch.as_tensor(region.fn(n, g), dtype=dtype)
+        raw = region.fn(n, g)
+        given = torch.as_tensor(raw)
+        X = given.to("cpu", dtype)
     except Exception as exc:
         raise PdecError(f"{where} failed when asked for {n} points: {type(exc).__name__}: {exc} (it is "
                         f"called as fn(n, generator) and returns an (n, {d}) tensor)") from exc
@@ -31,11 +33,13 @@ def sampler_points(problem: Problem, region: Sampler, n: int, g: torch.Generator
                         f"{torch.nonzero(~torch.isfinite(X).all(1)).flatten()[:5].tolist()}…)")
     lo = torch.tensor([problem.domain.interval(v)[0] for v in problem.variables], dtype=dtype)
     hi = torch.tensor([problem.domain.interval(v)[1] for v in problem.variables], dtype=dtype)
-    slack = 1e-12 * (hi - lo)
+    # a bound rounded in the sampler's own precision (float32: 0.1 -> 0.10000000149) is on the bound
+    eps = torch.finfo(given.dtype).eps if given.is_floating_point() else torch.finfo(dtype).eps
+    slack = 4 * eps * torch.maximum(lo.abs(), hi.abs()).clamp(min=1.0)
     outside = ((X < lo - slack) | (X > hi + slack)).any(1)
     if outside.any():
         k = int(torch.nonzero(outside)[0])
         raise PdecError(f"{where} returned {int(outside.sum())} point(s) outside the domain, e.g. "
-                        f"{tuple(round(float(v), 6) for v in X[k])}; the box is "
+                        f"({', '.join(repr(float(v)) for v in X[k])}); the box is "
                         f"{', '.join(f'{v} in [{a:g}, {b:g}]' for v, a, b in zip(problem.variables, lo.tolist(), hi.tolist()))}")
     return X

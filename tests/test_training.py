@@ -51,7 +51,7 @@ def test_resume_refuses_other_settings_and_leaves_the_run_alone(tmp_path, capsys
     run = pdec.train(_compiled(), "adam", steps=2, seed=0, run_root=tmp_path, lr=1e-2, **SMALL)
     before = {p.name: p.read_bytes() for p in run.run_dir.iterdir()}
     for kwargs, named in [({"optimizer": "kfac"}, "optimizer = 'kfac'"), ({"n_interior": 5}, "n_interior = 5"),
-                          ({"lr": 1.0}, "lr = 1.0"), ({"sets": ["seed=4"]}, "--set seed=4")]:
+                          ({"lr": 1.0}, "lr = 1.0"), ({"sets": ["seed=4"]}, "seed = 4")]:
         with pytest.raises(pdec.PdecError, match=f"only steps, time_budget, progress, torch_compile may change, "
                                                  f"but {re.escape(named)} was given"):
             pdec.train(_compiled(), resume=run.run_dir, steps=4, **kwargs)
@@ -61,9 +61,16 @@ def test_resume_refuses_other_settings_and_leaves_the_run_alone(tmp_path, capsys
     # the CLI passes every flag on (it used to drop them)
     assert main(["train", "--resume", str(run.run_dir), "--steps", "4", "--optimizer", "sgd"]) != 0
     assert "optimizer = 'sgd' was given" in capsys.readouterr().err
+    # with --nproc the request is checked once, before any rank starts
+    assert main(["train", "--resume", str(run.run_dir), "--steps", "4", "--optimizer", "sgd", "--nproc", "2"]) != 0
+    assert capsys.readouterr().err.count("optimizer = 'sgd' was given") == 1
     assert {p.name: p.read_bytes() for p in run.run_dir.iterdir()} == before
-    # the run's own values are no change
-    resumed = pdec.train(_compiled(), "adam", resume=run.run_dir, steps=3, lr=1e-2, n_interior=40, progress=False)
+    # the run's own values are no change, compared as resolved values; None is "not given"; a budget
+    # may come from --set or a config file too
+    same = tmp_path / "same.toml"
+    same.write_text('optimizer = "adam"\nn_interior = 40\n[adam]\nlr = 0.01\n[kfac]\ndamping = 1.0\n')
+    resumed = pdec.train(_compiled(), "adam", resume=run.run_dir, lr=1e-2, n_interior=40, seed=None, device="cpu",
+                         dtype="float64", config_file=same, sets=["steps=3", "torch_compile=off"], progress=False)
     assert resumed.steps == 3
 
 
@@ -613,6 +620,22 @@ def test_a_bad_sampler_is_a_clear_error_before_any_run_directory(tmp_path, fn, m
     assert not any(tmp_path.iterdir())
     compiled = pdec.compile(_circle_problem(_on_circle), hidden=(4,), write=False)
     assert pdec.train(compiled, "kfac", steps=2, seed=0, save=False, **SMALL).status == "completed"
+
+
+def test_a_float32_sampler_on_the_boundary_is_inside():
+    # float32(1/3) > 1/3 by 1e-8: on the bound to the sampler's precision, not outside the box
+    import sympy as sp
+
+    from pdec import Box, Condition, Problem, Sampler
+
+    x, y = sp.symbols("x y", real=True)
+    u = sp.Function("u")(x, y)
+    edge = Sampler(lambda n, g: torch.stack([torch.full((n,), 1 / 3), torch.rand(n, generator=g) / 3], 1), "edge")
+    problem = Problem(name="third", domain=Box({x: (0, sp.Rational(1, 3)), y: (0, sp.Rational(1, 3))}),
+                      unknowns=[u], interior=u.diff(x, 2) + u.diff(y, 2) - 1, conditions={"e": Condition(u, on=edge)})
+    assert float(torch.tensor(1 / 3, dtype=torch.float32)) > 1 / 3
+    run = pdec.train(pdec.compile(problem, hidden=(4,), write=False), "adam", steps=1, seed=0, save=False, **SMALL)
+    assert run.status == "completed"
 
 
 def test_a_draw_that_fails_mid_run_keeps_the_steps_done(tmp_path):

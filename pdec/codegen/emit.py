@@ -81,15 +81,12 @@ class Options:
 
 
 def spec_display_path(source: str | None, name: str) -> str:
-    """Path of the spec for headers: ``specs/<file>`` when it lives in a specs/ folder (the same
-    header wherever the repository lies), else the path relative to the working directory, else
-    the absolute path, so that the header's ``pdec compile`` command finds the file."""
+    """Path of the spec for headers: relative to the working directory when the spec lies below it
+    (``specs/heat1d.py`` from the repository's root, wherever the repository is), else absolute, so
+    that the header's ``pdec compile`` command finds the file from where it was run."""
     if not source:
         return f"<problem {name}>"
-    p = Path(source)
-    if p.parent.name == "specs":
-        return f"specs/{p.name}"
-    p = p.resolve()
+    p = Path(source).resolve()
     try:
         return p.relative_to(Path.cwd().resolve()).as_posix()
     except ValueError:
@@ -180,8 +177,7 @@ def _seed_context(plan: TermPlan, variables, d: int) -> dict:
         assert axis_rows == list(range(a, b))
         eye = "torch.eye(d, dtype=dtype, device=device)"
         rhs = eye if axis_idx == list(range(d)) else f"{eye}[{axis_idx}]"
-        labels = [f"∂_{variables[j]}" for j in axis_idx]
-        labels = name_list(labels) if axis_idx == list(range(axis_idx[0], axis_idx[-1] + 1)) else ", ".join(labels)
+        labels = name_list([f"∂_{variables[j]}" for j in axis_idx])
         lines.append((f"seed[{a}:{b}] = {rhs}", f"first-order directions {labels}: unit vectors e_i"))
     for c, vec in other:
         lines.append((f"seed[{c.index - 1}] = torch.tensor([{', '.join(float_literal(v) for v in vec)}], "
@@ -521,7 +517,7 @@ def build_context(plan: Plan, options: Options, version: str, source_hash: str) 
         residual = _residual_context(tp, variables, a.unknown_names)
         terms.append({
             "name": name, "mode": tp.mode, "S": tp.S, "M": tp.M, "reason": tp.reason,
-            "columns": name_list([f"[{c.index}] {c.label}" for c in tp.columns], limit=12, head=4, tail=2),
+            "columns": name_list([f"[{c.index}] {c.label}" for c in tp.columns]),
             "channels": [f"L{k} = {ch.description}" for k, ch in enumerate(tp.channels)],
             "seed": _seed_context(tp, variables, d) if tp.S > 1 else None,
             "activation": act,

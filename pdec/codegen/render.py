@@ -35,16 +35,24 @@ KEEP_SPACE = "\ue000"
 
 
 def wrap(text: str, first_col: int, indent: int, width: int = LINE_WIDTH) -> str:
-    """``text`` broken at spaces into lines of at most ``width`` columns (a longer word stays whole):
-    the first line starts at column ``first_col``, the others after ``indent`` spaces.
+    """``text`` with each line longer than ``width`` columns broken at spaces (a longer word stays
+    whole): its first line starts at column ``first_col``, a broken line's continuations after
+    ``indent`` spaces plus the line's own indentation. Lines that fit, and the text's own line
+    breaks, stay as they are.
 
     For docstring text, and for code inside brackets: printed expressions and reprs have spaces
     only between tokens, so a break never splits one."""
-    lines = textwrap.wrap(text, width=width, initial_indent=" " * first_col, subsequent_indent=" " * indent,
-                          break_long_words=False, break_on_hyphens=False)
-    if not lines:
-        return text
-    return "\n".join([lines[0][first_col:], *lines[1:]])
+    out = []
+    for i, line in enumerate(text.split("\n")):
+        col = first_col if i == 0 else 0
+        own = line[:len(line) - len(line.lstrip(" "))]
+        pieces = textwrap.wrap(line, width=width, initial_indent=" " * col, subsequent_indent=" " * indent + own,
+                               break_long_words=False, break_on_hyphens=False, drop_whitespace=True)
+        if len(line) + col <= width or not pieces:
+            out.append(line)
+        else:
+            out.append("\n".join([pieces[0][col:], *pieces[1:]]))
+    return "\n".join(out)
 
 
 def render_module(context: dict) -> str:

@@ -33,7 +33,7 @@ def add_training_commands(sub) -> None:
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override any setting or hyperparameter (repeatable)")
     p.add_argument("--runs", type=Path, default=Path("runs"), help="runs root (default runs/)")
-    p.add_argument("--resume", type=Path, help="continue the run in this directory (an interrupted or unfinished one; a diverged run is refused: use --init-from)")
+    p.add_argument("--resume", type=Path, help="continue or extend the run in this directory (a diverged run is refused: use --init-from)")
     p.add_argument("--init-from", type=Path, metavar="RUN_DIR",
                    help="a new run that starts from the weights of RUN_DIR's last checkpoint (same widths), "
                         "e.g. KFAC after an Adam run")
@@ -151,6 +151,11 @@ def _launch_ranks(args) -> int:
     if args.resume is not None:
         if not (args.resume / "config.json").is_file():
             raise PdecError(f"{args.resume}: not a run directory (no config.json)")
+        from .loop import check_resume_request
+
+        saved = json.loads((args.resume / "config.json").read_text())
+        check_resume_request(args.resume, saved["settings"], args.optimizer, _flag_overrides(args), args.config,
+                             args.set)   # every rank would refuse alike: refuse once, here
     else:
         if args.spec is None:
             raise PdecError("name a spec file (or --resume RUN_DIR)")

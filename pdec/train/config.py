@@ -76,7 +76,9 @@ def _parse_value(text: str) -> Any:
 _TRUE, _FALSE = ("true", "yes", "on", "1"), ("false", "no", "off", "0")
 
 
-def _coerce(key: str, value: Any, default: Any) -> Any:
+def coerce_setting(key: str, value: Any, default: Any) -> Any:
+    """A training setting's value in the type of its ``default`` (widths from "64,64", on/off from
+    "off", …); a PdecError naming the setting otherwise."""
     if isinstance(default, tuple):
         given = value
         if isinstance(value, str):
@@ -109,6 +111,39 @@ def _coerce(key: str, value: Any, default: Any) -> Any:
     return value
 
 
+def read_config_file(config_file: str | Path) -> dict[str, Any]:
+    """A TOML config's settings: top-level keys, and one table per optimizer (``[kfac]``) whose keys
+    are checked against that optimizer's settings (a typo waits otherwise until one uses it)."""
+    path = Path(config_file)
+    if not path.is_file():
+        raise PdecError(f"config file {path} not found")
+    try:
+        data = tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as exc:
+        raise PdecError(f"{path}: invalid TOML: {exc}")
+    for key, value in data.items():
+        if isinstance(value, dict):
+            table_cls = get_optimizer(key)  # a table must be named after an optimizer
+            known = TRAIN_KEYS | set(table_cls.HYPERPARAMETERS)
+            for name in value:
+                if name not in known:
+                    close = get_close_matches(name, sorted(known), n=1)
+                    hint = f"; did you mean {close[0]!r}?" if close else ""
+                    raise PdecError(f"{path}: [{key}] has an unknown setting {name!r}{hint}")
+    return data
+
+
+def parse_sets(sets: list[str] | None) -> dict[str, Any]:
+    """``--set key=value`` strings as a dict (values read as Python literals, else text)."""
+    out: dict[str, Any] = {}
+    for item in sets or []:
+        if "=" not in item:
+            raise PdecError(f"--set takes key=value, got {item!r}")
+        k, v = item.split("=", 1)
+        out[k.strip()] = _parse_value(v.strip())
+    return out
+
+
 def resolve_config(overrides: Mapping[str, Any] | None = None, config_file: str | Path | None = None,
                    sets: list[str] | None = None) -> tuple[TrainConfig, dict[str, Any]]:
     """Merge defaults, a TOML file, explicit overrides and ``key=value`` strings (later wins).
@@ -119,31 +154,13 @@ def resolve_config(overrides: Mapping[str, Any] | None = None, config_file: str 
     merged: dict[str, Any] = {}
     tables: dict[str, dict] = {}
     if config_file:
-        path = Path(config_file)
-        if not path.is_file():
-            raise PdecError(f"config file {path} not found")
-        try:
-            data = tomllib.loads(path.read_text())
-        except tomllib.TOMLDecodeError as exc:
-            raise PdecError(f"{path}: invalid TOML: {exc}")
-        for key, value in data.items():
+        for key, value in read_config_file(config_file).items():
             if isinstance(value, dict):
-                table_cls = get_optimizer(key)  # a table must be named after an optimizer
-                known = TRAIN_KEYS | set(table_cls.HYPERPARAMETERS)
-                for name in value:   # checked even when another optimizer trains: a typo waits otherwise
-                    if name not in known:
-                        close = get_close_matches(name, sorted(known), n=1)
-                        hint = f"; did you mean {close[0]!r}?" if close else ""
-                        raise PdecError(f"{path}: [{key}] has an unknown setting {name!r}{hint}")
                 tables[key] = value
             else:
                 merged[key] = value
     later: dict[str, Any] = {k: v for k, v in (overrides or {}).items() if v is not None}
-    for item in sets or []:
-        if "=" not in item:
-            raise PdecError(f"--set takes key=value, got {item!r}")
-        k, v = item.split("=", 1)
-        later[k.strip()] = _parse_value(v.strip())
+    later.update(parse_sets(sets))
 
     optimizer = later.get("optimizer", merged.get("optimizer", TrainConfig.optimizer))
     merged.update(tables.get(optimizer, {}))  # the chosen optimizer's [table] of the file
@@ -154,7 +171,7 @@ def resolve_config(overrides: Mapping[str, Any] | None = None, config_file: str 
     defaults = asdict(TrainConfig())
     for key, value in merged.items():
         if key in TRAIN_KEYS:
-            train[key] = _coerce(key, value, defaults[key])
+            train[key] = coerce_setting(key, value, defaults[key])
         elif key in opt_cls.HYPERPARAMETERS:
             hyper[key] = value
         else:

@@ -22,7 +22,7 @@ import time
 import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 import torch
 
@@ -35,7 +35,7 @@ from ..optim import get_optimizer
 from ..parallel import Communicator, from_environment
 from ..torch_compile import check_torch_compile, is_compile_error, use_torch_compile
 from .allocator import keep_freed_memory
-from .config import RESUME_OVERRIDES, TrainConfig, resolve_config
+from .config import RESUME_OVERRIDES, TrainConfig, coerce_setting, parse_sets, read_config_file, resolve_config
 from .progress import progress_bar
 from .memory import MemoryEstimate, available_memory, check_memory, estimate_memory
 from .runs import CHECKPOINT, MetricsLog, load_checkpoint, new_run_dir, read_metrics, save_checkpoint, write_json, write_text
@@ -166,7 +166,7 @@ def train(compiled: Compiled, optimizer: str | None = None, *, config_file: str 
     checkpoint = None
     if resume is not None:
         run_dir = Path(resume)
-        _refuse_diverged(run_dir)
+        _refuse_diverged(run_dir)   # before loading: a diverged run's checkpoint is not resumed
         checkpoint = load_checkpoint(run_dir)
         saved_terms = sorted(checkpoint["sampler"]["batch"])
         if saved_terms != sorted(model.term_names):
@@ -186,8 +186,7 @@ def train(compiled: Compiled, optimizer: str | None = None, *, config_file: str 
                             + ("points given from Python: pass the same points= to resume it" if given else
                                "points drawn from the spec's regions: resume it without points="))
         saved = checkpoint["settings"]
-        _refuse_resume_changes(run_dir, saved, optimizer, settings, config_file, sets, save)
-        saved.update({k: v for k, v in settings.items() if k in RESUME_OVERRIDES})
+        saved.update(check_resume_request(run_dir, saved, optimizer, settings, config_file, sets, save))
         cfg, hyper = resolve_config(saved)
         step0, elapsed0 = checkpoint["step"], checkpoint["elapsed"]
         if (cfg.steps and step0 >= cfg.steps) or (cfg.time_budget and elapsed0 >= cfg.time_budget):
@@ -312,7 +311,7 @@ def train(compiled: Compiled, optimizer: str | None = None, *, config_file: str 
         if run_dir is not None else None
     run = Run(run_dir, cfg, hyper, model, memory)
     if checkpoint is not None and main:   # a resumed run's history starts with the rows logged before
-        run.history = [row for row in read_metrics(run_dir) if row["step"] <= step]
+        run.history = [{**row, "step": int(row["step"])} for row in read_metrics(run_dir) if row["step"] <= step]
 
     def record(row: dict) -> None:
         if not main:
@@ -504,27 +503,58 @@ def _load_weights(model, run_dir: Path, problem=None) -> None:
     model.load_state_dict({k: v for k, v in state.items() if k.startswith("layers.")}, strict=False)
 
 
-def _refuse_resume_changes(run_dir: Path, saved: dict, optimizer: str | None, settings: dict,
-                           config_file, sets, save: bool) -> None:
-    """A resumed run keeps its own settings: asking for others (which resume used to drop without a
-    word) is an error, as is ``save=False`` (resuming writes into the run's directory)."""
-    def same(a, b) -> bool:
-        return (tuple(a) == tuple(b)) if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)) else a == b
+def check_resume_request(run_dir: Path, saved: dict, optimizer: str | None = None,
+                         settings: Mapping[str, Any] | None = None, config_file: str | Path | None = None,
+                         sets: list[str] | None = None, save: bool = True) -> dict[str, Any]:
+    """What a resume of ``run_dir`` (its recorded ``saved`` settings) may take from the request.
 
-    asked = {k: v for k, v in settings.items() if k not in RESUME_OVERRIDES}
+    A resumed run keeps its own settings: ``optimizer``, ``settings``, a ``config_file`` and
+    ``sets`` may only repeat them (compared as resolved values: "cuda:0" is the device cuda, None
+    is not given), except :data:`RESUME_OVERRIDES`, which are returned to apply. Anything else, a
+    diverged run and ``save=False`` (resuming writes into the run's directory) raise PdecError.
+    """
+    _refuse_diverged(run_dir)
+    if not save:
+        raise PdecError(f"save=False: a resumed run writes into its directory {run_dir} (give save=True, or "
+                        f"start a new run with init_from={str(run_dir)!r} and save=False)")
+    asked: dict[str, Any] = {}
+    if config_file is not None:
+        for key, value in read_config_file(config_file).items():
+            if isinstance(value, dict):   # an optimizer's table: the run's optimizer's applies
+                if key == saved.get("optimizer"):
+                    asked.update(value)
+            else:
+                asked[key] = value
+    asked.update({k: v for k, v in (settings or {}).items() if v is not None})
     if optimizer is not None:
         asked["optimizer"] = optimizer
-    changed = [f"{k} = {v!r}" for k, v in asked.items() if not (k in saved and same(saved[k], v))]
-    if config_file is not None:
-        changed.append(f"config file {config_file}")
-    changed += [f"--set {s}" for s in sets or ()]
+    asked.update(parse_sets(sets))
+    defaults = asdict(TrainConfig())
+
+    def resolved(key: str, value: Any) -> Any:
+        if key == "device":
+            return torch.device(str(value)).type
+        if key in defaults:
+            return coerce_setting(key, value, defaults[key])
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        return tuple(value) if isinstance(value, list) else value
+
+    changed = []
+    for key, value in asked.items():
+        if key in RESUME_OVERRIDES:
+            continue
+        try:
+            same = key in saved and resolved(key, value) == resolved(key, saved[key])
+        except (PdecError, RuntimeError, TypeError, ValueError):
+            same = False
+        if not same:
+            changed.append(f"{key} = {value!r}")
     if changed:
         raise PdecError(f"a resumed run continues with its own settings; only {', '.join(RESUME_OVERRIDES)} may "
                         f"change, but {'; '.join(changed)} was given. Start a new run for other settings "
                         f"(--init-from {run_dir} starts it from this run's weights)")
-    if not save:
-        raise PdecError(f"save=False: a resumed run writes into its directory {run_dir} (give save=True, or "
-                        f"start a new run with init_from={str(run_dir)!r} and save=False)")
+    return {k: v for k, v in asked.items() if k in RESUME_OVERRIDES}
 
 
 def _refuse_diverged(run_dir: Path) -> None:
