@@ -517,7 +517,8 @@ def build_context(plan: Plan, options: Options, version: str, source_hash: str) 
         residual = _residual_context(tp, variables, a.unknown_names)
         terms.append({
             "name": name, "mode": tp.mode, "S": tp.S, "M": tp.M, "reason": tp.reason,
-            "columns": name_list([f"[{c.index}] {c.label}" for c in tp.columns]),
+            # one item per column, never broken inside by the template's wrap
+            "columns": name_list([f"[{c.index}] {c.label}".replace(" ", KEEP_SPACE) for c in tp.columns]),
             "channels": [f"L{k} = {ch.description}" for k, ch in enumerate(tp.channels)],
             "seed": _seed_context(tp, variables, d) if tp.S > 1 else None,
             "activation": act,
