@@ -291,6 +291,8 @@ def _activation_context(plan: TermPlan, term: str, variables) -> dict:
                 continue
             ch = plan.channels[c.channel]
             entry = {"column": c.index, "k": c.channel, "description": ch.description, "quad": None,
+                     # MATH.md §3: the forward Laplacian's channel, or a weighted collapsed operator
+                     "kind": "Laplacian channel" if plan.mode == "laplacian" else "collapsed channel",
                      "xdep": None, "quad_form": None}
             if ch.quad is not None:
                 code, xdep, buf, form = _quad_code(plan, c.channel, term, variables)
@@ -456,7 +458,7 @@ def _horner_blocks(plan: TermPlan, act: dict, read: list[int], polys: list[sp.Ex
             h_name, result = f"L{k}h", f"L{k}"
             inputs = [(h_name, f"Zc[..., {col - 1}, :]", f"L{k} h (column {col})")]
             parts = [(polys[0], sp.Symbol(h_name))]
-            comment = f"collapsed channel L{k} = {ch['description']}: σ'(h) L h"
+            comment = f"{ch['kind']} L{k} = {ch['description']}: σ'(h) L h"
             if ch["quad_form"] is not None:
                 form = ch["quad_form"]
                 q_name = f"Q{k}h"
