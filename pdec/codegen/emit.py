@@ -325,11 +325,14 @@ def _activation_context(plan: TermPlan, term: str, variables) -> dict:
             mf = " ".join(f"(∂_{names[beta]} h){_superscript(t.blocks.count(beta))}" if t.blocks.count(beta) > 1
                           else f"∂_{names[beta]} h" for beta in sorted(set(t.blocks), key=t.blocks.index))
             math_parts.append(f"{t.coefficient if t.coefficient != 1 else ''}σ{_primes(k)} {mf}")
-        rules.append({"name": names[alpha], "code": " + ".join(parts),
+        # a term's spaces are KEEP_SPACE: the template wraps long rules only between terms
+        rules.append({"name": names[alpha], "code": " + ".join(p.replace(" ", KEEP_SPACE) for p in parts),
                       "column": next(c.index for c in plan.columns if c.alpha == alpha),
-                      "math": f"∂_{names[alpha]} σ(h) = " + " + ".join(math_parts)})
+                      "math": f"∂_{names[alpha]} σ(h) = " + " + ".join(m.replace(" ", KEEP_SPACE)
+                                                                        for m in math_parts)})
     ctx["unpack"] = [f"z_{names[c.alpha]}" for c in plan.columns[1:]]
     ctx["rules"] = rules
+    ctx["stacked"] = ["s0", *(f"a_{r['name']}" for r in rules)]   # the columns activate_<term> returns
     ctx["order"] = plan.max_order
     _sigma_names(ctx)
     return ctx

@@ -55,6 +55,14 @@ def wrap(text: str, first_col: int, indent: int, width: int = LINE_WIDTH) -> str
     return "\n".join(out)
 
 
+def comment(text: str, col: int, width: int = LINE_WIDTH) -> str:
+    """``text`` as ``# …`` comment lines starting at column ``col``, broken at spaces to fit
+    ``width``; continuation lines are indented two more spaces after the ``#``."""
+    lines = textwrap.wrap(text, width=width - col - 2, subsequent_indent="  ", break_long_words=False,
+                          break_on_hyphens=False) or [""]
+    return ("\n" + " " * col).join(f"# {line}" for line in lines)
+
+
 def render_module(context: dict) -> str:
     """Render ``module.py.j2`` with a context from :func:`pdec.codegen.emit.build_context`.
 
@@ -65,6 +73,7 @@ def render_module(context: dict) -> str:
                              trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True,
                              undefined=jinja2.StrictUndefined, autoescape=False)
     env.filters["wrap"] = wrap
+    env.filters["comment"] = comment
     template = env.get_template("module.py.j2")
     text = template.render(**context, runtime_imports="GeneratedPINN")
     used = [name for name in RUNTIME_FUNCTIONS if re.search(rf"(?<![\w.]){name}\(", text)]
