@@ -137,8 +137,9 @@ def train(compiled: Compiled, optimizer: str | None = None, *, config_file: str 
         config_file: optional TOML file of settings; ``sets``: ``key=value`` strings (win).
         run_root: where ``<spec>/<run-id>/`` is created; ``save=False`` writes nothing.
         resume: a run directory to continue (its config is reused; ``steps``/``time_budget``
-            may be raised and ``torch_compile`` switched; the number of ranks may differ from the
-            original run's).
+            may be raised and ``torch_compile`` switched; any other setting given, here or in
+            ``config_file``/``sets``, must equal the run's, else PdecError; a diverged run is
+            refused; the number of ranks may differ from the original run's).
         comm: the communicator of a data-parallel job (default: joined from torchrun's
             environment when present, else a single process).
         points: training points given instead of drawn from the spec's regions: one batch
