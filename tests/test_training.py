@@ -670,3 +670,13 @@ def test_plot_says_why_it_draws_no_solution(tmp_path, capsys):
     out = capsys.readouterr().out
     assert f"no solution picture for {run.run_dir}: its spec gives no exact solution" in out
     assert (run.run_dir / "curves.png").is_file() and not (run.run_dir / "solution.png").exists()
+
+
+def test_train_keeps_its_module_where_out_says(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    spec = str(ROOT / "specs" / "heat1d.py")
+    assert main(["train", spec, "--optimizer", "adam", "--steps", "1", "--out", "build/gen", "--no-progress",
+                 "--set", "n_interior=20", "--set", "n_condition=8", "--set", "n_eval=20"]) == 0
+    module = tmp_path / "build" / "gen" / "heat1d.py"
+    assert module.is_file() and not (tmp_path / "generated").exists()
+    assert "# Regenerate with: pdec compile " in module.read_text() and "--out build/gen" in module.read_text()

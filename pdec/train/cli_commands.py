@@ -33,6 +33,8 @@ def add_training_commands(sub) -> None:
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override any setting or hyperparameter (repeatable)")
     p.add_argument("--runs", type=Path, default=Path("runs"), help="runs root (default runs/)")
+    p.add_argument("--out", type=Path, default=Path("generated"),
+                   help="where generated/<name>.py is kept when it is this spec's module (default generated/)")
     p.add_argument("--resume", type=Path, help="continue or extend the run in this directory (a diverged run is refused: use --init-from)")
     p.add_argument("--init-from", type=Path, metavar="RUN_DIR",
                    help="a new run that starts from the weights of RUN_DIR's last checkpoint (same widths), "
@@ -66,6 +68,8 @@ def add_training_commands(sub) -> None:
                         "optimizers that have it")
     p.add_argument("--runs", type=Path, default=Path("runs"),
                    help="runs root (default runs/); the plot goes to <runs>/<spec name>/compare-<time>.png")
+    p.add_argument("--out", type=Path, default=Path("generated"),
+                   help="where generated/<name>.py is kept when it is this spec's module (default generated/)")
     p.add_argument("--device", default=None, help="cpu (default) or cuda")
     p.add_argument("--torch-compile", action="store_true",
                    help="torch.compile the loss and the line search's trial pass, for every optimizer "
@@ -73,7 +77,7 @@ def add_training_commands(sub) -> None:
     p.set_defaults(handler=cmd_compare)
 
 
-def _compile_for(spec: Path, cfg, device=None, write="own"):
+def _compile_for(spec: Path, cfg, device=None, write="own", out_dir: Path = Path("generated")):
     import torch
 
     from .. import compile as compile_problem, load_spec
@@ -83,15 +87,15 @@ def _compile_for(spec: Path, cfg, device=None, write="own"):
     # run directory keeps its text (module.py)
     return compile_problem(load_spec(spec), hidden=cfg.hidden, activation=cfg.activation, mode=cfg.mode,
                            dtype=getattr(torch, cfg.dtype), device=device or _device(cfg.device),
-                           write=write)
+                           write=write, out_dir=out_dir)
 
 
-def _module_note(compiled) -> str:
+def _module_note(compiled, out_dir: Path = Path("generated")) -> str:
     """Where the trained module's text is, for the line printed before training."""
     if compiled.source_path is not None:
         return str(compiled.source_path)
-    return (f"module.py in the run directory (generated/{compiled.problem.name}.py was written for other "
-            f"options or another spec; left as is)")
+    return (f"module.py in the run directory ({(out_dir / compiled.problem.name).as_posix()}.py was written "
+            f"for other options or another spec; left as is)")
 
 
 def _device(name: str):
@@ -167,8 +171,8 @@ def _launch_ranks(args) -> int:
             if args.nproc > available:
                 raise PdecError(f"--nproc {args.nproc} with --device cuda needs {args.nproc} GPUs; "
                                 f"torch sees {available}")
-        compiled = _compile_for(args.spec, cfg, device="cpu")  # writes generated/ once, before the ranks
-        print(f"{args.spec} -> {_module_note(compiled)} (mode {compiled.plan.mode}, S = {compiled.plan.S}); "
+        compiled = _compile_for(args.spec, cfg, device="cpu", out_dir=args.out)  # writes generated/ once
+        print(f"{args.spec} -> {_module_note(compiled, args.out)} (mode {compiled.plan.mode}, S = {compiled.plan.S}); "
               f"training with {cfg.optimizer} on {cfg.device}, {cfg.dtype}, {args.nproc} ranks")
     sys.stdout.flush()
     return launch(args.nproc, strip_nproc(args.argv))
@@ -189,7 +193,7 @@ def _train_here(args) -> int:
                             f"Python with pdec.train(compiled, resume=...)")
         cfg, _ = resolve_config(saved["settings"])
         comm = from_environment(cfg.device)
-        compiled = _compile_for(Path(saved["spec"]), cfg, _rank_device(cfg.device, comm))
+        compiled = _compile_for(Path(saved["spec"]), cfg, _rank_device(cfg.device, comm), out_dir=args.out)
         if args.spec is not None and args.spec.resolve() != Path(saved["spec"]).resolve():
             raise PdecError(f"{args.resume} trained {saved['spec']}, not {args.spec}: resume it without the "
                             f"spec, or start a new run of {args.spec} (--init-from {args.resume})")
@@ -205,10 +209,10 @@ def _train_here(args) -> int:
 
         load_spec(args.spec)  # a spec that fails stops here: no run directory is created
         comm = from_environment(cfg.device)
-        compiled = _compile_for(args.spec, cfg, _rank_device(cfg.device, comm))
+        compiled = _compile_for(args.spec, cfg, _rank_device(cfg.device, comm), out_dir=args.out)
         if comm.is_main and not os.environ.get("PDEC_LAUNCHED_BY_PDEC"):
             ranks = f", {comm.world_size} ranks" if comm.distributed else ""
-            print(f"{args.spec} -> {_module_note(compiled)} (mode {compiled.plan.mode}, S = {compiled.plan.S}); "
+            print(f"{args.spec} -> {_module_note(compiled, args.out)} (mode {compiled.plan.mode}, S = {compiled.plan.S}); "
                   f"training with {cfg.optimizer} on {cfg.device}, {cfg.dtype}{ranks}")
         run_kwargs = dict(config_file=args.config, sets=args.set, run_root=args.runs, init_from=args.init_from,
                           **overrides)
@@ -290,7 +294,7 @@ def cmd_compare(args) -> int:
         plans.append((name, cfg, sets, overrides))
     rows, dirs = [], []
     for name, cfg, sets, overrides in plans:
-        compiled = _compile_for(args.spec, cfg)
+        compiled = _compile_for(args.spec, cfg, out_dir=args.out)
         try:
             run = train(compiled, config_file=args.config, sets=sets, run_root=args.runs, **overrides)
             status = run.status
