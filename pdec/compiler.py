@@ -117,7 +117,7 @@ def _widths(hidden) -> tuple[int, ...]:
     return widths
 
 
-def _torch_device(device) -> torch.device | None:
+def torch_device(device) -> torch.device | None:
     """``device`` as a torch.device (None stays None); a PdecError for a name torch does not know or a
     CUDA device this machine lacks."""
     if device is None:
@@ -163,7 +163,7 @@ def compile(problem: Problem | str | Path, hidden: Sequence[int] = (64,), activa
     if write not in (True, False, "own"):
         raise ValueError(f"write must be True, False or 'own', got {write!r}")
     hidden = _widths(hidden)
-    device = _torch_device(device)
+    device = torch_device(device)
     plan, source = generate_source(problem, hidden, activation, mode, out_dir if write else DEFAULT_OUT_DIR)
     path = Path(out_dir) / f"{problem.name}.py"
     if write == "own":

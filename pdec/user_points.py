@@ -12,8 +12,8 @@ from .spec import Problem, Sampler
 def sampler_points(problem: Problem, region: Sampler, n: int, g: torch.Generator, dtype=torch.float64,
                    name: str | None = None) -> torch.Tensor:
     """A :class:`~pdec.spec.Sampler`'s n points, (n, d) in ``dtype`` on the CPU, checked: the call
-    succeeds, the shape is (n, d), every coordinate is finite and inside the domain's box (to a
-    relative 1e-12). Any failure is a :class:`~pdec.errors.PdecError` that names the sampler, the
+    succeeds, the shape is (n, d), every coordinate is finite and inside the domain's box (to a few
+    ulps of the precision the sampler returned). Any failure is a :class:`~pdec.errors.PdecError` that names the sampler, the
     condition (``name``) and the spec."""
     where = (f"Sampler {region.description!r}" + (f" of condition {name!r}" if name else "")
              + f" in {problem.source or f'problem {problem.name!r}'}")

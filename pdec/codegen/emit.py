@@ -428,7 +428,7 @@ def _return_code(columns: list[str]) -> str:
     for code in columns:
         m = _FIRST_ORDER.fullmatch(code)
         c = int(m.group(1)) if m else None
-        if c is not None and parts and parts[-1][2] is not None and parts[-1][2] == c - 1:
+        if c is not None and parts and parts[-1][2] == c - 1:
             parts[-1] = (parts[-1][0], parts[-1][1], c)
         else:
             parts.append((code, c, c))
@@ -521,7 +521,7 @@ def build_context(plan: Plan, options: Options, version: str, source_hash: str) 
             orders.add(act["order"])
         residual = _residual_context(tp, variables, a.unknown_names)
         terms.append({
-            "name": name, "mode": tp.mode, "S": tp.S, "M": tp.M, "reason": tp.reason,
+            "name": name, "mode": tp.mode, "S": tp.S, "M": tp.M,
             # one item per column, never broken inside by the template's wrap
             "columns": name_list([f"[{c.index}] {c.label}".replace(" ", KEEP_SPACE) for c in tp.columns]),
             "channels": [f"L{k} = {ch.description}" for k, ch in enumerate(tp.channels)],
@@ -566,18 +566,14 @@ def build_context(plan: Plan, options: Options, version: str, source_hash: str) 
         "version": version, "hash": source_hash, "spec_path": spec_path, "regen": regen,
         "options": options.header(), "name": problem.name, "class_name": class_name(problem.name),
         "description": docstring_text(problem.description.strip()),
-        "variables": [str(v) for v in variables], "variables_text": name_list([str(v) for v in variables]),
-        "unknowns": list(a.unknown_names),
-        "domain": [(str(v), *problem.domain.interval(v)) for v in variables],
-        "time": str(problem.domain.time) if problem.domain.time is not None else None,
-        "d": d, "m": len(a.unknown_names), "hidden": options.hidden,
+        "variables_text": name_list([str(v) for v in variables]), "unknowns": list(a.unknown_names),
+        "d": d, "m": len(a.unknown_names),
         # for the docstrings: "z*tanh(z)", not the record's name "custom(z*tanh(z))"
         "activation": (sp.sstr(options.activation.expr) if options.activation.name.startswith("custom")
                        else options.activation.name),
         "activation_code": print_torch(options.activation.expr),   # one expression: no CSE temporaries
         "sigmas": [_sigma_context(options.activation, k) for k in sorted(orders)],
-        "terms": terms, "conditions": [t["name"] for t in terms if t["name"] != "interior"],
-        "exact": exact,
+        "terms": terms, "exact": exact,
     }
 
 

@@ -99,9 +99,9 @@ def _module_note(compiled, out_dir: Path = Path("generated")) -> str:
 
 
 def _device(name: str):
-    from ..compiler import _torch_device
+    from ..compiler import torch_device
 
-    return _torch_device(name)
+    return torch_device(name)
 
 
 def _rank_device(name: str, comm):
@@ -191,12 +191,12 @@ def _train_here(args) -> int:
         if not saved.get("spec"):
             raise PdecError(f"{args.resume} trained a problem built in Python (no spec file): resume it from "
                             f"Python with pdec.train(compiled, resume=...)")
-        cfg, _ = resolve_config(saved["settings"])
-        comm = from_environment(cfg.device)
-        compiled = _compile_for(Path(saved["spec"]), cfg, _rank_device(cfg.device, comm), out_dir=args.out)
         if args.spec is not None and args.spec.resolve() != Path(saved["spec"]).resolve():
             raise PdecError(f"{args.resume} trained {saved['spec']}, not {args.spec}: resume it without the "
                             f"spec, or start a new run of {args.spec} (--init-from {args.resume})")
+        cfg, _ = resolve_config(saved["settings"])
+        comm = from_environment(cfg.device)
+        compiled = _compile_for(Path(saved["spec"]), cfg, _rank_device(cfg.device, comm), out_dir=args.out)
         # every flag goes to train(), which refuses settings a resumed run may not change
         run_kwargs = dict(resume=args.resume, init_from=args.init_from, config_file=args.config,
                           sets=args.set, **_flag_overrides(args))   # train() refuses init_from with resume

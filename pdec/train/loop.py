@@ -167,7 +167,6 @@ def train(compiled: Compiled, optimizer: str | None = None, *, config_file: str 
     checkpoint = None
     if resume is not None:
         run_dir = Path(resume)
-        _refuse_diverged(run_dir)   # before loading: a diverged run's checkpoint is not resumed
         checkpoint = load_checkpoint(run_dir)
         saved_terms = sorted(checkpoint["sampler"]["batch"])
         if saved_terms != sorted(model.term_names):
