@@ -680,3 +680,38 @@ def test_train_keeps_its_module_where_out_says(tmp_path, monkeypatch):
     module = tmp_path / "build" / "gen" / "heat1d.py"
     assert module.is_file() and not (tmp_path / "generated").exists()
     assert "# Regenerate with: pdec compile " in module.read_text() and "--out build/gen" in module.read_text()
+
+
+def test_load_run_gives_back_the_trained_model_and_its_history(tmp_path):
+    compiled = _compiled()
+    run = pdec.train(compiled, "adam", steps=6, seed=1, run_root=tmp_path, lr=1e-2, checkpoint_every=4, **SMALL)
+    X = torch.rand(30, 2, dtype=torch.float64)
+    loaded = pdec.load_run(run.run_dir)
+    assert loaded.status == "completed" and loaded.steps == 6 and loaded.elapsed == run.elapsed
+    assert torch.equal(loaded.model(X), run.model(X))
+    assert torch.equal(loaded.model.interior_residual(X), run.model.interior_residual(X))
+    assert loaded.config == run.config and loaded.hyper == run.hyper
+    for key in ("step", "time", "loss", "rel_l2", "abs_rms"):   # metrics.csv rounds nothing
+        assert [r[key] for r in loaded.history] == [r[key] for r in run.history]
+    assert loaded.model.variables == ("t", "x") and not loaded.model.training
+    # a run whose module.py is gone (recorded before runs kept it) is compiled again from its spec
+    (run.run_dir / "module.py").unlink()
+    assert torch.equal(pdec.load_run(run.run_dir).model(X), run.model(X))
+
+
+def test_load_run_of_a_killed_run_has_its_last_checkpoint(tmp_path):
+    run = pdec.train(_compiled(), "adam", steps=6, seed=1, run_root=tmp_path, lr=1e-2, checkpoint_every=4, **SMALL)
+    checkpoint = torch.load(run.run_dir / "checkpoint.pt", weights_only=False)
+    # what a process killed after step 5 leaves: the step-4 checkpoint, rows to step 5, no summary
+    full = _compiled()
+    pdec.train(full, "adam", steps=4, seed=1, save=False, lr=1e-2, **SMALL)
+    checkpoint.update(model=full.model.state_dict(), step=4)
+    torch.save(checkpoint, run.run_dir / "checkpoint.pt")
+    (run.run_dir / "summary.json").unlink()
+    loaded = pdec.load_run(run.run_dir)
+    assert loaded.status == "unfinished" and loaded.steps == 4
+    assert [r["step"] for r in loaded.history] == [0, 2, 4]
+    X = torch.rand(30, 2, dtype=torch.float64)
+    assert torch.equal(loaded.model(X), full.model(X)) and not torch.equal(loaded.model(X), run.model(X))
+    with pytest.raises(pdec.PdecError, match="not a run directory"):
+        pdec.load_run(tmp_path)

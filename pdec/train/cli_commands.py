@@ -235,6 +235,7 @@ def _train_here(args) -> int:
 
 def cmd_plot(args) -> int:
     from .plots import plot_curves, plot_solution
+    from .saved import load_run
 
     for r in args.runs:
         if not (r / "metrics.csv").is_file():
@@ -242,20 +243,7 @@ def cmd_plot(args) -> int:
     out = args.out or args.runs[0] / "curves.png"
     print(f"wrote {plot_curves(args.runs, out)}")
     for r in args.runs:
-        from ..compiler import load_generated
-        from .config import resolve_config
-        from .runs import load_checkpoint
-
-        saved = json.loads((r / "config.json").read_text())
-        cfg, _ = resolve_config(saved["settings"])
-        if (r / "module.py").is_file():   # the module the run trained, whatever the spec says now
-            import torch
-
-            model = load_generated(r / "module.py")(hidden=cfg.hidden, dtype=getattr(torch, cfg.dtype))
-        else:   # a run recorded before runs kept their module
-            cfg.device = "cpu"
-            model = _compile_for(Path(saved["spec"]), cfg, write=False).model
-        model.load_state_dict(load_checkpoint(r)["model"])
+        model = load_run(r).model   # the module the run trained, whatever the spec says now
         path = plot_solution(model, r / "solution.png")
         if path:
             print(f"wrote {path}")
