@@ -160,8 +160,7 @@ def _points(problem: Problem, region: Region | None, n: int, seed: int,
         X = sampler_points(problem, region, n, torch.Generator().manual_seed(seed))
         return [{v: sp.Float(float(val), digits) for v, val in zip(variables, row.tolist())}
                 for row in X]
-    lo = torch.tensor([problem.domain.interval(v)[0] for v in variables], dtype=torch.float64)
-    hi = torch.tensor([problem.domain.interval(v)[1] for v in variables], dtype=torch.float64)
+    lo, hi = (torch.tensor(b, dtype=torch.float64) for b in problem.domain.corners)
     X = lo + (hi - lo) * torch.rand(n, len(variables), generator=gen, dtype=torch.float64)
     faces = _faces(problem, region) if region is not None else None
     points = []

@@ -66,6 +66,13 @@ class Box:
         lo, hi = self.bounds[var]
         return float(lo), float(hi)
 
+    @property
+    def corners(self) -> tuple[tuple[float, ...], tuple[float, ...]]:
+        """``(lo, hi)``: the lower and the upper bound of every variable as floats, in
+        input-column order (one entry per column of the points X)."""
+        intervals = [self.interval(v) for v in self.variables]
+        return tuple(a for a, _ in intervals), tuple(b for _, b in intervals)
+
 
 @dataclass(frozen=True)
 class Region:

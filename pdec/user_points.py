@@ -31,8 +31,7 @@ def sampler_points(problem: Problem, region: Sampler, n: int, g: torch.Generator
     if not torch.isfinite(X).all():
         raise PdecError(f"{where} returned non-finite coordinates (rows "
                         f"{torch.nonzero(~torch.isfinite(X).all(1)).flatten()[:5].tolist()}…)")
-    lo = torch.tensor([problem.domain.interval(v)[0] for v in problem.variables], dtype=dtype)
-    hi = torch.tensor([problem.domain.interval(v)[1] for v in problem.variables], dtype=dtype)
+    lo, hi = (torch.tensor(b, dtype=dtype) for b in problem.domain.corners)
     # a bound rounded in the sampler's own precision (float32: 0.1 -> 0.10000000149) is on the bound
     eps = torch.finfo(given.dtype).eps if given.is_floating_point() else torch.finfo(dtype).eps
     slack = 4 * eps * torch.maximum(lo.abs(), hi.abs()).clamp(min=1.0)

@@ -112,3 +112,15 @@ def test_compile_warns_when_it_replaces_another_specs_module(tmp_path, monkeypat
     with pytest.warns(pdec.PdecWarning, match=r"generated/poisson2d.py was generated from \S+/specs/poisson2d.py; it now "
                                                r"holds the module of other/specs/poisson2d.py"):
         pdec.compile(str(mine), hidden=(4,))
+
+
+@pytest.mark.parametrize("path", [*SHIPPED_SPECS, *TEST_SPECS], ids=lambda p: p.stem)
+def test_generated_lines_fit_100_columns(path):
+    """Comments, docstrings, signatures and class attributes are wrapped at 100 columns; a line of
+    printed code may run over only where one factor has no space to break at (a long product)."""
+    source = generate_source(pdec.load_spec(path), hidden=(8, 8))[1]
+    long = [line for line in source.splitlines() if len(line) > 100]
+    assert all(len(line) <= 110 for line in long), max(long, key=len)
+    prose = [line for line in long if line.lstrip().startswith(("#", "def ", '"""')) or " = (" in line
+             or not any(ch in line for ch in "*/")]
+    assert not prose, prose[0]

@@ -176,9 +176,14 @@ def _seed_context(plan: TermPlan, variables, d: int) -> dict:
         a, b = axis_rows[0], axis_rows[-1] + 1
         assert axis_rows == list(range(a, b))
         eye = "torch.eye(d, dtype=dtype, device=device)"
-        rhs = eye if axis_idx == list(range(d)) else f"{eye}[{axis_idx}]"
+        if axis_idx == list(range(d)):
+            rhs = eye
+        elif axis_idx == list(range(axis_idx[0], axis_idx[-1] + 1)):   # consecutive rows: a slice
+            rhs = f"{eye}[{axis_idx[0]}:{axis_idx[-1] + 1}]"
+        else:
+            rhs = f"{eye}[{axis_idx}]"
         labels = name_list([f"∂_{variables[j]}" for j in axis_idx])
-        lines.append((f"seed[{a}:{b}] = {rhs}", f"first-order directions {labels}: unit vectors e_i"))
+        lines.append((f"seed[{a}:{b}] = {rhs}", f"unit vectors e_i: the first-order directions {labels}"))
     for c, vec in other:
         lines.append((f"seed[{c.index - 1}] = torch.tensor([{', '.join(float_literal(v) for v in vec)}], "
                       "dtype=dtype, device=device)", f"eigen-direction {c.label[2:-2]} of the operator's C"))

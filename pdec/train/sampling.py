@@ -23,8 +23,7 @@ from ..user_points import sampler_points
 
 
 def _bounds(problem: Problem, dtype, device) -> tuple[torch.Tensor, torch.Tensor]:
-    lo = torch.tensor([problem.domain.interval(v)[0] for v in problem.variables], dtype=dtype, device=device)
-    hi = torch.tensor([problem.domain.interval(v)[1] for v in problem.variables], dtype=dtype, device=device)
+    lo, hi = (torch.tensor(b, dtype=dtype, device=device) for b in problem.domain.corners)
     return lo, hi
 
 
