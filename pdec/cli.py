@@ -41,7 +41,14 @@ def _add_compile_options(p: argparse.ArgumentParser, out: bool = True) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every sub-command."""
-    parser = argparse.ArgumentParser(prog="pdec", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="pdec", description="pdec compiles a PDE written in SymPy (a spec file) into a PyTorch "
+        "physics-informed network and trains it (KFAC, KFAC*, ENGD, Hessian-free, Adam, SGD, L-BFGS).",
+        epilog="Start with: pdec train specs/poisson2d.py --optimizer kfac --steps 300. "
+               "`pdec COMMAND --help` describes each command.")
+    from . import __version__
+
+    parser.add_argument("--version", action="version", version=f"pdec {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("compile", help="generate the PyTorch module of a spec into generated/")
@@ -51,11 +58,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("inspect", help="needed derivatives, chosen mode and why, columns, S, graph "
                                        "(writes nothing; `pdec compile` writes the module)")
-    p.add_argument("spec", type=Path)
+    p.add_argument("spec", type=Path, help="spec file, e.g. specs/heat1d.py")
     _add_compile_options(p, out=False)
 
     p = sub.add_parser("check", help="verify the exact solution against the PDE and conditions")
-    p.add_argument("spec", type=Path)
+    p.add_argument("spec", type=Path, help="spec file whose exact solution to verify")
     p.add_argument("--points", type=int, default=5, help="random points for the numeric fallback")
 
     sub.add_parser("list", help="the shipped specs in specs/")

@@ -50,7 +50,7 @@ def add_training_commands(sub) -> None:
     p.set_defaults(handler=cmd_train)
 
     p = sub.add_parser("plot", help="loss and error curves of runs (PNG), and the learned solution")
-    p.add_argument("runs", nargs="+", type=Path, help="run directories")
+    p.add_argument("runs", nargs="+", type=Path, help="run directories (runs/<spec>/<run-id>); several are overlaid")
     p.add_argument("--out", type=Path, help="PNG path (default: <first run>/curves.png)")
     p.set_defaults(handler=cmd_plot)
 
