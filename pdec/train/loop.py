@@ -167,40 +167,8 @@ def train(compiled: Compiled, optimizer: str | None = None, *, config_file: str 
     checkpoint = None
     if resume is not None:
         run_dir = Path(resume)
-        checkpoint = load_checkpoint(run_dir)
-        saved_terms = sorted(checkpoint["sampler"]["batch"])
-        if saved_terms != sorted(model.term_names):
-            raise PdecError(f"the checkpoint in {run_dir} has the terms {', '.join(saved_terms)}, but the "
-                            f"compiled spec has {', '.join(sorted(model.term_names))}: its conditions changed "
-                            f"since the run started, so it cannot resume; start a new run")
-        record_file = run_dir / "config.json"
-        started = json.loads(record_file.read_text()).get("problem_fingerprint") if record_file.is_file() else None
-        if started is not None and started != compiled.problem.fingerprint():
-            raise PdecError(f"the spec's problem changed since the run in {run_dir} started (its residuals, "
-                            f"conditions, domain, parameters or exact solution): resuming would train "
-                            f"another PDE. Start a new run (--init-from {run_dir} starts it from this "
-                            f"run's weights)")
-        given = checkpoint.get("points") == "given"
-        if given != (points is not None):
-            raise PdecError(f"the run in {run_dir} was trained on "
-                            + ("points given from Python: pass the same points= to resume it" if given else
-                               "points drawn from the spec's regions: resume it without points="))
-        saved = checkpoint["settings"]
-        saved.update(check_resume_request(run_dir, saved, optimizer, settings, config_file, sets, save))
-        cfg, hyper = resolve_config(saved)
-        step0, elapsed0 = checkpoint["step"], checkpoint["elapsed"]
-        if (cfg.steps and step0 >= cfg.steps) or (cfg.time_budget and elapsed0 >= cfg.time_budget):
-            # nothing to continue: refuse before anything in the run directory is rewritten
-            rule = (f"steps = {cfg.steps}" if cfg.steps and step0 >= cfg.steps
-                    else f"time budget = {cfg.time_budget:g} s")
-            raise PdecError(f"{run_dir} has run {step0} steps ({elapsed0:.1f} s) and its {rule} is "
-                            f"reached; to continue it, give a larger --steps or --time-budget (both "
-                            f"count from the start of the run)")
-        unrecorded = sorted(set(hyper) - set(saved))
-        if unrecorded:   # the run was started by an older pdec, before these settings existed
-            warnings.warn(f"{run_dir}: the run's record has no {', '.join(unrecorded)} (started by an older "
-                          f"pdec); resuming with today's defaults: "
-                          f"{', '.join(f'{k} = {hyper[k]!r}' for k in unrecorded)}", PdecWarning, stacklevel=2)
+        checkpoint, cfg, hyper = _open_resume(run_dir, compiled, points, optimizer, settings, config_file, sets,
+                                              save)
     else:
         overrides = dict(settings)
         if optimizer is not None:
@@ -224,19 +192,7 @@ def train(compiled: Compiled, optimizer: str | None = None, *, config_file: str 
     exact_check = None   # recorded in config.json: "passed", "failed: <terms>" or why it could not run
     if checkpoint is None and main and problem.exact_solution:
         exact_check = _warn_if_exact_is_wrong(problem)
-    if points is not None:
-        sampler = GivenPoints(problem, points, eval_points, cfg.seed, cfg.n_eval if main else 0, dtype, device,
-                              comm.rank, comm.world_size, state=checkpoint["sampler"] if checkpoint else None)
-        if not main:
-            sampler.eval_points = None   # only rank 0 evaluates (every rank checked the points)
-        if cfg.resample_every and not sampler.resamples:
-            raise PdecError(f"resample_every = {cfg.resample_every}, but the points given are one fixed batch; "
-                            f"give a function draw(k) -> batch to re-sample, or set resample_every = 0")
-    else:
-        if eval_points is not None:
-            raise PdecError("eval_points is given without points=; give both, or neither")
-        sampler = PointSampler(problem, cfg.n_interior, cfg.n_condition, cfg.seed, cfg.n_eval if main else 0,
-                               dtype, device, comm.rank, comm.world_size)
+    sampler = _make_sampler(problem, cfg, points, eval_points, dtype, device, comm, checkpoint)
     _check_same_points(comm, sampler)
     memory = estimate_memory(model, sampler.batch, cfg.optimizer, hyper)
     if main and cfg.progress:
@@ -291,21 +247,9 @@ def train(compiled: Compiled, optimizer: str | None = None, *, config_file: str 
     columns = ["step", "time", "loss"] + [f"loss_{t}" for t in terms] + ["rel_l2", "abs_rms", "lr", *opt.METRICS]
     settings_record = {**asdict(cfg), **hyper}
     if run_dir is not None and checkpoint is None:
-        write_json(run_dir / "config.json", {
-            # absolute, so that --resume works from any directory
-            "spec": str(Path(problem.source).resolve()) if problem.source else None,
-            "problem": problem.name, "problem_fingerprint": problem.fingerprint(),
-            "settings": settings_record,
-            "hyperparameters": hyper, "parameters_D": n_params, "dtype": str(dtype).replace("torch.", ""),
-            "device": str(device), "versions": _versions(), "command": sys.argv,
-            "plan": {t: {"mode": p.mode, "S": p.S} for t, p in compiled.plan.terms.items()},
-            "widths": list(model.widths), "activation": model.activation_name,
-            "ranks": comm.world_size, "memory_per_rank_bytes": memory.parts,
-            "points": ({"source": "given", "per_batch": {t: len(X) for t, X in sampler.full_batch.items()},
-                        "resampled": sampler.resamples} if points is not None else {"source": "sampled"}),
-            "eval_points": {"source": "given" if points is not None and sampler.eval_given else "sampled",
-                            "N": 0 if sampler.eval_points is None else len(sampler.eval_points)},
-            "initial_weights": initial_weights, "exact_solution_check": exact_check})
+        write_json(run_dir / "config.json", _run_record(compiled, settings_record, hyper, n_params, dtype, device,
+                                                        comm, memory, sampler, points, initial_weights,
+                                                        exact_check))
         write_text(run_dir / "module.py", compiled.source)   # the code this run trains, whatever generated/ holds
     log = MetricsLog(run_dir / "metrics.csv", columns, keep_until_step=step if checkpoint else None) \
         if run_dir is not None else None
@@ -421,6 +365,93 @@ def train(compiled: Compiled, optimizer: str | None = None, *, config_file: str 
     finally:
         bar.close()
     return run
+
+
+def _make_sampler(problem, cfg: TrainConfig, points, eval_points, dtype, device, comm: Communicator,
+                  checkpoint: dict | None) -> PointSampler | GivenPoints:
+    """The run's training and evaluation points: given from Python (checked, and against a
+    resumed run's checkpoint) or drawn from the spec's regions; only rank 0 keeps an evaluation set."""
+    main = comm.is_main
+    if points is not None:
+        sampler = GivenPoints(problem, points, eval_points, cfg.seed, cfg.n_eval if main else 0, dtype, device,
+                              comm.rank, comm.world_size, state=checkpoint["sampler"] if checkpoint else None)
+        if not main:
+            sampler.eval_points = None   # only rank 0 evaluates (every rank checked the points)
+        if cfg.resample_every and not sampler.resamples:
+            raise PdecError(f"resample_every = {cfg.resample_every}, but the points given are one fixed batch; "
+                            f"give a function draw(k) -> batch to re-sample, or set resample_every = 0")
+    else:
+        if eval_points is not None:
+            raise PdecError("eval_points is given without points=; give both, or neither")
+        sampler = PointSampler(problem, cfg.n_interior, cfg.n_condition, cfg.seed, cfg.n_eval if main else 0,
+                               dtype, device, comm.rank, comm.world_size)
+    return sampler
+
+
+def _run_record(compiled: Compiled, settings_record: dict, hyper: dict, n_params: int, dtype, device,
+                comm: Communicator, memory: MemoryEstimate, sampler, points, initial_weights: str,
+                exact_check: str | None) -> dict:
+    """config.json of a new run: every resolved setting, the problem, versions, device, dtype, D,
+    the plan, and where the points, the evaluation set and the initial weights came from."""
+    problem, model = compiled.problem, compiled.model
+    return {
+        # absolute, so that --resume works from any directory
+        "spec": str(Path(problem.source).resolve()) if problem.source else None,
+        "problem": problem.name, "problem_fingerprint": problem.fingerprint(),
+        "settings": settings_record,
+        "hyperparameters": hyper, "parameters_D": n_params, "dtype": str(dtype).replace("torch.", ""),
+        "device": str(device), "versions": _versions(), "command": sys.argv,
+        "plan": {t: {"mode": p.mode, "S": p.S} for t, p in compiled.plan.terms.items()},
+        "widths": list(model.widths), "activation": model.activation_name,
+        "ranks": comm.world_size, "memory_per_rank_bytes": memory.parts,
+        "points": ({"source": "given", "per_batch": {t: len(X) for t, X in sampler.full_batch.items()},
+                    "resampled": sampler.resamples} if points is not None else {"source": "sampled"}),
+        "eval_points": {"source": "given" if points is not None and sampler.eval_given else "sampled",
+                        "N": 0 if sampler.eval_points is None else len(sampler.eval_points)},
+        "initial_weights": initial_weights, "exact_solution_check": exact_check}
+
+
+def _open_resume(run_dir: Path, compiled: Compiled, points, optimizer: str | None, settings: Mapping[str, Any],
+                 config_file: str | Path | None, sets: list[str] | None, save: bool
+                 ) -> tuple[dict, TrainConfig, dict[str, Any]]:
+    """The checkpoint of the run in ``run_dir`` and the settings it continues with, after the
+    checks that it may continue: the same terms, problem and kind of points, no setting changed but
+    the budget (:func:`check_resume_request`), and budget left. Nothing in ``run_dir`` is written."""
+    checkpoint = load_checkpoint(run_dir)
+    saved_terms = sorted(checkpoint["sampler"]["batch"])
+    if saved_terms != sorted(compiled.model.term_names):
+        raise PdecError(f"the checkpoint in {run_dir} has the terms {', '.join(saved_terms)}, but the "
+                        f"compiled spec has {', '.join(sorted(compiled.model.term_names))}: its conditions changed "
+                        f"since the run started, so it cannot resume; start a new run")
+    record_file = run_dir / "config.json"
+    started = json.loads(record_file.read_text()).get("problem_fingerprint") if record_file.is_file() else None
+    if started is not None and started != compiled.problem.fingerprint():
+        raise PdecError(f"the spec's problem changed since the run in {run_dir} started (its residuals, "
+                        f"conditions, domain, parameters or exact solution): resuming would train "
+                        f"another PDE. Start a new run (--init-from {run_dir} starts it from this "
+                        f"run's weights)")
+    given = checkpoint.get("points") == "given"
+    if given != (points is not None):
+        raise PdecError(f"the run in {run_dir} was trained on "
+                        + ("points given from Python: pass the same points= to resume it" if given else
+                           "points drawn from the spec's regions: resume it without points="))
+    saved = checkpoint["settings"]
+    saved.update(check_resume_request(run_dir, saved, optimizer, settings, config_file, sets, save))
+    cfg, hyper = resolve_config(saved)
+    step0, elapsed0 = checkpoint["step"], checkpoint["elapsed"]
+    if (cfg.steps and step0 >= cfg.steps) or (cfg.time_budget and elapsed0 >= cfg.time_budget):
+        # nothing to continue: refuse before anything in the run directory is rewritten
+        rule = (f"steps = {cfg.steps}" if cfg.steps and step0 >= cfg.steps
+                else f"time budget = {cfg.time_budget:g} s")
+        raise PdecError(f"{run_dir} has run {step0} steps ({elapsed0:.1f} s) and its {rule} is "
+                        f"reached; to continue it, give a larger --steps or --time-budget (both "
+                        f"count from the start of the run)")
+    unrecorded = sorted(set(hyper) - set(saved))
+    if unrecorded:   # the run was started by an older pdec, before these settings existed
+        warnings.warn(f"{run_dir}: the run's record has no {', '.join(unrecorded)} (started by an older "
+                      f"pdec); resuming with today's defaults: "
+                      f"{', '.join(f'{k} = {hyper[k]!r}' for k in unrecorded)}", PdecWarning, stacklevel=3)
+    return checkpoint, cfg, hyper
 
 
 def _match_compiled(cfg: TrainConfig, compiled: Compiled, dtype, device) -> None:
