@@ -458,7 +458,8 @@ def _horner_blocks(plan: TermPlan, act: dict, read: list[int], polys: list[sp.Ex
     blocks = []
     for col in read:
         if col == 0:
-            blocks.append({"result": "s0", "channel": None, "inputs": [], "lines": [], "comment": None})
+            blocks.append({"result": "s0", "channel": None, "inputs": [], "lines": [], "comment": None,
+                           "poly": None})
             continue
         if col in by_column:
             ch = by_column[col]
@@ -467,17 +468,20 @@ def _horner_blocks(plan: TermPlan, act: dict, read: list[int], polys: list[sp.Ex
             inputs = [(h_name, f"Zc[..., {col - 1}, :]", f"L{k} h (column {col})")]
             parts = [(polys[0], sp.Symbol(h_name))]
             comment = f"{ch['kind']} L{k} = {ch['description']}: σ'(h) L h"
-            if ch["quad_form"] is not None:
-                form = ch["quad_form"]
-                q_name = f"Q{k}h"
-                inputs.append((q_name, form["body"], form["label"]))
-                parts.append((polys[1], form["weight"] * sp.Symbol(q_name)))
-                w = form["weight"]
-                comment += (f" + σ''(h) {q_name}" if w == 1 else f" - σ''(h) {q_name}" if w == -1
-                            else f" + σ''(h) ({sp.sstr(w)}) {q_name}")
+            if ch["quad_form"] is None:   # first order: σ'(h) L h, one product with σ' = s1
+                blocks.append({"result": result, "channel": ch, "inputs": inputs, "comment": comment,
+                               "lines": [f"{result} = s1 * {h_name}"], "poly": None, "needs_s1": True})
+                continue
+            form = ch["quad_form"]
+            q_name = f"Q{k}h"
+            inputs.append((q_name, form["body"], form["label"]))
+            parts.append((polys[1], form["weight"] * sp.Symbol(q_name)))
+            w = form["weight"]
+            comment += (f" + σ''(h) {q_name}" if w == 1 else f" - σ''(h) {q_name}" if w == -1
+                        else f" + σ''(h) ({sp.sstr(w)}) {q_name}")
         else:  # a first-order direction: σ'(h) ∂_a h, with σ' formed once (shared by all of them)
             blocks.append({"result": f"s1 * Zc[..., {col - 1}, :]", "channel": None, "inputs": [],
-                           "lines": [], "comment": None, "needs_s1": True})
+                           "lines": [], "comment": None, "poly": None, "needs_s1": True})
             continue
         horner = _horner_column(result, parts)
         if horner is None:

@@ -74,6 +74,7 @@ def render_module(context: dict) -> str:
                              undefined=jinja2.StrictUndefined, autoescape=False)
     env.filters["wrap"] = wrap
     env.filters["comment"] = comment
+    env.globals["nb"] = KEEP_SPACE   # a space that wrap() never breaks at (e.g. inside "(..., 4, 1)")
     template = env.get_template("module.py.j2")
     text = template.render(**context, runtime_imports="GeneratedPINN")
     used = [name for name in RUNTIME_FUNCTIONS if re.search(rf"(?<![\w.]){name}\(", text)]
