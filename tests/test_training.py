@@ -694,6 +694,14 @@ def test_load_run_gives_back_the_trained_model_and_its_history(tmp_path):
     for key in ("step", "time", "loss", "rel_l2", "abs_rms"):   # metrics.csv rounds nothing
         assert [r[key] for r in loaded.history] == [r[key] for r in run.history]
     assert loaded.model.variables == ("t", "x") and not loaded.model.training
+    # the logged loss is the saved weights' loss on the step's batch, as the errors are
+    batch = torch.load(run.run_dir / "checkpoint.pt", weights_only=False)["sampler"]["batch"]
+    with torch.no_grad():
+        total, losses = pinn_loss(loaded.model, batch)
+    summary = json.loads((run.run_dir / "summary.json").read_text())
+    assert summary["loss"] == loaded.final["loss"] == pytest.approx(float(total), rel=1e-12)
+    assert loaded.final["loss_interior"] == pytest.approx(float(losses["interior"]), rel=1e-12)
+    assert math.isfinite(loaded.history[0]["loss_interior"])   # step 0 has its terms too
     # a run whose module.py is gone (recorded before runs kept it) is compiled again from its spec
     (run.run_dir / "module.py").unlink()
     assert torch.equal(pdec.load_run(run.run_dir).model(X), run.model(X))

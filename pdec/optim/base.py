@@ -125,6 +125,15 @@ class PINNOptimizer(ABC):
         self.comm.all_reduce_([total])
         return float(total)
 
+    @torch.no_grad()
+    def losses_at(self, batch: Batch) -> tuple[float, dict[str, float]]:
+        """L(θ) and each term's loss at the current parameters, forward only, over every rank's
+        shard (one collective)."""
+        total, losses = pinn_loss(self.model, batch)
+        values = torch.stack([total, *losses.values()]).clone()
+        self.comm.all_reduce_([values])
+        return float(values[0]), dict(zip(losses, values[1:].tolist()))
+
     def state_dict(self) -> dict:
         """Everything needed to resume (subclasses extend)."""
         return {"hyper": dict(self.hyper)}

@@ -284,8 +284,9 @@ def train(compiled: Compiled, optimizer: str | None = None, *, config_file: str 
                                                   "ranks": comm.world_size})
 
     if checkpoint is None:
-        loss0 = opt.loss_at(sampler.batch)  # a collective: every rank takes part
-        record({"step": 0, "time": 0.0, "loss": loss0, **evaluate(model, sampler), "lr": float("nan")})
+        loss0, losses0 = opt.losses_at(sampler.batch)  # a collective: every rank takes part
+        record({"step": 0, "time": 0.0, "loss": loss0, **{f"loss_{k}": v for k, v in losses0.items()},
+                **evaluate(model, sampler), "lr": float("nan")})
 
     def done() -> bool:
         return (cfg.steps and step >= cfg.steps) or (cfg.time_budget and elapsed >= cfg.time_budget)
@@ -342,13 +343,18 @@ def train(compiled: Compiled, optimizer: str | None = None, *, config_file: str 
                     elapsed, stopped = comm.all_reduce_max([elapsed if main else 0.0, stop.received or 0])
                     stop_signal = int(stopped) or None
                 last = done() or stop_signal is not None
+                if step % cfg.eval_every == 0 or last:
+                    # the losses at the parameters this step produced, as the errors are (the step's
+                    # own info.loss is at the parameters it started from); outside the clock, and a
+                    # collective: every rank takes part
+                    loss, losses = opt.losses_at(sampler.batch)
                 if main and (step % cfg.eval_every == 0 or last):
                     metrics = evaluate(model, sampler)
-                    record({"step": step, "time": elapsed, "loss": info.loss,
-                            **{f"loss_{k}": v for k, v in info.losses.items()}, **metrics, "lr": info.lr,
+                    record({"step": step, "time": elapsed, "loss": loss,
+                            **{f"loss_{k}": v for k, v in losses.items()}, **metrics, "lr": info.lr,
                             **{k: info.extra.get(k, math.nan) for k in opt.METRICS}})
-                    post = {"loss": f"{info.loss:.2e}",
-                            **{f"L_{k}": f"{v:.1e}" for k, v in info.losses.items()},
+                    post = {"loss": f"{loss:.2e}",
+                            **{f"L_{k}": f"{v:.1e}" for k, v in losses.items()},
                             "steps/s": f"{step / max(elapsed, 1e-9):.1f}"}
                     if "rel_l2" in metrics:
                         post["rel_l2"] = f"{metrics['rel_l2']:.2e}"
