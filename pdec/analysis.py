@@ -207,7 +207,7 @@ def analyse(problem: Problem) -> Analysis:
         return list(expr.atoms(sp.Derivative)) + list(expr.atoms(AppliedUndef))
 
     terms = [("interior", problem.interior_residuals)]
-    terms += [(name, [c.residual]) for name, c in problem.condition_items.items()]
+    terms += [(name, c.residuals) for name, c in problem.condition_items.items()]
     # Name every atom before any term is symbolised, in a fixed order (the names are locals of the
     # generated code): the values keep the unknowns' names, and a derivative's name must not be
     # the name of a variable, an unknown, a parameter or another atom (an unknown ``u_t`` next to

@@ -268,6 +268,7 @@ def check_problem(problem: Problem, n_points: int = 5, seed: int = 0,
         name = f"interior[{i}]" if system else "interior"
         report.results.append(_check_term(problem, name, r, None, exact, n_points, seed, digits))
     for name, cond in problem.condition_items.items():
-        report.results.append(_check_term(problem, name, cond.residual, cond.on, exact,
-                                          n_points, seed, digits))
+        for i, r in enumerate(cond.residuals):
+            report.results.append(_check_term(problem, cond.component_label(name, i), r, cond.on, exact,
+                                              n_points, seed, digits))
     return report

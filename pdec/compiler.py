@@ -132,6 +132,21 @@ def torch_device(device) -> torch.device | None:
     return device
 
 
+#: The parameter dtypes pdec trains in (float64 is the default, as in the paper).
+DTYPES = {"float64": torch.float64, "float32": torch.float32}
+
+
+def torch_dtype(dtype) -> torch.dtype:
+    """``dtype`` (a torch dtype or its name, "float64" or "float32") as a torch.dtype; a PdecError
+    for any other (half precision breaks the curvature's eigendecompositions and the line search)."""
+    if isinstance(dtype, str) and dtype.removeprefix("torch.") in DTYPES:
+        return DTYPES[dtype.removeprefix("torch.")]
+    if dtype in DTYPES.values():
+        return dtype
+    raise PdecError(f"dtype {dtype!r} is not supported: use torch.float64 (the default) or torch.float32 "
+                    f"(or their names, 'float64', 'float32')")
+
+
 def compile(problem: Problem | str | Path, hidden: Sequence[int] = (64,), activation="tanh", mode: str = "auto",
             dtype: torch.dtype = torch.float64, device: torch.device | str | None = None,
             out_dir: str | Path = DEFAULT_OUT_DIR, write: bool | str = True, seed: int | None = None) -> Compiled:
@@ -145,7 +160,8 @@ def compile(problem: Problem | str | Path, hidden: Sequence[int] = (64,), activa
             symbol.
         mode: "auto", or force "laplacian", "collapsed" or "taylor" for the interior residual
             ("laplacian" on ∂_t u − κ Δ_x u: ∂_t h in its own column, the paper's stack).
-        dtype, device: of the model's parameters and buffers (float64 by default, as in the paper).
+        dtype, device: of the model's parameters and buffers: torch.float64 (the default, as in the
+            paper) or torch.float32, or their names; "cpu", "cuda", "cuda:1", a torch.device.
         out_dir: where ``<name>.py`` is written; the file is rewritten only when its text changes.
         write: False keeps the module in memory (a temporary file is still used to import it).
             ``"own"`` writes only over a module this one replaces (:func:`owns_module`): what
@@ -164,6 +180,7 @@ def compile(problem: Problem | str | Path, hidden: Sequence[int] = (64,), activa
         raise ValueError(f"write must be True, False or 'own', got {write!r}")
     hidden = _widths(hidden)
     device = torch_device(device)
+    dtype = torch_dtype(dtype)
     plan, source = generate_source(problem, hidden, activation, mode, out_dir if write else DEFAULT_OUT_DIR)
     path = Path(out_dir) / f"{problem.name}.py"
     if write == "own":

@@ -169,10 +169,26 @@ class Combined(Region):
 
 @dataclass(frozen=True)
 class Condition:
-    """A condition residual (vanishes at the solution) and the region its points live on."""
+    """A condition residual (vanishes at the solution) and the region its points live on.
 
-    residual: sp.Expr
+    ``residual`` is one expression, or a list of them for a condition on several components (a
+    system's ``[u - g_u, v - g_v]``): one loss term whose residual has one column per entry."""
+
+    residual: sp.Expr | Sequence[sp.Expr]
     on: Region | None = None
+
+    @property
+    def residuals(self) -> list[sp.Expr]:
+        """The residual's components (length M of its term)."""
+        return list(self.residual) if isinstance(self.residual, (list, tuple)) else [self.residual]
+
+    @property
+    def is_vector(self) -> bool:
+        return isinstance(self.residual, (list, tuple))
+
+    def component_label(self, name: str, i: int) -> str:
+        """``name`` or, for a list, ``name[i]``: how messages name component i."""
+        return f"{name}[{i}]" if self.is_vector else name
 
 
 # --------------------------------------------------------------------------- the problem
@@ -224,7 +240,8 @@ class Problem:
         out = {}
         for name, cond in self.conditions.items():
             c = _as_condition(name, cond, self.source)
-            out[name] = Condition(self._substitute(sp.sympify(c.residual)), c.on)
+            parts = [self._substitute(sp.sympify(r)) for r in c.residuals]
+            out[name] = Condition(parts if c.is_vector else parts[0], c.on)
         return out
 
     @property
@@ -244,7 +261,8 @@ class Problem:
                  str(self.domain.time), repr([sp.srepr(u) for u in self.unknowns]),
                  repr([sp.srepr(r) for r in self.interior_residuals])]
         for name, c in self.condition_items.items():
-            parts.append(f"{name}: {sp.srepr(c.residual)} on {c.on.describe()}")
+            parts.append(f"{name}: {[sp.srepr(r) for r in c.residuals] if c.is_vector else sp.srepr(c.residual)} "
+                         f"on {c.on.describe()}")
         if self.exact_solution:
             parts.append(repr(sorted((sp.srepr(u), sp.srepr(e)) for u, e in self.exact_solution.items())))
         return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
@@ -267,6 +285,11 @@ class Problem:
             fail(f"name {self.name!r} must be a Python identifier (it names the generated module)")
         if not isinstance(self.domain, Box):
             fail("domain must be a pdec.Box")
+        if not isinstance(self.domain.bounds, Mapping):
+            fail(f"Box takes a dict variable -> (lo, hi), such as Box({{x: (0, 1), y: (0, 1)}}), got "
+                 f"{type(self.domain.bounds).__name__}")
+        if isinstance(self.domain.time, str):
+            fail(f"time must be the variable's Symbol (time=t), not the string {self.domain.time!r}")
         variables = self.domain.variables
         if not variables:
             fail("the domain declares no variables")
@@ -279,12 +302,19 @@ class Problem:
             try:
                 lo, hi = (float(sp.sympify(b)) for b in bounds)
             except (TypeError, ValueError):
-                fail(f"bounds of {v} must be two numbers, got {bounds!r}")
+                symbols = sorted(map(str, sp.Tuple(*bounds).free_symbols)) if isinstance(bounds, (tuple, list)) else []
+                fail(f"bounds of {v} must be two numbers, got {bounds!r}"
+                     + (f" (the domain takes numbers, not the symbol(s) {', '.join(symbols)}: parameters "
+                        f"are substituted into the residuals only; write the value, e.g. a Python "
+                        f"variable)" if symbols else ""))
             if not (math.isfinite(lo) and math.isfinite(hi)) or not lo < hi:
                 fail(f"bounds of {v} must be finite with lo < hi, got {bounds!r}")
         if self.domain.time is not None and self.domain.time not in self.domain.bounds:
             fail(f"time variable {self.domain.time} is not a domain variable")
 
+        if not isinstance(self.parameters, Mapping):
+            fail(f"parameters must be a dict symbol -> value, such as {{k: 2}}, got "
+                 f"{type(self.parameters).__name__}")
         for k, v in self.parameters.items():
             if not isinstance(k, sp.Symbol):
                 fail(f"parameter key {k!r} is not a SymPy Symbol")
@@ -297,6 +327,8 @@ class Problem:
             if value.imag != 0 or not math.isfinite(value.real):
                 fail(f"parameter {k} = {v!r} must be a finite real number", term=str(k))
 
+        if isinstance(self.unknowns, sp.Basic) or not isinstance(self.unknowns, (list, tuple)):
+            fail(f"unknowns must be a list, such as unknowns=[{self.unknowns}]")
         if not self.unknowns:
             fail("no unknowns declared")
         names = set()
@@ -337,7 +369,8 @@ class Problem:
             read = {u for u in self.unknowns if sp.sympify(expr).has(u)}
             if not read:
                 fail("the residual contains no unknown, so no network output changes it (a constant "
-                     "term of the loss)", term=label)
+                     "term of the loss; note that SymPy turns a derivative of an unknown w.r.t. a "
+                     "variable it does not depend on into 0)", term=label)
             constrained.update(read)
 
         for i, r in enumerate(self.interior_residuals):
@@ -354,9 +387,13 @@ class Problem:
                 fail("a condition may not be named 'interior': that is the PDE's own term", term=name)
             c = _as_condition(name, cond, src)
             self._check_region(name, c.on, src)
-            residual = self._substitute(sp.sympify(c.residual))
-            self._check_expr(residual, f"condition {name}", src, allow_unknowns=True)
-            reads_unknowns(residual, f"condition {name}")
+            if c.is_vector and not c.residuals:
+                fail("the condition's residual is an empty list", term=f"condition {name}")
+            for i, r in enumerate(c.residuals):
+                label = f"condition {c.component_label(name, i)}"
+                residual = self._substitute(_sympify(r, label, src))
+                self._check_expr(residual, label, src, allow_unknowns=True)
+                reads_unknowns(residual, label)
         free = [u for u in self.unknowns if u not in constrained]
         if free:
             fail(f"unknown {', '.join(map(str, free))} appears in no residual or condition, so nothing "
@@ -412,6 +449,8 @@ class Problem:
         def fail(msg: str) -> None:
             raise SpecError(msg, spec=src, term=term)
 
+        if isinstance(expr, sp.Equality):
+            fail(f"{expr} is an equation; write its residual, lhs - rhs: {expr.lhs - expr.rhs}")
         if not isinstance(expr, sp.Expr):
             fail(f"{expr!r} is not a SymPy expression")
         if expr.has(sp.zoo, sp.oo, -sp.oo, sp.nan):
@@ -455,8 +494,13 @@ class Problem:
                 fail(f"unsupported function {type(f).__name__} in {f} (supported: {_FUNCTIONS})")
         stray = {s for s in expr.free_symbols if s not in variables}
         if stray:
+            declared = {str(k) for k in self.parameters} | {str(v) for v in variables}
+            twins = sorted(str(s) for s in stray if str(s) in declared)
             fail(f"undeclared symbol(s) {', '.join(sorted(map(str, stray)))}: declare them as "
-                 "domain variables or give them a value in parameters")
+                 "domain variables or give them a value in parameters"
+                 + (f" ({', '.join(twins)} has the name of a declared variable or parameter but other SymPy "
+                    f"assumptions, e.g. positive=True on one and not the other: use the same symbol)"
+                    if twins else ""))
 
 
 _FUNCTIONS = "exp, log, sin, cos, tan, sinh, cosh, tanh, asin, acos, atan, Abs, erf, sigmoid, softplus"
@@ -469,6 +513,15 @@ def _plain_name(name: str) -> bool:
     """Whether a SymPy name is a Python identifier (a keyword such as ``lambda`` is: the generated
     code names its local ``v_lambda``)."""
     return name.isidentifier()
+
+
+def _sympify(value, label: str, src: str) -> sp.Basic:
+    """``sp.sympify(value)``; a value SymPy cannot read is a SpecError naming ``label``."""
+    try:
+        return sp.sympify(value)
+    except (sp.SympifyError, TypeError, ValueError) as exc:
+        raise SpecError(f"{value!r} is not a SymPy expression ({type(exc).__name__})", spec=src,
+                        term=label) from exc
 
 
 def _as_condition(name: str, cond, src) -> Condition:

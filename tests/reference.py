@@ -83,7 +83,7 @@ def reference_residual(problem, term: str, model, X: torch.Tensor) -> np.ndarray
     from sympy.core.function import AppliedUndef
 
     exprs = (problem.interior_residuals if term == "interior"
-             else [problem.condition_items[term].residual])
+             else problem.condition_items[term].residuals)
     unknowns, variables = list(problem.unknowns), list(problem.variables)
     cols = []
     for e in map(sp.sympify, exprs):

@@ -90,6 +90,35 @@ CASES = {
                                         "problem = Problem(name='p', domain=Box({xr: (0, 1), y: (0, 1)}), unknowns=[w], "
                                         "interior=w)",
                                         r"undeclared variable\(s\) x.*other SymPy assumptions"),
+    "unknowns_not_a_list": ("problem = Problem(name='p', domain=Box({x: (0, 1), y: (0, 1)}), unknowns=u, "
+                            "interior=u.diff(x, 2))",
+                            r"unknowns must be a list, such as unknowns=\[u\(x, y\)\]"),
+    "parameters_as_list": ("k = sp.Symbol('k')\nproblem = Problem(name='p', domain=Box({x: (0, 1), y: (0, 1)}), "
+                           "unknowns=[u], interior=k * u.diff(x, 2), parameters=[k])",
+                           r"parameters must be a dict symbol -> value.*got list"),
+    "box_as_list": ("problem = Problem(name='p', domain=Box([(x, (0, 1)), (y, (0, 1))]), unknowns=[u], "
+                    "interior=u.diff(x, 2))",
+                    r"Box takes a dict variable -> \(lo, hi\).*got list"),
+    "time_as_string": ("problem = Problem(name='p', domain=Box({x: (0, 1), y: (0, 1)}, time='x'), unknowns=[u], "
+                       "interior=u.diff(x, 2))",
+                       r"time must be the variable's Symbol \(time=t\), not the string 'x'"),
+    "parameter_in_bounds": ("L = sp.Symbol('L')\nproblem = Problem(name='p', domain=Box({x: (0, L), y: (0, 1)}), "
+                            "unknowns=[u], interior=u.diff(x, 2), parameters={L: 2})",
+                            r"bounds of x.*not the symbol\(s\) L"),
+    "parameter_with_other_assumptions": ("c = sp.Symbol('c', positive=True)\n"
+                                         "problem = Problem(name='p', domain=Box({x: (0, 1), y: (0, 1)}), "
+                                         "unknowns=[u], interior=c * u.diff(x, 2), parameters={sp.Symbol('c'): 2})",
+                                         r"undeclared symbol\(s\) c.*other SymPy assumptions"),
+    "equation_as_residual": ("problem = Problem(name='p', domain=Box({x: (0, 1), y: (0, 1)}), unknowns=[u], "
+                             "interior=sp.Eq(u.diff(x, 2), 1))",
+                             r"is an equation; write its residual, lhs - rhs"),
+    "derivative_that_vanishes": ("t = sp.Symbol('t')\nproblem = Problem(name='p', domain=Box({x: (0, 1), y: (0, 1)}), "
+                                 "unknowns=[u], interior=[u.diff(x, 2), u.diff(t)])",
+                                 r"interior\[1\].*contains no unknown.*does not depend on into 0"),
+    "vector_condition_with_a_bad_component": ("problem = Problem(name='p', domain=Box({x: (0, 1), y: (0, 1)}), "
+                                              "unknowns=[u], interior=u.diff(x, 2), "
+                                              "conditions={'bc': Condition([u, sp.Symbol('q')], on=Boundary())})",
+                                              r"condition bc\[1\].*undeclared symbol\(s\) q"),
 }
 
 

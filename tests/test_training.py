@@ -446,6 +446,15 @@ def test_given_points_errors():
         outside = batch["interior"].clone()
         outside[0, 1] = 1.5
         pdec.train(c, "adam", steps=1, save=False, points={**batch, "interior": outside}, **SMALL)
+    # condition points off their region (heat1d: t = 0, or x = 0 or 1) impose the condition
+    # elsewhere: refused; on it (also in float32) they are used
+    off = batch["initial_boundary"].clone()
+    off[2] = torch.tensor([0.5, 0.5])
+    with pytest.raises(pdec.PdecError, match=r"1 of the 6 points given for condition 'initial_boundary' are "
+                                             r"not on its region, initial slice \+ spatial boundary"):
+        pdec.train(c, "adam", steps=1, save=False, points={**batch, "initial_boundary": off}, **SMALL)
+    on32 = torch.tensor([[0.0, 0.3], [0.7, 1.0], [0.2, 0.0]], dtype=torch.float32)
+    pdec.train(c, "adam", steps=1, save=False, points={**batch, "initial_boundary": on32}, **SMALL)
     leaf = batch["interior"].clone().requires_grad_()   # used detached: no gradient reaches it
     pdec.train(c, "adam", steps=1, save=False, points={**batch, "interior": leaf}, **SMALL)
     assert leaf.grad is None
@@ -723,3 +732,11 @@ def test_load_run_of_a_killed_run_has_its_last_checkpoint(tmp_path):
     assert torch.equal(loaded.model(X), full.model(X)) and not torch.equal(loaded.model(X), run.model(X))
     with pytest.raises(pdec.PdecError, match="not a run directory"):
         pdec.load_run(tmp_path)
+
+
+def test_compile_takes_dtype_names_and_refuses_half_precision():
+    assert next(pdec.compile(ROOT / "specs" / "heat1d.py", hidden=(4,), dtype="float32",
+                             write=False).model.parameters()).dtype == torch.float32
+    for dtype in (torch.bfloat16, torch.float16, "float16", torch.int64):
+        with pytest.raises(pdec.PdecError, match="is not supported: use torch.float64"):
+            pdec.compile(ROOT / "specs" / "heat1d.py", hidden=(4,), dtype=dtype, write=False)

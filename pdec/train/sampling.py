@@ -57,6 +57,21 @@ def _faces(problem: Problem, region: Region) -> list[tuple[int, float]]:
     return out
 
 
+def on_region(problem: Problem, region: Region, X: torch.Tensor) -> torch.Tensor:
+    """(N,) bool: whether each point of X (N, d) lies on ``region``, within a float32-sized
+    tolerance (points given in float32 on a face count as on it). A :class:`Sampler` region
+    accepts every point (its own checks are :func:`pdec.user_points.sampler_points`')."""
+    if isinstance(region, Combined):
+        hits = [on_region(problem, part, X) for part in region.parts]
+        return torch.stack(hits).any(0)
+    if isinstance(region, Sampler):
+        return torch.ones(X.shape[0], dtype=torch.bool, device=X.device)
+    lo, hi = _bounds(problem, X.dtype, X.device)
+    slack = 4 * torch.finfo(torch.float32).eps * torch.maximum(lo.abs(), hi.abs()).clamp(min=1.0)
+    hits = [(X[:, i] - value).abs() <= slack[i] for i, value in _faces(problem, region)]
+    return torch.stack(hits).any(0)
+
+
 def sample_region(problem: Problem, region: Region, n: int, g: torch.Generator,
                   dtype=torch.float64, device=None, name: str | None = None) -> torch.Tensor:
     """n points on a condition's region: (n, d). Faces are chosen with probability ∝ their area;
@@ -167,7 +182,8 @@ class GivenPoints:
             across ranks): a resumed run calls ``draw(k)`` for the checkpoint's k and
             refuses to continue if that is not the batch it saved. Rows are points in the domain's
             variable order (tensors, arrays or nested lists; converted to ``dtype`` and
-            ``device``, detached). Points outside the domain's box are used, with a warning.
+            ``device``, detached). Points outside the domain's box are used, with a warning; a
+            condition's points off its region (:func:`on_region`) are refused.
         eval_points: held-out points (N_eval, d) for the error metrics; None: ``n_eval`` points
             drawn uniformly from the domain with ``seed``, as :class:`PointSampler` draws them.
         rank, world_size: data parallel, as in :class:`PointSampler`.
@@ -247,6 +263,13 @@ class GivenPoints:
                             + (f"; missing {', '.join(missing)}" if missing else "")
                             + (f"; unknown {', '.join(extra)}" if extra else ""))
         full = {t: self._points(t, given[t]) for t in self.terms}
+        for name, region in ((n, c.on) for n, c in self.problem.condition_items.items()):
+            off = int((~on_region(self.problem, region, full[name])).sum())
+            if off:
+                raise PdecError(f"{off} of the {len(full[name])} points given for condition {name!r} are not on "
+                                f"its region, {region.describe()}: the condition would be imposed elsewhere, "
+                                f"which is another problem (for data at other points, declare the condition "
+                                f"on a Sampler region)")
         if self.world_size > 1 and min(X.shape[0] for X in full.values()) < self.world_size:
             raise PdecError(f"{self.world_size} ranks need at least {self.world_size} points of every term")
         return full
