@@ -168,3 +168,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("pdec: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:   # the reader of stdout left (pdec list | head -1): stop quietly
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())   # Python's flush at exit would raise again
+        return 141

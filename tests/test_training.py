@@ -348,6 +348,10 @@ def test_plot_and_compare_commands(tmp_path, monkeypatch, capsys):
     out = tmp_path / "curves.png"
     assert main(["plot", *map(str, runs), "--out", str(out)]) == 0
     assert out.stat().st_size > 0 and (runs[0] / "solution.png").stat().st_size > 0
+    # runs/<spec>/* also catches compare's PNG: skipped, with a note
+    capsys.readouterr()
+    assert main(["plot", *map(str, sorted((tmp_path / "poisson2d").iterdir())), "--out", str(out)]) == 0
+    assert "skipped 1 file(s), not run directories" in capsys.readouterr().out
 
 
 def _loss(compiled, batch) -> float:

@@ -237,6 +237,12 @@ def cmd_plot(args) -> int:
     from .plots import plot_curves, plot_solution
     from .saved import load_run
 
+    files = [r for r in args.runs if r.is_file()]   # e.g. compare's PNG caught by runs/<spec>/*
+    if files:
+        print(f"skipped {len(files)} file(s), not run directories: {', '.join(map(str, files))}")
+    args.runs = [r for r in args.runs if not r.is_file()]
+    if not args.runs:
+        raise PdecError("no run directory given (runs/<spec>/<run-id>)")
     for r in args.runs:
         if not (r / "metrics.csv").is_file():
             raise PdecError(f"{r}: not a run directory (no metrics.csv)")
