@@ -229,10 +229,8 @@ def _check_term(problem: Problem, name: str, residual: sp.Expr, region: Region |
     points = _points(problem, region, n_points, seed, digits)
     ok, worst, tol, why = _numeric(r, points, digits)
     where = "interior" if region is None else region.describe()
-    msg = (f"{len(points)} points in the {where}, {digits} digits, "
-           f"tol 1e-{digits / 2:g} x max(1, |largest term|) (≤ {tol:.1e})")
-    if not ok:
-        msg = f"{why}; {msg}"
+    msg = f"{len(points)} points in the {where}, {digits} digits, tol 1e-{digits / 2:g} x max(1, |largest term|)"
+    msg = f"{why} (that point's tol); {msg} at each point" if not ok else f"{msg} (≤ {tol:.1e})"
     return TermCheck(name, ok, "numeric", max_abs=worst, message=msg)
 
 

@@ -29,6 +29,7 @@ def add_training_commands(sub) -> None:
     p.add_argument("--device", help="cpu (default) or cuda")
     p.add_argument("--dtype", choices=["float64", "float32"], help="default float64")
     p.add_argument("--seed", type=int, help="controls initialisation and every sampler")
+    _add_network_flags(p)
     p.add_argument("--config", type=Path, help="TOML file of settings")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override any setting or hyperparameter (repeatable)")
@@ -62,6 +63,7 @@ def add_training_commands(sub) -> None:
                    help="seconds of optimisation per optimizer (default: %(default)s)")
     p.add_argument("--steps", type=int, default=0, help="step limit per optimizer (0: budget only)")
     p.add_argument("--seed", type=int, default=0, help="the same seed for every optimizer (default 0)")
+    _add_network_flags(p)
     p.add_argument("--config", type=Path, help="TOML file of settings, with [optimizer] tables")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override a setting (repeatable); an optimizer's hyperparameter applies to the "
@@ -75,6 +77,15 @@ def add_training_commands(sub) -> None:
                    help="torch.compile the loss and the line search's trial pass, for every optimizer "
                         "(each run compiles within its own time budget)")
     p.set_defaults(handler=cmd_compare)
+
+
+def _add_network_flags(p) -> None:
+    """--hidden, --activation, --mode: the settings of the same names (as for pdec compile)."""
+    p.add_argument("--hidden", metavar="W[,W…]", help="hidden widths, comma-separated (default 64; the "
+                                                      "setting hidden)")
+    p.add_argument("--activation", help="tanh (default), sin, sigmoid, softplus, or a SymPy expression of z")
+    p.add_argument("--mode", choices=["auto", "laplacian", "collapsed", "taylor"],
+                   help="propagation mode of the interior residual (default auto)")
 
 
 def _compile_for(spec: Path, cfg, device=None, write="own", out_dir: Path = Path("generated")):
@@ -113,7 +124,8 @@ def _rank_device(name: str, comm):
 
 def _flag_overrides(args) -> dict:
     out = {"optimizer": args.optimizer, "steps": args.steps, "time_budget": args.time_budget,
-           "device": args.device, "dtype": args.dtype, "seed": args.seed}
+           "device": args.device, "dtype": args.dtype, "seed": args.seed, "hidden": args.hidden,
+           "activation": args.activation, "mode": args.mode}
     if getattr(args, "no_progress", False):
         out["progress"] = False
     if getattr(args, "torch_compile", None) is not None:
@@ -194,6 +206,9 @@ def _train_here(args) -> int:
         if args.spec is not None and args.spec.resolve() != Path(saved["spec"]).resolve():
             raise PdecError(f"{args.resume} trained {saved['spec']}, not {args.spec}: resume it without the "
                             f"spec, or start a new run of {args.spec} (--init-from {args.resume})")
+        if not Path(saved["spec"]).is_file():
+            raise PdecError(f"{args.resume} trained the spec {saved['spec']} (the path in its config.json), "
+                            f"which is not there any more: put the spec back there to resume")
         cfg, _ = resolve_config(saved["settings"])
         comm = from_environment(cfg.device)
         compiled = _compile_for(Path(saved["spec"]), cfg, _rank_device(cfg.device, comm), out_dir=args.out)
@@ -254,9 +269,7 @@ def cmd_plot(args) -> int:
         if path:
             print(f"wrote {path}")
         else:
-            why = ("its spec gives no exact solution" if getattr(model, "exact_solution", None) is None
-                   else "the problem has one variable (the curves show its errors)")
-            print(f"no solution picture for {r}: {why}")
+            print(f"no solution picture for {r}: the problem has one variable (the curves show its errors)")
     return 0
 
 
@@ -271,6 +284,10 @@ def cmd_compare(args) -> int:
     names = [n.strip() for n in args.optimizers.split(",") if n.strip()]
     if not names:
         raise PdecError("--optimizers names no optimizer")
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated:
+        raise PdecError(f"--optimizers names {', '.join(repeated)} more than once (one run per optimizer; "
+                        f"compare settings of one optimizer with pdec train and pdec plot)")
     # Check every optimizer and setting before the first one trains. A --set key that is one
     # optimizer's hyperparameter goes to the optimizers that have it; a key no one has is an error.
     keys = {item.split("=", 1)[0].strip() for item in args.set if "=" in item}
@@ -279,7 +296,8 @@ def cmd_compare(args) -> int:
     for name in names:
         ours = set(TRAIN_KEYS) | set(get_optimizer(name).HYPERPARAMETERS) | (keys - known)
         sets = [item for item in args.set if "=" not in item or item.split("=", 1)[0].strip() in ours]
-        overrides = {"optimizer": name, "time_budget": args.time_budget, "steps": args.steps, "seed": args.seed}
+        overrides = {"optimizer": name, "time_budget": args.time_budget, "steps": args.steps, "seed": args.seed,
+                     **{k: getattr(args, k) for k in ("hidden", "activation", "mode") if getattr(args, k)}}
         if args.device:
             overrides["device"] = args.device
         if args.torch_compile:
@@ -300,11 +318,11 @@ def cmd_compare(args) -> int:
             print(f"{name}: interrupted after {run.steps} steps ({run.run_dir}); stopping")
             return 128 + int(run.stop_signal or 2)
         f = run.final
-        rows.append((name, run.steps, run.elapsed / max(run.steps, 1), f.get("rel_l2", float("nan")),
-                     f.get("abs_rms", float("nan")), status))
-    print(f"\n{'optimizer':15s} {'steps':>7s} {'s/step':>9s} {'rel L2':>10s} {'abs RMS':>10s}  status")
-    for name, steps, per, rel, rms, status in rows:
-        print(f"{name:15s} {steps:7d} {per:9.4f} {rel:10.3e} {rms:10.3e}  {status}")
+        rows.append((name, run.steps, run.elapsed / max(run.steps, 1), f.get("loss", float("nan")),
+                     f.get("rel_l2", float("nan")), f.get("abs_rms", float("nan")), status))
+    print(f"\n{'optimizer':15s} {'steps':>7s} {'s/step':>9s} {'loss':>10s} {'rel L2':>10s} {'abs RMS':>10s}  status")
+    for name, steps, per, loss, rel, rms, status in rows:
+        print(f"{name:15s} {steps:7d} {per:9.4f} {loss:10.3e} {rel:10.3e} {rms:10.3e}  {status}")
     if dirs:
         out = Path(args.runs) / compiled.problem.name / f"compare-{time.strftime('%Y%m%d-%H%M%S')}.png"
         print(f"wrote {plot_curves(dirs, out)}")

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from ..errors import PdecError
-from ..optim import get_optimizer
+from ..optim import OPTIMIZERS, get_optimizer
 
 
 @dataclass
@@ -175,6 +175,12 @@ def resolve_config(overrides: Mapping[str, Any] | None = None, config_file: str 
         elif key in opt_cls.HYPERPARAMETERS:
             hyper[key] = value
         else:
+            owners = sorted(name for name, cls in OPTIMIZERS.items() if key in cls.HYPERPARAMETERS)
+            if owners:   # a real hyperparameter, of other optimizers
+                raise PdecError(f"{key!r} is a hyperparameter of {', '.join(owners)}, not of {optimizer!r} "
+                                f"(its own: {', '.join(sorted(opt_cls.HYPERPARAMETERS))}"
+                                + ("; its step size comes from a line search)" if "lr" not in opt_cls.HYPERPARAMETERS
+                                   and key == "lr" else ")"))
             close = get_close_matches(key, valid, n=1)
             hint = f"; did you mean {close[0]!r}?" if close else ""
             raise PdecError(f"unknown setting {key!r}{hint} (valid for optimizer {optimizer!r}: {', '.join(valid)})")

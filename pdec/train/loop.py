@@ -530,12 +530,17 @@ def _load_weights(model, run_dir: Path, problem=None) -> None:
                       f"before it changed); starting from its weights anyway", PdecWarning, stacklevel=3)
     theirs, ours = tuple(record["widths"]), tuple(model.widths)
     if theirs != ours:
-        raise PdecError(f"{run_dir}: its network has the widths {theirs}, this model {ours}; compile with "
-                        f"the same input, hidden and output widths to start from its weights")
+        hidden = theirs[1:-1]
+        raise PdecError(f"{run_dir}: its network has the widths {theirs}, this model {ours}; to start from its "
+                        f"weights use its hidden widths: --set hidden={','.join(map(str, hidden))} on the "
+                        f"command line, pdec.compile(..., hidden={hidden}) in Python"
+                        + ("" if (theirs[0], theirs[-1]) == (ours[0], ours[-1]) else
+                           " (its inputs and outputs differ too: it is a network of another problem)"))
     if record["activation"] != model.activation_name:
         raise PdecError(f"{run_dir}: its network uses {record['activation']}, this model "
-                        f"{model.activation_name}; compile with activation={record['activation']!r} to start "
-                        f"from its weights")
+                        f"{model.activation_name}; to start from its weights use --set "
+                        f"activation={record['activation']!r} (pdec.compile(..., activation="
+                        f"{record['activation']!r}) in Python)")
     state = load_checkpoint(run_dir)["model"]
     model.load_state_dict({k: v for k, v in state.items() if k.startswith("layers.")}, strict=False)
 
@@ -604,10 +609,13 @@ def _refuse_diverged(run_dir: Path) -> None:
         return
     summary = json.loads(summary_file.read_text())
     if summary.get("status") == "diverged":
+        optimizer = json.loads((run_dir / "config.json").read_text()).get("settings", {}).get("optimizer") \
+            if (run_dir / "config.json").is_file() else None
+        knob = "lr=…" if optimizer in ("adam", "sgd", "lbfgs") else "damping=…"
         raise PdecError(f"{run_dir} diverged (its checkpoint keeps the parameters after step "
                         f"{summary.get('steps')}); resuming would repeat the settings that failed. Start a "
                         f"new run from its weights with other settings, e.g. pdec train SPEC --init-from "
-                        f"{run_dir} --optimizer … --set damping=…")
+                        f"{run_dir} --optimizer {optimizer or '…'} --set {knob}")
 
 
 def _restore(params, values) -> None:

@@ -63,11 +63,11 @@ def plot_curves(run_dirs: list[Path], out: Path, title: str | None = None) -> Pa
 
 def plot_solution(model, out: Path, resolution: int = 100) -> Path | None:
     """Learned solution, exact solution and |error| on the slice of the first two variables
-    (other variables at their midpoint), like the paper's figure A6; one row per unknown.
-    None without u*."""
+    (other variables at their midpoint), like the paper's figure A6; one row per unknown. Without
+    an exact solution, the learned solution alone. None for a problem of one variable."""
     exact = getattr(model, "exact_solution", None)
     names = list(model.variables)   # the generated module's own variables and box
-    if exact is None or len(names) < 2:
+    if len(names) < 2:
         return None
     dtype = next(model.parameters()).dtype
     device = next(model.parameters()).device
@@ -79,12 +79,16 @@ def plot_solution(model, out: Path, resolution: int = 100) -> Path | None:
     X[:, 0], X[:, 1] = s.reshape(-1), t.reshape(-1)
     X = X.to(device)
     with torch.no_grad():
-        U, Ue = model(X).cpu(), exact(X).cpu()     # (R², m): one row of panels per unknown
-    m = U.shape[1]
-    fig, axes = plt.subplots(m, 3, figsize=(14, 4 * m), constrained_layout=True, squeeze=False)
+        U = model(X).cpu()                          # (R², m): one row of panels per unknown
+        Ue = exact(X).cpu() if exact is not None else None
+    m, panels = U.shape[1], 3 if exact is not None else 1
+    fig, axes = plt.subplots(m, panels, figsize=(14 if panels == 3 else 5.5, 4 * m), constrained_layout=True,
+                             squeeze=False)
     for k, unknown in enumerate(model.unknowns):
-        u, ue = U[:, k], Ue[:, k]
-        for ax, data, title in zip(axes[k], [u, ue, (u - ue).abs()], ["learned", "exact", "|error|"]):
+        u = U[:, k]
+        shown = ([u, Ue[:, k], (u - Ue[:, k]).abs()], ["learned", "exact", "|error|"]) if exact is not None \
+            else ([u], ["learned (no exact solution in the spec)"])
+        for ax, data, title in zip(axes[k], *shown):
             im = ax.pcolormesh(s.numpy(), t.numpy(), data.reshape(resolution, resolution).numpy(),
                                shading="auto")
             fig.colorbar(im, ax=ax)
