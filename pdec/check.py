@@ -40,7 +40,8 @@ class TermCheck:
     """Outcome of checking one term (the interior residual or a condition).
 
     Attributes:
-        term: ``"interior"`` (``"interior[i]"`` for systems) or the condition's name.
+        term: ``"interior"`` (``"interior[i]"`` for systems) or the condition's name
+            (``"name[i]"`` for a condition of several components).
         passed: whether the exact solution satisfies the term.
         method: ``"symbolic"`` (the residual simplified to 0) or ``"numeric"``.
         max_abs: the largest |residual| over the sampled points (numeric checks), else None.

@@ -229,3 +229,10 @@ def test_every_command_documents_itself(capsys):
     with pytest.raises(SystemExit):
         main(["--version"])
     assert capsys.readouterr().out.strip() == f"pdec {pdec.__version__}"
+
+
+def test_a_condition_of_several_components_is_checked_per_component():
+    report = check_problem(pdec.load_spec(ROOT / "tests" / "specs" / "kovasznay.py"))
+    assert [r.term for r in report.results] == ["interior[0]", "interior[1]", "interior[2]", "velocity[0]",
+                                                "velocity[1]", "pressure"]
+    assert report.passed
