@@ -144,7 +144,7 @@ def _residual_context(plan: TermPlan, variables, names) -> dict:
     for sym_name, (col, m) in sorted(plan.output_columns.items(), key=lambda kv: (kv[1], kv[0])):
         s = sp.Symbol(sym_name)
         if s in used:
-            label = plan.columns[col].label.replace("h", names[m], 1) if col else names[m]
+            label = plan.columns[col].label.removesuffix(" h") + f" {names[m]}" if col else names[m]
             out_lines.append((namer(s), f"out[..., {col}, {m}]", label))
     assigns, results = _print_exprs(plan.residuals, namer.names, "c")
     # A component that does not involve the network (a constant, or a function of x only) is
@@ -279,8 +279,12 @@ def _split_context(plan: TermPlan) -> dict:
         sizes.append(1)
     if names.count("dz") > 1 or names[0] != "z":
         raise AssertionError(f"the {plan.mode} stack's columns are not value, directions, channels")
-    return {"names": names, "sizes": sizes, "labels": labels,
-            "single": [n for n in names if n != "dz"]}
+    single = [n for n in names if n != "dz"]
+    squeezed = ", ".join(f"{n}.squeeze(-2)" for n in single)
+    return {"names": names, "sizes": sizes, "labels": labels, "single": single,
+            # the single columns as (..., h): `z, L0h = (z.squeeze(-2), L0h.squeeze(-2))`
+            "squeeze_code": f"{', '.join(single)} = {squeezed}",
+            "squeeze_wrappable": f"{', '.join(single)} = " + (f"({squeezed})" if len(single) > 1 else squeezed)}
 
 
 def _activation_context(plan: TermPlan, term: str, variables) -> dict:
@@ -309,6 +313,10 @@ def _activation_context(plan: TermPlan, term: str, variables) -> dict:
             channels.append(entry)
         ctx["channels"] = channels
         ctx["split"] = _split_context(plan)
+        stacked = ["s0[..., None, :]", *(["s1[..., None, :] * dz"] if ctx["dir_slice"] else []),
+                   *(f"L{ch['k']}[..., None, :]" for ch in channels)]
+        # spaces inside one column's code are KEEP_SPACE: the template breaks only between columns
+        ctx["columns_code"] = "columns = [" + ", ".join(c.replace(" ", KEEP_SPACE) for c in stacked) + "]"
         ctx["order"] = 2 if any(ch["quad"] for ch in channels) else 1
         _sigma_names(ctx)
         return ctx
@@ -330,11 +338,12 @@ def _activation_context(plan: TermPlan, term: str, variables) -> dict:
             mf = " ".join(f"(∂_{names[beta]} h){_superscript(t.blocks.count(beta))}" if t.blocks.count(beta) > 1
                           else f"∂_{names[beta]} h" for beta in sorted(set(t.blocks), key=t.blocks.index))
             math_parts.append(f"{t.coefficient if t.coefficient != 1 else ''}σ{_primes(k)} {mf}")
-        # a term's spaces are KEEP_SPACE: the template wraps long rules only between terms
-        rules.append({"name": names[alpha], "code": " + ".join(p.replace(" ", KEEP_SPACE) for p in parts),
+        # a term's spaces are KEEP_SPACE: the template wraps long rules only between terms (and
+        # inside a term only when the term alone is too long for a line: long variable names)
+        keep = lambda term: term.replace(" ", KEEP_SPACE) if len(term) <= 60 else term   # noqa: E731
+        rules.append({"name": names[alpha], "code": " + ".join(keep(p) for p in parts),
                       "column": next(c.index for c in plan.columns if c.alpha == alpha),
-                      "math": f"∂_{names[alpha]} σ(h) = " + " + ".join(m.replace(" ", KEEP_SPACE)
-                                                                        for m in math_parts)})
+                      "math": f"∂_{names[alpha]} σ(h) = " + " + ".join(keep(m) for m in math_parts)})
     ctx["unpack"] = [f"z_{names[c.alpha]}" for c in plan.columns[1:]]
     ctx["rules"] = rules
     ctx["stacked"] = ["s0", *(f"a_{r['name']}" for r in rules)]   # the columns activate_<term> returns

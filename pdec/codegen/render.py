@@ -55,6 +55,40 @@ def wrap(text: str, first_col: int, indent: int, width: int = LINE_WIDTH) -> str
     return "\n".join(out)
 
 
+def code_wrap(code: str, first_col: int, indent: int, width: int = LINE_WIDTH) -> str:
+    """:func:`wrap` for one line of Python: breaks only at spaces inside brackets, where Python
+    continues the line implicitly (a break at top level, e.g. after ``=``, would not parse)."""
+    out, depth, quote = [], 0, None
+    for ch in code:
+        if quote:
+            quote = None if ch == quote else quote
+        elif ch in "'\"":
+            quote = ch
+        elif ch in "([{":
+            depth += 1
+        elif ch in ")]}":
+            depth -= 1
+        out.append(KEEP_SPACE if ch == " " and (depth == 0 or quote) else ch)
+    return wrap("".join(out), first_col, indent, width)
+
+
+def command_wrap(command: str, first_col: int, width: int = LINE_WIDTH) -> str:
+    """A shell command in a ``#`` comment, starting at ``first_col``: past ``width`` columns it is
+    continued with `` \\`` on further comment lines, each starting at an option (``--name``)."""
+    if first_col + len(command) <= width:
+        return command
+    lines, current = [], ""
+    for part in command.replace(" --", "\0--").split("\0"):
+        col = first_col if not lines else 6
+        if current and col + len(current) + 1 + len(part) + 2 > width:
+            lines.append(current)
+            current = part
+        else:
+            current = f"{current} {part}" if current else part
+    lines.append(current)
+    return " \\\n#     ".join(lines)
+
+
 def comment(text: str, col: int, width: int = LINE_WIDTH) -> str:
     """``text`` as ``# …`` comment lines starting at column ``col``, broken at spaces to fit
     ``width``; continuation lines are indented two more spaces after the ``#``."""
@@ -74,6 +108,8 @@ def render_module(context: dict) -> str:
                              undefined=jinja2.StrictUndefined, autoescape=False)
     env.filters["wrap"] = wrap
     env.filters["comment"] = comment
+    env.filters["code_wrap"] = code_wrap
+    env.filters["command_wrap"] = command_wrap
     env.globals["nb"] = KEEP_SPACE   # a space that wrap() never breaks at (e.g. inside "(..., 4, 1)")
     template = env.get_template("module.py.j2")
     text = template.render(**context, runtime_imports="GeneratedPINN")
