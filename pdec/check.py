@@ -202,8 +202,8 @@ def _numeric(expr: sp.Expr, points: list[dict], digits: int) -> tuple[bool, floa
         r = abs(complex(value))
         if r > tol and r > worst_bad:   # name the point of the largest failing |r|
             worst_bad = r
-            bad = (f"|r| = {r:.3e} > tol {tol:.1e} at "
-                   + ", ".join(f"{v}={float(x):.6g}" for v, x in pt.items()))
+            bad = (f"|r| = {r:.3e} at " + ", ".join(f"{v}={float(x):.6g}" for v, x in pt.items())
+                   + f", above the tolerance there ({tol:.1e})")
             ok = False
         worst = max(worst, r)
         worst_tol = max(worst_tol, tol)
@@ -231,7 +231,7 @@ def _check_term(problem: Problem, name: str, residual: sp.Expr, region: Region |
     ok, worst, tol, why = _numeric(r, points, digits)
     where = "interior" if region is None else region.describe()
     msg = f"{len(points)} points in the {where}, {digits} digits, tol 1e-{digits / 2:g} x max(1, |largest term|)"
-    msg = f"{why} (that point's tol); {msg} at each point" if not ok else f"{msg} (≤ {tol:.1e})"
+    msg = f"{why}; {msg} at each point" if not ok else f"{msg} (≤ {tol:.1e})"
     return TermCheck(name, ok, "numeric", max_abs=worst, message=msg)
 
 

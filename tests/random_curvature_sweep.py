@@ -129,7 +129,7 @@ def features(problem) -> dict:
     import sympy as sp
     from sympy.core.function import AppliedUndef
 
-    exprs = list(problem.interior_residuals) + [c.residual for c in problem.condition_items.values()]
+    exprs = list(problem.interior_residuals) + [r for c in problem.condition_items.values() for r in c.residuals]
     order, nonlinear = 0, False
     for e in map(sp.sympify, exprs):
         nodes = list(e.atoms(sp.Derivative)) + list(e.atoms(AppliedUndef))

@@ -44,8 +44,7 @@ def randomize_weights(model, scale: float = 1.5, seed: int = 0) -> None:
 def random_points(problem, n: int, seed: int = 1) -> torch.Tensor:
     """n uniform points in the problem's box, float64 (N, d)."""
     g = torch.Generator().manual_seed(seed)
-    lo = torch.tensor([problem.domain.interval(v)[0] for v in problem.variables], dtype=torch.float64)
-    hi = torch.tensor([problem.domain.interval(v)[1] for v in problem.variables], dtype=torch.float64)
+    lo, hi = (torch.tensor(b, dtype=torch.float64) for b in problem.domain.corners)
     return lo + (hi - lo) * torch.rand(n, len(lo), generator=g, dtype=torch.float64)
 
 

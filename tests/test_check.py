@@ -124,7 +124,7 @@ def test_poisson_wrong_solution_fails(wrong):
     assert not interior.passed
     assert "FAIL interior: numeric" in str(report)
     # the point the message names is the one of the largest |r| (the max it reports)
-    assert f"|r| = {interior.max_abs:.3e} > tol" in interior.message
+    assert f"|r| = {interior.max_abs:.3e} at " in interior.message and "above the tolerance there" in interior.message
 
 
 def test_boundary_condition_violated_fails():
@@ -209,26 +209,6 @@ def test_no_exact_solution_is_an_error():
     with pytest.raises(PdecError, match="no exact solution to check"):
         check_problem(problem)
 
-
-
-def test_every_command_documents_itself(capsys):
-    """Every command and every option of every command has a help text, and --version prints
-    pdec's version."""
-    import argparse
-
-    from pdec.cli import build_parser, main
-
-    parser = build_parser()
-    commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
-    assert {c.dest for c in commands._choices_actions} == set(commands.choices) == {
-        "compile", "inspect", "check", "list", "train", "plot", "compare"}
-    assert all(c.help for c in commands._choices_actions)
-    for name, sub in commands.choices.items():
-        undocumented = [a.dest for a in sub._actions if not a.help]
-        assert not undocumented, (name, undocumented)
-    with pytest.raises(SystemExit):
-        main(["--version"])
-    assert capsys.readouterr().out.strip() == f"pdec {pdec.__version__}"
 
 
 def test_a_condition_of_several_components_is_checked_per_component():

@@ -6,6 +6,7 @@ import ast
 import sys
 
 import pytest
+import sympy as sp
 
 import pdec
 from pdec.compiler import _header, generate_source
@@ -137,3 +138,14 @@ def test_generated_lines_fit_100_columns(path, mode, activation):
     long = [line for line in source.splitlines() if len(line) > 100]
     breakable = [line for line in long if max(map(len, line.split())) <= 60]
     assert not breakable, breakable[0]
+
+
+def test_output_column_comments_keep_variable_names_with_an_h():
+    """The comment of an output column names the unknown's derivative: `∂_theta u`, where replacing
+    the first 'h' of the stack's label `∂_theta h` once gave `∂_tueta h`."""
+    th, r = sp.symbols("theta r", real=True)
+    u = sp.Function("u")(th, r)
+    problem = pdec.Problem(name="polar", domain=pdec.Box({th: (0, 1), r: (1, 2)}), unknowns=[u],
+                           interior=u.diff(th) * u - u.diff(r, 2), conditions={"b": pdec.Condition(u, on=pdec.Boundary())})
+    source = generate_source(problem, (4,), mode="taylor")[1]
+    assert "# ∂_theta u" in source and "# ∂_r_r u" in source and "tueta" not in source

@@ -12,6 +12,7 @@ import sys
 import time
 
 import pytest
+import sympy as sp
 import torch
 
 import pdec
@@ -743,3 +744,29 @@ def test_compile_takes_dtype_names_and_refuses_half_precision():
     for dtype in (torch.bfloat16, torch.float16, "float16", torch.int64):
         with pytest.raises(pdec.PdecError, match="is not supported: use torch.float64"):
             pdec.compile(ROOT / "specs" / "heat1d.py", hidden=(4,), dtype=dtype, write=False)
+
+
+def test_on_region_takes_float32_points_on_a_face_at_an_inexact_bound():
+    from pdec.train.sampling import on_region
+
+    x, y = sp.symbols("x y")
+    u = sp.Function("u")(x, y)
+    problem = pdec.Problem(name="p", domain=pdec.Box({x: (0.1, 0.7), y: (0, 1)}), unknowns=[u],
+                           interior=u.diff(x, 2), conditions={"left": pdec.Condition(u, on=pdec.Face(x, "min"))})
+    X32 = torch.tensor([[0.1, 0.25], [0.1, 0.5], [0.3, 0.5]], dtype=torch.float32)
+    X = X32.double()   # 0.1 in float32 is 0.10000000149…: not 0.1, but on the face at float32 precision
+    assert X[0, 0] != 0.1
+    assert on_region(problem, problem.condition_items["left"].on, X).tolist() == [True, True, False]
+    assert on_region(problem, pdec.Boundary(), X).tolist() == [True, True, False]
+
+
+def test_a_last_step_that_overflows_the_loss_is_a_divergence(tmp_path):
+    """SGD with a huge step: the parameters stay finite, but after step 18 the loss overflows. That
+    was the last step, so no later step would see it: the run is diverged and keeps step 17."""
+    c = pdec.compile(ROOT / "specs" / "poisson2d.py", hidden=(6,), write=False)
+    with pytest.raises(pdec.TrainingDiverged, match="non-finite loss after step 18; kept the parameters after step 17"):
+        pdec.train(c, "sgd", steps=18, lr=1e8, momentum=0.0, seed=0, run_root=tmp_path,
+                   **{**SMALL, "n_interior": 40, "n_condition": 12, "n_eval": 100, "eval_every": 1})
+    run = pdec.load_run(next((tmp_path / "poisson2d").iterdir()))
+    assert run.status == "diverged" and run.steps == 17 and math.isfinite(run.final["loss"])
+    assert all(torch.isfinite(p).all() for p in run.model.parameters())

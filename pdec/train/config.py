@@ -144,6 +144,13 @@ def parse_sets(sets: list[str] | None) -> dict[str, Any]:
     return out
 
 
+def _no_lr(optimizer: str) -> str:
+    """How an optimizer without ``lr`` chooses its step (the end of the message for --set lr=…)."""
+    if optimizer == "kfac-star":
+        return "; its step size and momentum come from a 2 × 2 quadratic model; first_lr sets the first step)"
+    return "; its step size comes from a line search)"
+
+
 def resolve_config(overrides: Mapping[str, Any] | None = None, config_file: str | Path | None = None,
                    sets: list[str] | None = None) -> tuple[TrainConfig, dict[str, Any]]:
     """Merge defaults, a TOML file, explicit overrides and ``key=value`` strings (later wins).
@@ -179,8 +186,7 @@ def resolve_config(overrides: Mapping[str, Any] | None = None, config_file: str 
             if owners:   # a real hyperparameter, of other optimizers
                 raise PdecError(f"{key!r} is a hyperparameter of {', '.join(owners)}, not of {optimizer!r} "
                                 f"(its own: {', '.join(sorted(opt_cls.HYPERPARAMETERS))}"
-                                + ("; its step size comes from a line search)" if "lr" not in opt_cls.HYPERPARAMETERS
-                                   and key == "lr" else ")"))
+                                + (_no_lr(optimizer) if key == "lr" else ")"))
             close = get_close_matches(key, valid, n=1)
             hint = f"; did you mean {close[0]!r}?" if close else ""
             raise PdecError(f"unknown setting {key!r}{hint} (valid for optimizer {optimizer!r}: {', '.join(valid)})")

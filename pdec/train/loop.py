@@ -53,7 +53,8 @@ class Run:
     Attributes:
         run_dir: its directory (None when ``save=False``).
         status: "completed", "interrupted", "diverged" or "failed" (torch.compile or a user's sampler
-            failed mid-run; the checkpoint keeps the last completed step).
+            failed mid-run; the checkpoint keeps the last completed step); a run read back by
+            :func:`pdec.load_run` whose process ended without a summary (killed) is "unfinished".
         steps: optimisation steps done; elapsed: optimisation seconds (evaluation excluded).
         history: the metrics rows (dicts), as in metrics.csv.
         final: the last row's metrics (loss, rel_l2, abs_rms, ...).
@@ -275,8 +276,9 @@ def train(compiled: Compiled, optimizer: str | None = None, *, config_file: str 
         if status == "diverged":
             # the summary reports the parameters kept, which may be a step before the last row of
             # metrics.csv; the log keeps what was measured when it was measured
-            loss = opt.loss_at(sampler.batch)   # a collective: every rank takes part
-            final = {"step": step, "time": elapsed, "loss": loss, **evaluate(model, sampler)}
+            loss, losses = opt.losses_at(sampler.batch)   # a collective: every rank takes part
+            final = {"step": step, "time": elapsed, "loss": loss, **{f"loss_{k}": v for k, v in losses.items()},
+                     **evaluate(model, sampler)}
         if run_dir is not None:
             save_checkpoint(run_dir, checkpoint_state())
             write_json(run_dir / "summary.json", {**final, "status": status, "steps": step,
@@ -348,6 +350,12 @@ def train(compiled: Compiled, optimizer: str | None = None, *, config_file: str 
                     # own info.loss is at the parameters it started from); outside the clock, and a
                     # collective: every rank takes part
                     loss, losses = opt.losses_at(sampler.batch)
+                    if not math.isfinite(loss):   # finite parameters, but an overflowing loss
+                        _restore(params, snapshot)
+                        step -= 1
+                        finish("diverged")
+                        raise TrainingDiverged(f"non-finite loss after step {step + 1}; kept the parameters "
+                                               f"after step {step}{f' in {run_dir}' if run_dir else ''}")
                 if main and (step % cfg.eval_every == 0 or last):
                     metrics = evaluate(model, sampler)
                     record({"step": step, "time": elapsed, "loss": loss,
@@ -531,11 +539,13 @@ def _load_weights(model, run_dir: Path, problem=None) -> None:
     theirs, ours = tuple(record["widths"]), tuple(model.widths)
     if theirs != ours:
         hidden = theirs[1:-1]
+        if (theirs[0], theirs[-1]) != (ours[0], ours[-1]):
+            raise PdecError(f"{run_dir}: its network has the widths {theirs}, this model {ours}: it maps "
+                            f"{theirs[0]} inputs to {theirs[-1]} outputs, a network of another problem's "
+                            f"variables and unknowns, so its weights cannot start this one")
         raise PdecError(f"{run_dir}: its network has the widths {theirs}, this model {ours}; to start from its "
-                        f"weights use its hidden widths: --set hidden={','.join(map(str, hidden))} on the "
-                        f"command line, pdec.compile(..., hidden={hidden}) in Python"
-                        + ("" if (theirs[0], theirs[-1]) == (ours[0], ours[-1]) else
-                           " (its inputs and outputs differ too: it is a network of another problem)"))
+                        f"weights use its hidden widths: --hidden {','.join(map(str, hidden))} on the command "
+                        f"line, pdec.compile(..., hidden={hidden}) in Python")
     if record["activation"] != model.activation_name:
         raise PdecError(f"{run_dir}: its network uses {record['activation']}, this model "
                         f"{model.activation_name}; to start from its weights use --set "

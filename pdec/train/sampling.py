@@ -126,8 +126,8 @@ class PointSampler:
             raise PdecError(f"n_interior must be ≥ 1, got {n_interior}")
         conditions = problem.condition_items
         if conditions and n_condition < len(conditions):
-            raise PdecError(f"n_condition = {n_condition} points for {len(conditions)} condition(s): each condition "
-                            f"needs at least one point per batch")
+            raise PdecError(f"n_condition = {n_condition} is too few for the spec's {len(conditions)} conditions: "
+                            f"each needs at least one point per batch")
         self.problem = problem
         self.n_interior = n_interior
         self.counts = _split(n_condition, list(conditions))

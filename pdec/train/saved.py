@@ -37,7 +37,9 @@ def load_run(run_dir: str | Path, device: torch.device | str | None = None) -> R
         :class:`Run` with ``status`` from summary.json ("completed", "interrupted", "diverged",
         "failed"; ``"unfinished"`` when the process ended without one, e.g. killed), ``steps`` and
         ``elapsed`` of the checkpoint, and ``history``: the rows of metrics.csv up to its step.
-        ``run.model`` is in eval mode; train it further with ``pdec.train(..., resume=run_dir)``.
+        ``run.model`` is in eval mode. To train the run further: ``pdec train --resume RUN_DIR``
+        (in Python, ``pdec.train(pdec.compile(spec, hidden=…, activation=…, mode=…), resume=run_dir)``
+        with the run's options, which ``run.config`` holds).
 
     Raises:
         PdecError: ``run_dir`` is not a run directory, or holds no checkpoint yet.
