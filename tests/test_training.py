@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import time
+import warnings
 
 import pytest
 import sympy as sp
@@ -770,3 +771,26 @@ def test_a_last_step_that_overflows_the_loss_is_a_divergence(tmp_path):
     run = pdec.load_run(next((tmp_path / "poisson2d").iterdir()))
     assert run.status == "diverged" and run.steps == 17 and math.isfinite(run.final["loss"])
     assert all(torch.isfinite(p).all() for p in run.model.parameters())
+
+
+def test_a_stalled_line_search_is_warned_about():
+    from pdec.train.config import resolve_config
+    from pdec.train.loop import Run, _warn_if_stalled
+
+    def run(optimizer, lrs, last_loss=1e-3):
+        cfg, hyper = resolve_config({"optimizer": optimizer, "steps": 300})
+        rows = [{"step": 0, "loss": 1.0, "lr": math.nan}]
+        rows += [{"step": 50 * (i + 1), "loss": last_loss, "lr": lr} for i, lr in enumerate(lrs)]
+        return Run(None, cfg, hyper, model=None, history=rows)
+
+    stalled = [2e-3, 1e-3, 6e-5, 2e-6, 5e-7, 9e-7]   # allen_cahn's KFAC at the defaults
+    with pytest.warns(pdec.PdecWarning, match=r"training stalled.*steps 200–300; raise its damping"):
+        _warn_if_stalled(run("kfac", stalled))
+    with pytest.warns(pdec.PdecWarning, match="--set ema=0"):
+        _warn_if_stalled(run("engd", stalled))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        _warn_if_stalled(run("kfac", [2e-3, 1e-3, 6e-5, 2e-6, 5e-7, 1e-1]))   # a large step late on
+        _warn_if_stalled(run("kfac", stalled, last_loss=1e-12))   # converged to round-off
+        _warn_if_stalled(run("adam", stalled))                    # no line search
+        _warn_if_stalled(run("kfac", stalled[:4]))                # too short to judge
