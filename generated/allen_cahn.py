@@ -14,7 +14,7 @@ The activate_*/residual_* functions index from the right, so they also take extr
 Terms:
     interior (interior): mode collapsed, S = 3, M = 1
         columns [0] h, [1] ∂_x h, [2] L0 h
-        L0 = (-1/100)·∂_xx + ∂_t
+        L0 = (-0.01)·∂_xx + ∂_t
     initial_boundary (initial slice + spatial boundary): mode value, S = 1, M = 1
         columns [0] h
 """
@@ -83,7 +83,7 @@ class AllenCahnPINN(GeneratedPINN):
         z, L0h = z.squeeze(-2), L0h.squeeze(-2)  # (..., h)
         s0, s1, s2 = sigma_2(z)  # σ, σ', σ''
 
-        # collapsed channel L0 = (-1/100)·∂_xx + ∂_t
+        # collapsed channel L0 = (-0.01)·∂_xx + ∂_t
         # L σ(h) = σ'(h) L h + σ''(h) Σ_ab Q_ab ∂_a h ∂_b h
         L0 = s1 * L0h - 0.01 * s2 * dz.pow(2).sum(-2)
         columns = [s0[..., None, :], s1[..., None, :] * dz, L0[..., None, :]]
@@ -108,7 +108,7 @@ class AllenCahnPINN(GeneratedPINN):
         # Each channel is a polynomial in s0 with coefficients from the stack, evaluated by
         # Horner's rule: one fused multiply-add per degree, no σ'' tensor.
 
-        # collapsed channel L0 = (-1/100)·∂_xx + ∂_t: σ'(h) L h + σ''(h) (-1/100) Q0h
+        # collapsed channel L0 = (-0.01)·∂_xx + ∂_t: σ'(h) L h + σ''(h) (-0.01) Q0h
         L0h = Zc[..., 1, :]  # L0 h (column 2)
         Q0h = dz.pow(2).sum(-2)  # (∂_x h)²
         # L0 = L0h + (Q0h/50)·s0 + (-L0h)·s0² + (-Q0h/50)·s0³
@@ -124,7 +124,7 @@ class AllenCahnPINN(GeneratedPINN):
 
         r0 = L0_u + u**3 - u - pi**2*exp(-t)*sin(pi*x)/100 + 2*exp(-t)*sin(pi*x) -
             exp(-3*t)*sin(pi*x)**3
-        with L0 = (-1/100)·∂_xx + ∂_t
+        with L0 = (-0.01)·∂_xx + ∂_t
         """
         t = X[..., 0]  # variable t
         x = X[..., 1]  # variable x

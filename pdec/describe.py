@@ -6,6 +6,7 @@ import networkx as nx
 
 from .analysis import multi_index_label
 from .plan import Plan, TermPlan
+from .text import math_text
 
 
 def describe_term(plan: TermPlan, variables, unknown_names) -> str:
@@ -21,7 +22,7 @@ def describe_term(plan: TermPlan, variables, unknown_names) -> str:
     lines.append("  columns: " + ", ".join(f"[{c.index}] {c.label}" for c in plan.columns))
     for k, ch in enumerate(plan.channels):
         quad = "none" if ch.quad is None else (
-            f"{ch.quad.weight}·Σ_a (∂_a h)² over directions {ch.quad.start}..{ch.quad.stop - 1}"
+            f"{math_text(ch.quad.weight)}·Σ_a (∂_a h)² over directions {ch.quad.start}..{ch.quad.stop - 1}"
             if ch.quad.kind == "block" else
             ("constant" if ch.quad.constant else "x-dependent") + " matrix Σ_ab Q_ab ∂_a h ∂_b h")
         lines.append(f"  channel L{k} = {ch.description}; quadratic term: {quad}")

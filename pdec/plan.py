@@ -25,7 +25,7 @@ import sympy as sp
 
 from .analysis import Analysis, Atom, CollapsedSplit, Operator, TermAnalysis, multi_index_label, unique_name
 from .errors import ModeError
-from .text import name_list
+from .text import math_text, name_list
 
 MODES = ("auto", "laplacian", "collapsed", "taylor")
 
@@ -472,14 +472,14 @@ def _op_str(op: Operator, analysis: Analysis) -> str:
     if len(support) > 1 and not off and len({diag[i] for i in support}) == 1:
         c = diag[support[0]]
         lap = f"Δ_({name_list([str(v[i]) for i in support])})"
-        parts.append(lap if c == 1 else f"-{lap}" if c == -1 else f"({c})·{lap}")
+        parts.append(lap if c == 1 else f"-{lap}" if c == -1 else f"({math_text(c)})·{lap}")
     for i in range(d) if not parts else ():
         for j in range(i, d):
             c = op.C[i][j] if i == j else 2 * op.C[i][j]
             if c != 0:
-                parts.append(f"({c})·∂_{v[i]}{v[j]}")
+                parts.append(f"({math_text(c)})·∂_{v[i]}{v[j]}")
     for i in range(d):
         if op.b[i] != 0:
-            parts.append(f"({op.b[i]})·∂_{v[i]}")
+            parts.append(f"({math_text(op.b[i])})·∂_{v[i]}")
     text = " + ".join(parts) if parts else "0"
     return text.replace("(1)·", "").replace("(-1)·", "-").replace(" + -", " - ")

@@ -4,7 +4,11 @@
 from __future__ import annotations
 
 import re
+from decimal import Decimal, localcontext
 from typing import Sequence
+
+import sympy as sp
+from sympy.printing.str import StrPrinter
 
 _NUMBER = re.compile(r"\d+")
 
@@ -35,3 +39,31 @@ def name_list(items: Sequence[str], limit: int = 10, head: int = 3, tail: int = 
         out += run if len(run) <= limit else [*run[:head], "…", *run[len(run) - tail:]]
         start = end
     return ", ".join(out)
+
+
+def terminates(q: int) -> bool:
+    """Whether 1/q has a finite decimal expansion (q = 2^a 5^b): then p/q has an exact decimal."""
+    for f in (2, 5):
+        while q % f == 0:
+            q //= f
+    return q == 1
+
+
+class _MathPrinter(StrPrinter):
+    """SymPy's ``sstr``, but a fraction with an exact decimal that is shorter prints as that decimal
+    (a parameter given as 0.123456789012345: not 24691357802469/200000000000000; 1/100: 0.01;
+    1/4 and 1/3 stay fractions)."""
+
+    def _print_Rational(self, expr):
+        fraction = super()._print_Rational(expr)
+        if expr.q == 1 or not terminates(expr.q):
+            return fraction
+        with localcontext() as ctx:
+            ctx.prec = len(str(expr.p)) + len(str(expr.q)) + 2
+            decimal = format(Decimal(expr.p) / Decimal(expr.q), "f")
+        return decimal if len(decimal) < len(fraction) else fraction
+
+
+def math_text(expr) -> str:
+    """``expr`` as text for comments, docstrings and ``pdec inspect`` (see :class:`_MathPrinter`)."""
+    return _MathPrinter().doprint(sp.sympify(expr))

@@ -32,3 +32,15 @@ def test_printed_code_computes_the_expression(expr):
     want = sp.lambdify((x, y), expr, "math")
     for g, a, b in zip(got.tolist(), X.tolist(), Y.tolist()):
         assert g == pytest.approx(want(a, b), rel=1e-15, abs=1e-15)
+
+
+@pytest.mark.parametrize("value,text", [
+    (sp.nsimplify(0.123456789012345), "0.123456789012345"),   # a float parameter, made exact
+    (sp.Rational(1, 100), "0.01"), (sp.Rational(3, 10), "0.3"),
+    (sp.Rational(1, 4), "1/4"), (sp.Rational(1, 3), "1/3"), (sp.Rational(-5, 2), "-5/2"),
+    (sp.Symbol("x") * sp.Rational(1, 100) + sp.Rational(1, 3), "x/100 + 1/3")])
+def test_math_text_prints_a_fraction_as_its_decimal_when_shorter(value, text):
+    from pdec.text import math_text
+
+    assert math_text(value) == text
+    assert sp.nsimplify(sp.sympify(math_text(value)), rational=True) == value

@@ -14,7 +14,7 @@ import sympy as sp
 from ..activations import Activation
 from ..analysis import multi_index_label
 from ..plan import Plan, TermPlan
-from ..text import name_list
+from ..text import math_text, name_list
 from .printer import float_literal, print_torch, print_with_cse
 from .render import KEEP_SPACE
 
@@ -156,7 +156,7 @@ def _residual_context(plan: TermPlan, variables, names) -> dict:
                for e, r in zip(plan.residuals, results)]
     read = sorted({col for name, (col, _) in plan.output_columns.items() if sp.Symbol(name) in used})
     return {"variables": var_lines, "outputs": out_lines, "assigns": assigns, "results": results,
-            "exprs": [sp.sstr(r) for r in plan.residuals], "read_columns": read or [0],
+            "exprs": [math_text(r) for r in plan.residuals], "read_columns": read or [0],
             "read_label": _ranges(read or [0])}
 
 
@@ -386,7 +386,7 @@ def _horner_column(name: str, parts: list[tuple[sp.Expr, sp.Expr]]) -> tuple[lis
     for k, c in enumerate(reversed(coeffs)):
         if c == 0:
             continue
-        coef = sp.sstr(c) if k == 0 or c.is_Symbol else f"({sp.sstr(c)})"
+        coef = math_text(c) if k == 0 or c.is_Symbol else f"({math_text(c)})"
         terms.append(coef if k == 0 else f"{coef}·{v}" + ("" if k == 1 else _superscript(k)))
     return lines, " + ".join(terms)
 
@@ -410,7 +410,7 @@ def _last_layer_context(plan: TermPlan, act: dict, read: list[int],
             return {"columns": columns, "return_code": _return_code(columns), "horner": horner,
                     "s1_code": print_with_cse([polys[0]])[1][0] if needs_s1 else None,
                     "need_dz": any(b["channel"] and b["channel"]["quad"] for b in horner),
-                    "polys": ", ".join(f"σ{_primes(k)} = {sp.sstr(e)}" for k, e in enumerate(polys, 1)),
+                    "polys": ", ".join(f"σ{_primes(k)} = {math_text(e)}" for k, e in enumerate(polys, 1)),
                     "channels": []}
         by_column = {ch["column"]: ch for ch in act["channels"]}
         for col in read:
@@ -487,7 +487,7 @@ def _horner_blocks(plan: TermPlan, act: dict, read: list[int], polys: list[sp.Ex
             parts.append((polys[1], form["weight"] * sp.Symbol(q_name)))
             w = form["weight"]
             comment += (f" + σ''(h) {q_name}" if w == 1 else f" - σ''(h) {q_name}" if w == -1
-                        else f" + σ''(h) ({sp.sstr(w)}) {q_name}")
+                        else f" + σ''(h) ({math_text(w)}) {q_name}")
         else:  # a first-order direction: σ'(h) ∂_a h, with σ' formed once (shared by all of them)
             blocks.append({"result": f"s1 * Zc[..., {col - 1}, :]", "channel": None, "inputs": [],
                            "lines": [], "comment": None, "poly": None, "needs_s1": True})
@@ -561,7 +561,7 @@ def build_context(plan: Plan, options: Options, version: str, source_hash: str) 
         used = set().union(*(sp.sympify(e).free_symbols for e in exprs))
         exact = {"variables": [(names[v], f"X[..., {i}]") for i, v in enumerate(variables) if v in used],
                  "assigns": assigns, "results": results,
-                 "exprs": [f"{u.func}({name_list([str(v) for v in u.args])}) = {sp.sstr(e)}"
+                 "exprs": [f"{u.func}({name_list([str(v) for v in u.args])}) = {math_text(e)}"
                            for u, e in zip(problem.unknowns, exprs)]}
     spec_path = spec_display_path(problem.source, problem.name)
     regen = shlex.join(options.compile_args(spec_path))

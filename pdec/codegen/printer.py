@@ -15,6 +15,7 @@ from sympy.printing.precedence import PRECEDENCE
 from sympy.printing.pycode import PythonCodePrinter
 
 from ..functions import TORCH_FUNCTIONS
+from ..text import terminates
 
 
 def float_literal(value: sp.Expr) -> str:
@@ -24,14 +25,6 @@ def float_literal(value: sp.Expr) -> str:
         return str(int(value))
     f = float(sp.N(value, 30))
     return repr(f)
-
-
-def _terminates(q: int) -> bool:
-    """Whether 1/q has a finite decimal expansion (q = 2^a 5^b): then p/q prints as a short decimal."""
-    for f in (2, 5):
-        while q % f == 0:
-            q //= f
-    return q == 1
 
 
 class TorchPrinter(PythonCodePrinter):
@@ -53,7 +46,7 @@ class TorchPrinter(PythonCodePrinter):
             if coeff != 1 and coeff.is_number and not coeff.is_Integer:
                 sign = "-" if coeff.is_extended_negative else ""
                 body = self.parenthesize(rest, PRECEDENCE["Mul"], strict=True)
-                if coeff.is_Rational and not _terminates(coeff.q):   # u_xxt/3, not 0.3333333333333333*u_xxt
+                if coeff.is_Rational and not terminates(coeff.q):   # u_xxt/3, not 0.3333333333333333*u_xxt
                     p, q = abs(coeff.p), coeff.q
                     return f"{sign}{'' if p == 1 else f'{p}*'}{body}/{q}"
                 return f"{sign}{float_literal(abs(coeff))}*{body}"
