@@ -777,17 +777,23 @@ def test_a_stalled_line_search_is_warned_about():
     from pdec.train.config import resolve_config
     from pdec.train.loop import Run, _warn_if_stalled
 
-    def run(optimizer, lrs, last_loss=1e-3):
-        cfg, hyper = resolve_config({"optimizer": optimizer, "steps": 300})
+    def run(optimizer, lrs, last_loss=1e-3, **settings):
+        cfg, hyper = resolve_config({"optimizer": optimizer, "steps": 300, **settings})
         rows = [{"step": 0, "loss": 1.0, "lr": math.nan}]
         rows += [{"step": 50 * (i + 1), "loss": last_loss, "lr": lr} for i, lr in enumerate(lrs)]
         return Run(None, cfg, hyper, model=None, history=rows)
 
     stalled = [2e-3, 1e-3, 6e-5, 2e-6, 5e-7, 9e-7]   # allen_cahn's KFAC at the defaults
-    with pytest.warns(pdec.PdecWarning, match=r"training stalled.*steps 200–300; raise its damping"):
+    with pytest.warns(pdec.PdecWarning, match=r"training stalled.*steps 200–300; raise its damping \(now "
+                                              r"1\.5e-12; e\.g\. --set damping=1e-06\)"):
         _warn_if_stalled(run("kfac", stalled))
-    with pytest.warns(pdec.PdecWarning, match="--set ema=0"):
+    with pytest.warns(pdec.PdecWarning, match=r"--set damping=1e-04\)"):   # 100× what it is
+        _warn_if_stalled(run("kfac", stalled, damping=1e-6))
+    with pytest.warns(pdec.PdecWarning, match=r"--set ema=0, now 0.3\) or raise its damping"):
         _warn_if_stalled(run("engd", stalled))
+    with pytest.warns(pdec.PdecWarning, match=r"stalled.*raise its damping") as caught:   # ema is 0 already
+        _warn_if_stalled(run("engd", stalled, ema=0.0))
+    assert "ema" not in str(caught[0].message)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         _warn_if_stalled(run("kfac", [2e-3, 1e-3, 6e-5, 2e-6, 5e-7, 1e-1]))   # a large step late on

@@ -507,30 +507,37 @@ def _check_same_points(comm: Communicator, sampler) -> None:
                         f"the same batch on every rank (seed it with k, not with the rank)")
 
 
-#: The optimizers whose step size comes from the grid line search over 2⁻³⁰ … 2⁰, and what to
-#: change when it stalls (README, "When training stalls").
-_STALL_ADVICE = {"kfac": "raise its damping (e.g. --set damping=1e-6)",
-                 "engd": "drop the Gramian's average (--set ema=0) or raise its damping",
-                 "engd-layerwise": "drop the Gramian's average (--set ema=0) or raise its damping",
-                 "hessian-free": "raise its damping"}
+#: The optimizers whose step size comes from the grid line search over 2⁻³⁰ … 2⁰ (their stalls are
+#: README's "When training stalls").
+_LINE_SEARCH = ("kfac", "engd", "engd-layerwise", "hessian-free")
 STALLED_STEP = 2.0**-15
+
+
+def _stall_advice(optimizer: str, hyper: dict) -> str:
+    """What to change when the line search of ``optimizer`` with ``hyper`` stalls."""
+    damping = hyper.get("damping")
+    raise_damping = (f"raise its damping (now {damping:.1e}; e.g. --set damping="
+                     f"{max(1e-6, 100 * damping):.0e})")
+    if optimizer in ("engd", "engd-layerwise") and hyper.get("ema", 0) > 0:
+        return f"drop the Gramian's average (--set ema=0, now {hyper['ema']:g}) or {raise_damping}"
+    return raise_damping
 
 
 def _warn_if_stalled(run: Run) -> None:
     """Warn when the line search took steps of at most 2⁻¹⁵ on every logged step of the run's second
     half (at least 3 rows) while the loss is above 1e-10 of its start: it has stopped falling for
     these settings, short of round-off."""
-    advice = _STALL_ADVICE.get(run.config.optimizer)
     rows = [r for r in run.history if r["step"] > 0]
     late = rows[len(rows) // 2:]
-    if advice is None or len(late) < 3:
+    if run.config.optimizer not in _LINE_SEARCH or len(late) < 3:
         return
     steps = [r.get("lr", math.nan) for r in late]
     converged = late[-1]["loss"] <= 1e-10 * run.history[0]["loss"]   # round-off: no step can gain
     if not converged and all(math.isfinite(a) and a <= STALLED_STEP for a in steps):
         warnings.warn(f"training stalled: the line search's step size stayed at or below 2^-15 (largest "
                       f"{max(steps):.1e}) on the logged steps {late[0]['step']}–{late[-1]['step']}; "
-                      f"{advice}, or see the README's 'When training stalls'", PdecWarning, stacklevel=3)
+                      f"{_stall_advice(run.config.optimizer, run.hyper)}, or see the README's 'When training "
+                      f"stalls'", PdecWarning, stacklevel=3)
 
 
 def _warn_if_exact_is_wrong(problem) -> str:
