@@ -100,7 +100,7 @@ CASES = {
     "taylor4": (biharmonic, (6, 5), "auto", "taylor", 1),
     "system": (system, (7, 5), "auto", None, 2),
     # a condition of two components (velocity = [u − u*, v − v*]) next to a scalar one
-    "vector-condition": (lambda: pdec.load_spec(ROOT / "tests" / "specs" / "kovasznay.py"), (6, 5), "auto",
+    "vector-condition": (lambda: pdec.load_spec(ROOT / "specs" / "kovasznay.py"), (6, 5), "auto",
                          "laplacian", 3),
 }
 

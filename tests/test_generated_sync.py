@@ -124,7 +124,7 @@ def test_compile_warns_when_it_replaces_another_specs_module(tmp_path, monkeypat
 LINE_CASES = ([(p, "auto", "tanh") for p in [*SHIPPED_SPECS, *TEST_SPECS]]
               + [(ROOT / "specs" / f"{n}.py", m, a) for n in ("poisson100d", "logfp9d", "heat4d")
                  for m in ("laplacian", "collapsed", "taylor") for a in ("sigmoid", "z*tanh(z)")]
-              + [(ROOT / "tests" / "specs" / "kovasznay.py", "collapsed", "sin")])
+              + [(ROOT / "specs" / "kovasznay.py", "collapsed", "sin")])
 
 
 @pytest.mark.parametrize("path,mode,activation", LINE_CASES,

@@ -1,5 +1,13 @@
-"""Kovasznay flow: steady incompressible Navier–Stokes (u, v, p), Re = 40, with its exact
-solution; the velocity's boundary values are ONE condition of two components (a list)."""
+"""Kovasznay flow (Kovasznay 1948): steady incompressible Navier–Stokes for the velocity (u, v)
+and the pressure p at Re = 1/ν = 40 on [−0.5, 1] × [−0.5, 1.5], with its exact solution.
+
+A system of three residuals (two momentum equations, continuity) in three unknowns; the
+velocity's boundary values are one condition of two components (a list), the pressure's a
+second condition. With the default 2-64-3 net (D = 387) full ENGD reached a relative L2 error of
+4.8e-5 in 60 s on a 2-core CPU, KFAC* 1.4e-3 (README.md, "A spec"):
+
+    pdec train specs/kovasznay.py --optimizer engd --time-budget 60
+"""
 import sympy as sp
 
 from pdec import Boundary, Box, Condition, Problem
@@ -14,6 +22,7 @@ p_exact = (1 - sp.exp(2 * lam * x)) / 2
 
 problem = Problem(
     name="kovasznay",
+    description="Kovasznay flow, steady Navier–Stokes at Re = 40: (u, v, p), exact solution",
     domain=Box({x: (-0.5, 1), y: (-0.5, 1.5)}),
     unknowns=[u, v, p],
     interior=[u * u.diff(x) + v * u.diff(y) + p.diff(x) - nu * (u.diff(x, 2) + u.diff(y, 2)),
