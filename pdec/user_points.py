@@ -9,6 +9,12 @@ from .errors import PdecError
 from .spec import Problem, Sampler
 
 
+def bound_slack(lo: torch.Tensor, hi: torch.Tensor, precision: torch.dtype) -> torch.Tensor:
+    """(d,): how far a coordinate may pass a bound of the box [lo, hi] and still count as on it, for
+    points computed in ``precision``: 4 ulps of the larger bound (at least of 1)."""
+    return 4 * torch.finfo(precision).eps * torch.maximum(lo.abs(), hi.abs()).clamp(min=1.0)
+
+
 def sampler_points(problem: Problem, region: Sampler, n: int, g: torch.Generator, dtype=torch.float64,
                    name: str | None = None) -> torch.Tensor:
     """A :class:`~pdec.spec.Sampler`'s n points, (n, d) in ``dtype`` on the CPU, checked: the call
@@ -33,8 +39,7 @@ def sampler_points(problem: Problem, region: Sampler, n: int, g: torch.Generator
                         f"{torch.nonzero(~torch.isfinite(X).all(1)).flatten()[:5].tolist()}…)")
     lo, hi = (torch.tensor(b, dtype=dtype) for b in problem.domain.corners)
     # a bound rounded in the sampler's own precision (float32: 0.1 -> 0.10000000149) is on the bound
-    eps = torch.finfo(given.dtype).eps if given.is_floating_point() else torch.finfo(dtype).eps
-    slack = 4 * eps * torch.maximum(lo.abs(), hi.abs()).clamp(min=1.0)
+    slack = bound_slack(lo, hi, given.dtype if given.is_floating_point() else dtype)
     outside = ((X < lo - slack) | (X > hi + slack)).any(1)
     if outside.any():
         k = int(torch.nonzero(outside)[0])

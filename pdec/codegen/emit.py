@@ -280,11 +280,9 @@ def _split_context(plan: TermPlan) -> dict:
     if names.count("dz") > 1 or names[0] != "z":
         raise AssertionError(f"the {plan.mode} stack's columns are not value, directions, channels")
     single = [n for n in names if n != "dz"]
-    squeezed = ", ".join(f"{n}.squeeze(-2)" for n in single)
     return {"names": names, "sizes": sizes, "labels": labels, "single": single,
-            # the single columns as (..., h): `z, L0h = (z.squeeze(-2), L0h.squeeze(-2))`
-            "squeeze_code": f"{', '.join(single)} = {squeezed}",
-            "squeeze_wrappable": f"{', '.join(single)} = " + (f"({squeezed})" if len(single) > 1 else squeezed)}
+            # the single columns as (..., h): `z, L0h = z.squeeze(-2), L0h.squeeze(-2)`
+            "squeeze_code": f"{', '.join(single)} = {', '.join(f'{n}.squeeze(-2)' for n in single)}"}
 
 
 def _activation_context(plan: TermPlan, term: str, variables) -> dict:

@@ -117,13 +117,9 @@ class PINNOptimizer(ABC):
         """One optimisation step on ``batch`` (term name -> points (N_τ, d))."""
 
     # -------------------------------------------------------------- helpers for subclasses
-    @torch.no_grad()
     def loss_at(self, batch: Batch) -> float:
         """L(θ) at the current parameters, forward only (no graph), over every rank's shard."""
-        total, _ = pinn_loss(self.model, batch)
-        total = total.reshape(1).clone()
-        self.comm.all_reduce_([total])
-        return float(total)
+        return self.losses_at(batch)[0]
 
     @torch.no_grad()
     def losses_at(self, batch: Batch) -> tuple[float, dict[str, float]]:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import math
 import platform
+import shlex
 import signal
 import sys
 import time
@@ -31,7 +32,7 @@ from ..activations import resolve_activation
 from ..check import check_problem
 from ..compiler import Compiled
 from ..errors import PdecError, PdecWarning
-from ..optim import get_optimizer
+from ..optim import OPTIMIZERS, get_optimizer
 from ..parallel import Communicator, from_environment
 from ..torch_compile import check_torch_compile, is_compile_error, use_torch_compile
 from .allocator import keep_freed_memory
@@ -583,8 +584,8 @@ def _load_weights(model, run_dir: Path, problem=None) -> None:
                         f"line, pdec.compile(..., hidden={hidden}) in Python")
     if record["activation"] != model.activation_name:
         raise PdecError(f"{run_dir}: its network uses {record['activation']}, this model "
-                        f"{model.activation_name}; to start from its weights use --set "
-                        f"activation={record['activation']!r} (pdec.compile(..., activation="
+                        f"{model.activation_name}; to start from its weights use --activation "
+                        f"{shlex.quote(record['activation'])} (pdec.compile(..., activation="
                         f"{record['activation']!r}) in Python)")
     state = load_checkpoint(run_dir)["model"]
     model.load_state_dict({k: v for k, v in state.items() if k.startswith("layers.")}, strict=False)
@@ -656,7 +657,7 @@ def _refuse_diverged(run_dir: Path) -> None:
     if summary.get("status") == "diverged":
         optimizer = json.loads((run_dir / "config.json").read_text()).get("settings", {}).get("optimizer") \
             if (run_dir / "config.json").is_file() else None
-        knob = "lr=…" if optimizer in ("adam", "sgd", "lbfgs") else "damping=…"
+        knob = "lr=…" if optimizer in OPTIMIZERS and "lr" in OPTIMIZERS[optimizer].HYPERPARAMETERS else "damping=…"
         raise PdecError(f"{run_dir} diverged (its checkpoint keeps the parameters after step "
                         f"{summary.get('steps')}); resuming would repeat the settings that failed. Start a "
                         f"new run from its weights with other settings, e.g. pdec train SPEC --init-from "

@@ -19,7 +19,7 @@ import torch
 from ..errors import PdecError, PdecWarning
 from ..parallel import shard_batch
 from ..spec import Boundary, Combined, Face, Initial, Problem, Region, Sampler, SpatialBoundary
-from ..user_points import sampler_points
+from ..user_points import bound_slack, sampler_points
 
 
 def _bounds(problem: Problem, dtype, device) -> tuple[torch.Tensor, torch.Tensor]:
@@ -67,7 +67,7 @@ def on_region(problem: Problem, region: Region, X: torch.Tensor) -> torch.Tensor
     if isinstance(region, Sampler):
         return torch.ones(X.shape[0], dtype=torch.bool, device=X.device)
     lo, hi = _bounds(problem, X.dtype, X.device)
-    slack = 4 * torch.finfo(torch.float32).eps * torch.maximum(lo.abs(), hi.abs()).clamp(min=1.0)
+    slack = bound_slack(lo, hi, torch.float32)
     hits = [(X[:, i] - value).abs() <= slack[i] for i, value in _faces(problem, region)]
     return torch.stack(hits).any(0)
 
