@@ -91,6 +91,14 @@ def _header(source: str) -> tuple[str, str]:
     return spec, options
 
 
+def is_generated_module(path: Path) -> bool:
+    """Whether the file at ``path`` carries a pdec module's header (False when there is none)."""
+    try:
+        return bool(_header(Path(path).read_text(encoding="utf-8", errors="replace"))[0])
+    except OSError:
+        return False
+
+
 def owns_module(path: Path, source: str) -> bool:
     """Whether ``source`` may replace the module at ``path``: there is none yet, or it was
     generated from the same spec file with the same options (so only the spec's text, the
@@ -187,6 +195,11 @@ def compile(problem: Problem | str | Path, hidden: Sequence[int] = (64,), activa
         write = owns_module(path, source)
     elif write and path.is_file():
         theirs, ours = _header(path.read_text())[0], _header(source)[0]
+        if not is_generated_module(path):   # a spec, or any file pdec did not write: never overwrite it
+            what = ("the spec file itself" if problem.source and path.resolve() == Path(problem.source).resolve()
+                    else "not a module pdec generated")
+            raise PdecError(f"{path} is {what}; pdec will not overwrite it with the generated module "
+                            f"{problem.name}.py: compile into another directory (--out DIR)")
         if theirs and theirs != ours:   # two specs of the same name: say which module goes
             warnings.warn(f"{path} was generated from {theirs}; it now holds the module of {ours} (both "
                           f"problems are named {problem.name!r})", PdecWarning, stacklevel=2)

@@ -696,6 +696,28 @@ def test_train_keeps_its_module_where_out_says(tmp_path, monkeypatch):
     assert "# Regenerate with: pdec compile " in module.read_text() and "--out build/gen" in module.read_text()
 
 
+def test_compile_never_overwrites_a_file_pdec_did_not_generate(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    spec = tmp_path / "mine" / "heat1d.py"   # named like its problem, compiled into its own folder
+    spec.parent.mkdir()
+    text = (ROOT / "specs" / "heat1d.py").read_text()
+    spec.write_text(text)
+    assert main(["compile", str(spec), "--out", "mine"]) == 2
+    assert "mine/heat1d.py is the spec file itself; pdec will not overwrite it" in capsys.readouterr().err
+    assert spec.read_text() == text
+    other = tmp_path / "notes" / "heat1d.py"   # any other file that is not a generated module
+    other.parent.mkdir()
+    other.write_text("print('mine')\n")
+    with pytest.raises(pdec.PdecError, match="is not a module pdec generated"):
+        pdec.compile(spec, hidden=(4,), out_dir="notes")
+    assert other.read_text() == "print('mine')\n"
+    # training keeps the module in memory and says why the file stays
+    assert main(["train", str(spec), "--optimizer", "adam", "--steps", "1", "--out", "mine", "--no-progress",
+                 "--set", "n_interior=20", "--set", "n_condition=8", "--set", "n_eval=20"]) == 0
+    assert "(mine/heat1d.py is not a module pdec generated; left as is)" in capsys.readouterr().out
+    assert spec.read_text() == text
+
+
 def test_load_run_gives_back_the_trained_model_and_its_history(tmp_path):
     compiled = _compiled()
     run = pdec.train(compiled, "adam", steps=6, seed=1, run_root=tmp_path, lr=1e-2, checkpoint_every=4, **SMALL)

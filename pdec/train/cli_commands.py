@@ -105,8 +105,13 @@ def _module_note(compiled, out_dir: Path = Path("generated")) -> str:
     """Where the trained module's text is, for the line printed before training."""
     if compiled.source_path is not None:
         return str(compiled.source_path)
-    return (f"module.py in the run directory ({(out_dir / compiled.problem.name).as_posix()}.py was written "
-            f"for other options or another spec; left as is)")
+    from ..compiler import is_generated_module
+
+    path = out_dir / f"{compiled.problem.name}.py"
+    why = ("was written for other options or another spec" if is_generated_module(path)
+           else "is not a module pdec generated")
+    return f"module.py in the run directory ({path.as_posix()} {why}; left as is)"
+
 
 
 def _device(name: str):
