@@ -9,9 +9,10 @@ from .plan import Plan, TermPlan
 from .text import math_text
 
 
-def describe_term(plan: TermPlan, variables, unknown_names) -> str:
-    """Multi-line description of one term's plan."""
-    lines = [f"term {plan.term!r}: mode {plan.mode}, S = {plan.S}, M = {plan.M}",
+def describe_term(plan: TermPlan, variables, unknown_names, weight: float = 1.0) -> str:
+    """Multi-line description of one term's plan (``weight``: the term's, shown when ≠ 1)."""
+    shown = f", weight {weight:g}" if weight != 1 else ""
+    lines = [f"term {plan.term!r}: mode {plan.mode}, S = {plan.S}, M = {plan.M}{shown}",
              f"  why: {plan.reason}"]
     needed = {}
     for a in plan.needed:
@@ -43,4 +44,6 @@ def describe_plan(plan: Plan) -> str:
     a = plan.analysis
     head = [f"problem {a.problem.name!r}: variables ({', '.join(map(str, a.variables))}), "
             f"unknowns ({', '.join(a.unknown_names)})"]
-    return "\n".join(head + [describe_term(t, a.variables, a.unknown_names) for t in plan.terms.values()])
+    weights = a.problem.weights
+    return "\n".join(head + [describe_term(t, a.variables, a.unknown_names, weights[name])
+                             for name, t in plan.terms.items()])

@@ -172,10 +172,16 @@ class Condition:
     """A condition residual (vanishes at the solution) and the region its points live on.
 
     ``residual`` is one expression, or a list of them for a condition on several components (a
-    system's ``[u - g_u, v - g_v]``): one loss term whose residual has one column per entry."""
+    system's ``[u - g_u, v - g_v]``): one loss term whose residual has one column per entry.
+
+    ``weight`` (default 1, a positive number) multiplies the term's loss:
+    weight · 1/(2N) Σ_n ‖r_n‖². The generated residual is scaled by √weight, so every optimizer,
+    the Kronecker factors, the line search and the logged loss of the term include it;
+    ``pdec check`` checks the unscaled residual."""
 
     residual: sp.Expr | Sequence[sp.Expr]
     on: Region | None = None
+    weight: float = 1
 
     @property
     def residuals(self) -> list[sp.Expr]:
@@ -206,6 +212,8 @@ class Problem:
         unknowns: applied functions, e.g. ``[sp.Function("u")(t, x)]``; network output m is
             unknown m.
         interior: interior residual, or a list of them (a system); M = number of residuals.
+        interior_weight: multiplies the interior term's loss, as a :class:`Condition`'s ``weight``
+            multiplies its term's (default 1).
         conditions: name -> :class:`Condition` (or a ``(residual, region)`` tuple).
         parameters: symbol -> number, substituted exactly before analysis.
         exact: optional exact solution, unknown -> expression of the variables.
@@ -222,6 +230,7 @@ class Problem:
     exact: Mapping[sp.Expr, Expr] | None = None
     description: str = ""
     source: str | None = None
+    interior_weight: float = 1
 
     # ------------------------------------------------------------------ normalised views
     @property
@@ -235,13 +244,19 @@ class Problem:
         return [self._substitute(sp.sympify(r)) for r in items]
 
     @property
+    def weights(self) -> dict[str, float]:
+        """term -> the weight that multiplies its loss ("interior" first, then the conditions)."""
+        return {"interior": float(self.interior_weight),
+                **{name: c.weight for name, c in self.condition_items.items()}}
+
+    @property
     def condition_items(self) -> dict[str, Condition]:
         """Conditions as ``name -> Condition`` with parameters substituted."""
         out = {}
         for name, cond in self.conditions.items():
             c = _as_condition(name, cond, self.source)
             parts = [self._substitute(sp.sympify(r)) for r in c.residuals]
-            out[name] = Condition(parts if c.is_vector else parts[0], c.on)
+            out[name] = Condition(parts if c.is_vector else parts[0], c.on, float(c.weight))
         return out
 
     @property
@@ -260,9 +275,11 @@ class Problem:
         parts = [self.name, repr([(str(v), self.domain.interval(v)) for v in self.variables]),
                  str(self.domain.time), repr([sp.srepr(u) for u in self.unknowns]),
                  repr([sp.srepr(r) for r in self.interior_residuals])]
+        if self.interior_weight != 1:
+            parts.append(f"interior weight {float(self.interior_weight)!r}")
         for name, c in self.condition_items.items():
             parts.append(f"{name}: {[sp.srepr(r) for r in c.residuals] if c.is_vector else sp.srepr(c.residual)} "
-                         f"on {c.on.describe()}")
+                         f"on {c.on.describe()}" + (f" weight {c.weight!r}" if c.weight != 1 else ""))
         if self.exact_solution:
             parts.append(repr(sorted((sp.srepr(u), sp.srepr(e)) for u, e in self.exact_solution.items())))
         return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
@@ -378,6 +395,7 @@ class Problem:
             self._check_expr(r, label, src, allow_unknowns=True)
             reads_unknowns(r, label)
 
+        _check_weight(self.interior_weight, "interior", "interior_weight", src)
         if not isinstance(self.conditions, Mapping):
             fail("conditions must be a dict name -> Condition(residual, on=region)")
         for name, cond in self.conditions.items():
@@ -387,6 +405,7 @@ class Problem:
                 fail("a condition may not be named 'interior': that is the PDE's own term", term=name)
             c = _as_condition(name, cond, src)
             self._check_region(name, c.on, src)
+            _check_weight(c.weight, f"condition {name}", "weight", src)
             if c.is_vector and not c.residuals:
                 fail("the condition's residual is an empty list", term=f"condition {name}")
             for i, r in enumerate(c.residuals):
@@ -522,6 +541,17 @@ def _sympify(value, label: str, src: str) -> sp.Basic:
     except (sp.SympifyError, TypeError, ValueError) as exc:
         raise SpecError(f"{value!r} is not a SymPy expression ({type(exc).__name__})", spec=src,
                         term=label) from exc
+
+
+def _check_weight(weight, term: str, key: str, src) -> None:
+    """A term's weight (``key``: "weight" or "interior_weight") must be a finite positive number."""
+    try:
+        value = complex(sp.sympify(weight)) if not isinstance(weight, (bool, str)) else None
+    except (TypeError, ValueError, sp.SympifyError):
+        value = None
+    if value is None or value.imag != 0 or not math.isfinite(value.real) or value.real <= 0:
+        raise SpecError(f"{key} must be a positive number, such as {key}=10, got {weight!r} (it "
+                        "multiplies the term's loss)", spec=src or "spec", term=term)
 
 
 def _as_condition(name: str, cond, src) -> Condition:

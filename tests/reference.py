@@ -78,7 +78,8 @@ def _derivative_key(node, unknowns, variables) -> tuple[int, tuple[int, ...]]:
 def reference_residual(problem, term: str, model, X: torch.Tensor) -> np.ndarray:
     """The term's residual (N, M) from the problem's own SymPy residuals: every derivative node
     is evaluated by nested autograd through :func:`reference_mlp`, then the expression by
-    sympy.lambdify (NumPy). Nothing of pdec's analysis (atoms, names, splits) is used."""
+    sympy.lambdify (NumPy). Nothing of pdec's analysis (atoms, names, splits) is used. A term
+    with a weight w ≠ 1 contributes √w·r (its loss is w · 1/(2N) Σ ‖r‖²)."""
     from sympy.core.function import AppliedUndef
 
     exprs = (problem.interior_residuals if term == "interior"
@@ -98,7 +99,8 @@ def reference_residual(problem, term: str, model, X: torch.Tensor) -> np.ndarray
         fn = sp.lambdify(list(dummies.values()) + var_dummies, expr, modules=[NUMPY_FUNCTIONS, "numpy"])
         args = [values[keys[n]].detach().numpy() for n in dummies] + [X[:, i].numpy() for i in range(X.shape[1])]
         cols.append(np.broadcast_to(np.asarray(fn(*args), dtype=np.float64), (X.shape[0],)))
-    return np.stack(cols, axis=1)
+    scale = float(np.sqrt(problem.interior_weight if term == "interior" else problem.condition_items[term].weight))
+    return scale * np.stack(cols, axis=1)
 
 
 def residual_errors(problem, model, X: torch.Tensor) -> dict[str, float]:

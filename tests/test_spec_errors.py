@@ -119,6 +119,23 @@ CASES = {
                                               "unknowns=[u], interior=u.diff(x, 2), "
                                               "conditions={'bc': Condition([u, sp.Symbol('q')], on=Boundary())})",
                                               r"condition bc\[1\].*undeclared symbol\(s\) q"),
+    "weight_zero": ("problem = Problem(name='p', domain=Box({x: (0, 1), y: (0, 1)}), unknowns=[u], "
+                    "interior=u.diff(x, 2), conditions={'bc': Condition(u, on=Boundary(), weight=0)})",
+                    r"condition bc.*weight must be a positive number, such as weight=10, got 0"),
+    "weight_text": ("problem = Problem(name='p', domain=Box({x: (0, 1), y: (0, 1)}), unknowns=[u], "
+                    "interior=u.diff(x, 2), conditions={'bc': Condition(u, on=Boundary(), weight='10')})",
+                    r"condition bc.*weight must be a positive number.*got '10'"),
+    "weight_nan": ("problem = Problem(name='p', domain=Box({x: (0, 1), y: (0, 1)}), unknowns=[u], "
+                   "interior=u.diff(x, 2), conditions={'bc': Condition(u, on=Boundary(), weight=float('nan'))})",
+                   r"condition bc.*weight must be a positive number.*got nan"),
+    "weight_symbol": ("problem = Problem(name='p', domain=Box({x: (0, 1), y: (0, 1)}), unknowns=[u], "
+                      "interior=u.diff(x, 2), conditions={'bc': Condition(u, on=Boundary(), weight=x)})",
+                      r"condition bc.*weight must be a positive number.*got x"),
+    "interior_weight_negative": ("problem = Problem(name='p', domain=Box({x: (0, 1), y: (0, 1)}), unknowns=[u], "
+                                 "interior=u.diff(x, 2), interior_weight=-1, "
+                                 "conditions={'bc': Condition(u, on=Boundary())})",
+                                 r"term 'interior'.*interior_weight must be a positive number, such as "
+                                 r"interior_weight=10, got -1"),
 }
 
 
@@ -216,15 +233,20 @@ def test_fingerprint_follows_what_the_problem_computes():
     x, y = sp.symbols("x y")
     u = sp.Function("u")(x, y)
 
-    def problem(bounds, interior=u.diff(x, 2) + u.diff(y, 2)):
+    def problem(bounds, interior=u.diff(x, 2) + u.diff(y, 2), **weight):
         return Problem(name="fp", domain=Box(bounds), unknowns=[u], interior=interior,
-                       conditions={"b": Condition(u, on=Boundary())})
+                       conditions={"b": Condition(u, on=Boundary(), **weight)})
 
     base = problem({x: (0, 1), y: (0, 1)}).fingerprint()
     assert problem({x: (0, 1.0), y: (sp.Integer(0), 1)}).fingerprint() == base      # same numbers
     assert problem({y: (0, 1), x: (0, 1)}).fingerprint() != base   # the network's input columns swap
     assert problem({x: (0, 2), y: (0, 1)}).fingerprint() != base
     assert problem({x: (0, 1), y: (0, 1)}, u.diff(x, 2) - u.diff(y, 2)).fingerprint() != base
+    assert problem({x: (0, 1), y: (0, 1)}, weight=1.0).fingerprint() == base
+    assert problem({x: (0, 1), y: (0, 1)}, weight=10).fingerprint() != base   # another loss
+    interior_weighted = problem({x: (0, 1), y: (0, 1)})
+    interior_weighted.interior_weight = 0.5
+    assert interior_weighted.fingerprint() not in (base, problem({x: (0, 1), y: (0, 1)}, weight=2).fingerprint())
 
 
 def test_compile_reads_widths_and_refuses_bad_ones_and_devices():

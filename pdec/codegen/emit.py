@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import keyword
+import math
 import re
 import shlex
 from dataclasses import dataclass
@@ -158,6 +159,14 @@ def _residual_context(plan: TermPlan, variables, names) -> dict:
     return {"variables": var_lines, "outputs": out_lines, "assigns": assigns, "results": results,
             "exprs": [math_text(r) for r in plan.residuals], "read_columns": read or [0],
             "read_label": _ranges(read or [0])}
+
+
+def _weight_context(weight: float) -> dict | None:
+    """A condition's weight w ≠ 1 as printed: the residual is scaled by √w (None for w = 1)."""
+    if weight == 1:
+        return None
+    text = str(int(weight)) if weight.is_integer() else repr(weight)
+    return {"weight": text, "scale": repr(math.sqrt(weight))}
 
 
 def _seed_context(plan: TermPlan, variables, d: int) -> dict:
@@ -536,6 +545,7 @@ def build_context(plan: Plan, options: Options, version: str, source_hash: str) 
         if tp.mode != "value":
             orders.add(act["order"])
         residual = _residual_context(tp, variables, a.unknown_names)
+        residual["weight"] = _weight_context(problem.weights[name])
         terms.append({
             "name": name, "mode": tp.mode, "S": tp.S, "M": tp.M,
             # one item per column, never broken inside by the template's wrap
