@@ -184,11 +184,25 @@ def _evaluable(expr: sp.Expr) -> sp.Expr:
                         lambda e: e.rewrite(sp.exp))
 
 
+FLOAT64_TOLERANCE = sp.Float("1e-12")   # about 4 500 ulps: float64 constants, not a wrong solution
+
+
+def _float_constants(expr: sp.Expr) -> list[sp.Float]:
+    """The constants of ``expr`` that came from Python floats (53-bit, such as math.pi)."""
+    return [f for f in expr.atoms(sp.Float) if f._prec <= 53 and not f.is_integer]
+
+
+def _relative_tolerance(expr: sp.Expr, digits: int) -> sp.Float:
+    """10^(-digits/2), or 1e-12 when float64 constants limit the residual's own precision."""
+    rel = sp.Float(10) ** (-sp.Rational(digits, 2))
+    return max(rel, FLOAT64_TOLERANCE) if _float_constants(expr) else rel
+
+
 def _numeric(expr: sp.Expr, points: list[dict], digits: int) -> tuple[bool, float, float, str]:
     """Evaluate at the points; returns (passed, max |r|, tolerance used, message)."""
     expr = _evaluable(expr)
     terms = sp.Add.make_args(expr)
-    rel = sp.Float(10) ** (-sp.Rational(digits, 2))
+    rel = _relative_tolerance(expr, digits)
     worst, worst_tol, ok, bad, worst_bad = 0.0, float(rel), True, "", 0.0
     for pt in points:
         value = expr.evalf(digits, subs=pt)
@@ -230,8 +244,13 @@ def _check_term(problem: Problem, name: str, residual: sp.Expr, region: Region |
     points = _points(problem, region, n_points, seed, digits)
     ok, worst, tol, why = _numeric(r, points, digits)
     where = "interior" if region is None else region.describe()
-    msg = f"{len(points)} points in the {where}, {digits} digits, tol 1e-{digits / 2:g} x max(1, |largest term|)"
+    rel = _relative_tolerance(r, digits)
+    msg = f"{len(points)} points in the {where}, {digits} digits, tol {float(rel):.0e} x max(1, |largest term|)"
     msg = f"{why}; {msg} at each point" if not ok else f"{msg} (≤ {tol:.1e})"
+    floats = _float_constants(r)
+    if floats:
+        msg += (f"; the tolerance allows for float constants such as {min(floats, key=lambda f: len(str(f)))}, "
+                f"which hold float64 precision only (sp.pi, sp.E and sp.Rational are exact)")
     return TermCheck(name, ok, "numeric", max_abs=worst, message=msg)
 
 
@@ -256,6 +275,9 @@ def check_problem(problem: Problem, n_points: int = 5, seed: int = 0,
     Raises:
         PdecError: the problem has no exact solution to check.
     """
+    if isinstance(n_points, bool) or not isinstance(n_points, int) or n_points < 1:
+        raise PdecError(f"the check needs at least one point per term, got n_points = {n_points!r} "
+                        "(pdec check --points N, N ≥ 1)")
     exact = problem.exact_solution
     if not exact:
         where = problem.source or f"problem {problem.name!r}"

@@ -200,9 +200,13 @@ def compile(problem: Problem | str | Path, hidden: Sequence[int] = (64,), activa
                     else "not a module pdec generated")
             raise PdecError(f"{path} is {what}; pdec will not overwrite it with the generated module "
                             f"{problem.name}.py: compile into another directory (--out DIR)")
-        if theirs and theirs != ours:   # two specs of the same name: say which module goes
-            warnings.warn(f"{path} was generated from {theirs}; it now holds the module of {ours} (both "
-                          f"problems are named {problem.name!r})", PdecWarning, stacklevel=2)
+        if theirs and theirs != ours:   # two specs of the same name
+            if Path(theirs).is_file():   # both exist: the other one's module stays
+                raise PdecError(f"{path} holds the module of {theirs}, another spec whose problem is also named "
+                                f"{problem.name!r}; give this problem another name, or compile it into another "
+                                f"directory (--out DIR)")
+            warnings.warn(f"{path} was generated from {theirs}, which is gone; it now holds the module of {ours} "
+                          f"(both problems are named {problem.name!r})", PdecWarning, stacklevel=2)
     if write:
         path.parent.mkdir(parents=True, exist_ok=True)
         if not path.is_file() or path.read_text() != source:

@@ -26,13 +26,14 @@ from __future__ import annotations
 import hashlib
 import keyword
 import math
+import warnings
 from dataclasses import dataclass, field
 from typing import Callable, Mapping, Sequence, Union
 
 import sympy as sp
 from sympy.core.function import AppliedUndef
 
-from .errors import SpecError
+from .errors import PdecWarning, SpecError
 from .functions import is_supported_function
 
 # --------------------------------------------------------------------------- domain and regions
@@ -115,6 +116,9 @@ class Face(Region):
 
     def describe(self) -> str:
         return f"face {self.var} = {self.side}"
+
+    def __repr__(self) -> str:
+        return f"Face({self.var}, {self.side!r})"
 
 
 @dataclass(frozen=True)
@@ -200,6 +204,9 @@ class Condition:
 # --------------------------------------------------------------------------- the problem
 
 Expr = Union[sp.Expr, int, float]
+
+#: modules that pdec and its generated code import: a problem of that name would shadow them
+SHADOWED_MODULES = frozenset({"pdec", "torch", "sympy", "numpy", "jinja2", "networkx", "tqdm", "matplotlib"})
 
 
 @dataclass
@@ -300,6 +307,9 @@ class Problem:
 
         if not isinstance(self.name, str) or not self.name.isidentifier() or keyword.iskeyword(self.name):
             fail(f"name {self.name!r} must be a Python identifier (it names the generated module)")
+        if self.name in SHADOWED_MODULES:
+            fail(f"name {self.name!r} is taken: generated/{self.name}.py would shadow the module {self.name} "
+                 f"that pdec and its generated code import; choose another name")
         if not isinstance(self.domain, Box):
             fail("domain must be a pdec.Box")
         if not isinstance(self.domain.bounds, Mapping):
@@ -431,7 +441,52 @@ class Problem:
             missing = unknown_set - set(self.exact)
             if missing:
                 fail(f"exact solution missing for {', '.join(map(str, missing))}")
+        for message in self.doubts():   # one place, so each prints once however often validate runs
+            warnings.warn(f"{src}: {message}", PdecWarning, stacklevel=1)
         return self
+
+    def doubts(self) -> list[str]:
+        """What in a valid problem is likely not what its author meant (``validate`` warns each):
+        no condition, fewer interior residuals than unknowns, ``Boundary()`` on a domain with time
+        (it holds the final time's face too), a combined region that holds a part twice, a
+        parameter that appears nowhere."""
+        out = []
+        if not self.conditions:
+            out.append("no conditions: without boundary or initial values most PDEs have many solutions, "
+                       "and the network learns one of them; add conditions={...}")
+        if len(self.interior_residuals) < len(self.unknowns):
+            out.append(f"{len(self.interior_residuals)} interior residual(s) for {len(self.unknowns)} unknowns: "
+                       f"the interior does not determine every unknown")
+        time = self.domain.time
+        for name, c in self.condition_items.items():
+            parts = c.on.parts if isinstance(c.on, Combined) else (c.on,)
+            if time is not None and any(isinstance(p, Boundary) for p in parts):
+                lo, hi = self.domain.interval(time)
+                out.append(f"condition {name!r} is on Boundary(), every face of the box, so also on the final "
+                           f"time {time} = {hi:g}; an initial-boundary value problem has "
+                           f"on=Initial() | SpatialBoundary()")
+            if len(parts) > 1:
+                whole = [p for p in parts if isinstance(p, (Boundary, SpatialBoundary))]
+                inside = [p for p in parts if p not in whole and not isinstance(p, Sampler)
+                          and (any(isinstance(w, Boundary) for w in whole)
+                               or (isinstance(p, Face) and p.var != time and whole))]
+                repeated = [p for i, p in enumerate(parts) if p in parts[:i]]
+                if inside or repeated:
+                    twice = (inside or repeated)[0]
+                    out.append(f"condition {name!r} holds {twice!r} twice ({c.on!r}: a part lies in another), "
+                               f"so its points weigh double there")
+        used = set().union(*(sp.sympify(e).free_symbols for e in self._raw_expressions()))
+        unused = [str(k) for k in self.parameters if k not in used]
+        if unused:
+            out.append(f"parameter(s) {', '.join(unused)} appear in no residual, condition or exact solution")
+        return out
+
+    def _raw_expressions(self) -> list:
+        """Every residual and exact-solution expression as written (parameters not substituted)."""
+        items = list(self.interior) if isinstance(self.interior, (list, tuple)) else [self.interior]
+        for name, cond in self.conditions.items():
+            items += _as_condition(name, cond, self.source).residuals
+        return items + list((self.exact or {}).values())
 
     def _check_region(self, name: str, region: Region | None, src: str) -> None:
         term = f"condition {name}"
@@ -439,8 +494,13 @@ class Problem:
             raise SpecError("condition has no region: write Condition(residual, on=Boundary()) "
                             "(or Initial(), SpatialBoundary(), Face(x, 'min'), Sampler(fn))",
                             spec=src, term=term)
+        if isinstance(region, type) and issubclass(region, Region):
+            raise SpecError(f"on={region.__name__} is the class; write on={region.__name__}()", spec=src, term=term)
         if not isinstance(region, Region):
-            raise SpecError(f"region {region!r} is not a pdec region", spec=src, term=term)
+            hint = (": the residual comes first, Condition(residual, on=region)"
+                    if isinstance(region, (sp.Basic, list, tuple)) else
+                    " (Boundary(), SpatialBoundary(), Initial(), Face(x, 'min'), Sampler(fn))")
+            raise SpecError(f"region {region!r} is not a pdec region{hint}", spec=src, term=term)
         if isinstance(region, Combined):
             if len(region.parts) < 2:
                 raise SpecError("Combined needs at least two regions", spec=src, term=term)
@@ -454,6 +514,9 @@ class Problem:
         if isinstance(region, SpatialBoundary) and not self.domain.spatial:
             raise SpecError("spatial boundary of a domain without spatial variables", spec=src, term=term)
         if isinstance(region, Face):
+            if isinstance(region.var, str):
+                raise SpecError(f"Face takes the variable's Symbol, Face({region.var}, {region.side!r}), not the "
+                                f"string {region.var!r}", spec=src, term=term)
             if region.var not in self.domain.bounds:
                 raise SpecError(f"face variable {region.var} is not a domain variable", spec=src, term=term)
             if region.side not in ("min", "max"):
@@ -488,7 +551,7 @@ class Problem:
                     " (pdec takes sums, products, powers, numbers, the variables, the unknowns, "
                     f"their derivatives and the functions {_FUNCTIONS})")
             fail(f"unsupported {type(node).__name__} in {node}{hint}")
-        for f in expr.atoms(AppliedUndef):
+        for f in sorted(expr.atoms(AppliedUndef), key=str):   # the same message every run
             if f.func not in unknowns:
                 fail(f"{f} is not a declared unknown (declared: "
                      f"{', '.join(str(u) for u in self.unknowns)})")
@@ -496,6 +559,11 @@ class Problem:
                 fail(f"{f}: an exact solution must not contain unknowns")
             if f.args != unknowns[f.func].args:
                 bad = [a for a in f.args if a not in variables]
+                if bad and not all(isinstance(a, sp.Symbol) for a in bad):   # u(t, 0), u(x + 1, y)
+                    fail(f"{f} evaluates the unknown away from its term's own point: a residual holds the "
+                         f"unknown at each point of its region only, {unknowns[f.func]} and its derivatives, "
+                         f"so conditions that couple points (periodic u(t, 0) = u(t, 1), nonlocal ones) "
+                         f"cannot be written; a value on a face is {unknowns[f.func]} on=Face(...)")
                 if bad:
                     fail(f"unknown {f} is applied to undeclared variable(s) {', '.join(map(str, bad))}")
                 fail(f"{f} must be applied to the same variables as its declaration "

@@ -205,6 +205,35 @@ def test_system_with_pdec_functions():
     assert [r.term for r in report.results] == ["interior[0]", "interior[1]", "left"]
 
 
+def _poisson2d_with_floats(scale: float) -> Problem:
+    """2d Poisson written with math.pi (float64 constants) and the exact solution scale·sin sin."""
+    import math
+
+    x, y = sp.symbols("x y", real=True)
+    u = sp.Function("u")(x, y)
+    return Problem(
+        name="floats", domain=Box({x: (0, 1), y: (0, 1)}), unknowns=[u],
+        interior=-(u.diff(x, 2) + u.diff(y, 2)) - 2 * math.pi**2 * sp.sin(math.pi * x) * sp.sin(math.pi * y),
+        conditions={"boundary": Condition(u, on=pdec.Boundary())},
+        exact={u: scale * sp.sin(sp.pi * x) * sp.sin(sp.pi * y)}).validate()
+
+
+def test_float_constants_are_checked_to_float64_precision():
+    # math.pi leaves |r| ≈ 2e-15 at 30 digits, above 1e-15 · |largest term| (a false alarm before)
+    terms = _by_term(check_problem(_poisson2d_with_floats(1)))
+    assert terms["interior"].passed and terms["interior"].method == "numeric"
+    assert 1e-16 < terms["interior"].max_abs < 1e-13
+    assert "allows for float constants such as 3.14159265358979" in terms["interior"].message
+    # … and a solution off by 1e-9 still fails
+    assert not _by_term(check_problem(_poisson2d_with_floats(1 + 1e-9)))["interior"].passed
+
+
+@pytest.mark.parametrize("n", [0, -3, 2.5])
+def test_the_check_needs_a_point(n):
+    with pytest.raises(PdecError, match=rf"at least one point per term, got n_points = {n}"):
+        check_problem(_poisson2d(lambda x, y: sp.sin(sp.pi * x) * sp.sin(sp.pi * y)), n_points=n)
+
+
 def test_no_exact_solution_is_an_error():
     problem = _poisson2d(lambda x, y: 0 * x)
     problem.exact = None

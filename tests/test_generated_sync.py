@@ -109,14 +109,22 @@ def test_last_layer_returns_runs_of_first_order_columns_as_one_product():
          "(s1 * Zc[..., 5, :])[..., None, :]], dim=-2)")
 
 
-def test_compile_warns_when_it_replaces_another_specs_module(tmp_path, monkeypatch):
+def test_compile_keeps_the_module_of_another_spec_of_the_same_name(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    mine = tmp_path / "other" / "specs" / "poisson2d.py"   # a folder named specs is not ours
-    mine.parent.mkdir(parents=True)
-    mine.write_text((ROOT / "specs" / "poisson2d.py").read_text())
-    pdec.compile(str(ROOT / "specs" / "poisson2d.py"), hidden=(4,))
-    with pytest.warns(pdec.PdecWarning, match=r"generated/poisson2d.py was generated from \S+/specs/poisson2d.py; it now "
-                                               r"holds the module of other/specs/poisson2d.py"):
+    text = (ROOT / "specs" / "poisson2d.py").read_text()
+    theirs, mine = tmp_path / "a" / "poisson2d.py", tmp_path / "other" / "specs" / "poisson2d.py"
+    for path in (theirs, mine):
+        path.parent.mkdir(parents=True)
+        path.write_text(text)
+    pdec.compile(str(theirs), hidden=(4,))
+    module = (tmp_path / "generated" / "poisson2d.py").read_text()
+    with pytest.raises(pdec.PdecError, match=r"generated/poisson2d.py holds the module of a/poisson2d.py, another "
+                                             r"spec whose problem is also named 'poisson2d'"):
+        pdec.compile(str(mine), hidden=(4,))
+    assert (tmp_path / "generated" / "poisson2d.py").read_text() == module
+    theirs.unlink()   # a spec that moved or was deleted: its module is replaced, with a warning
+    with pytest.warns(pdec.PdecWarning, match=r"generated/poisson2d.py was generated from a/poisson2d.py, which "
+                                               r"is gone; it now holds the module of other/specs/poisson2d.py"):
         pdec.compile(str(mine), hidden=(4,))
 
 

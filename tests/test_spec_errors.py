@@ -136,6 +136,24 @@ CASES = {
                                  "conditions={'bc': Condition(u, on=Boundary())})",
                                  r"term 'interior'.*interior_weight must be a positive number, such as "
                                  r"interior_weight=10, got -1"),
+    "name_of_a_module": ("problem = Problem(name='torch', domain=Box({x: (0, 1), y: (0, 1)}), unknowns=[u], "
+                         "interior=u.diff(x, 2), conditions={'bc': Condition(u, on=Boundary())})",
+                         r"name 'torch' is taken: generated/torch.py would shadow the module torch"),
+    "region_class": ("problem = Problem(name='p', domain=Box({x: (0, 1), y: (0, 1)}), unknowns=[u], "
+                     "interior=u.diff(x, 2), conditions={'bc': Condition(u, on=Boundary)})",
+                     r"condition bc.*on=Boundary is the class; write on=Boundary\(\)"),
+    "tuple_reversed": ("problem = Problem(name='p', domain=Box({x: (0, 1), y: (0, 1)}), unknowns=[u], "
+                       "interior=u.diff(x, 2), conditions={'bc': (Boundary(), u)})",
+                       r"region u\(x, y\) is not a pdec region: the residual comes first"),
+    "face_of_a_string": ("from pdec import Face\n"
+                         "problem = Problem(name='p', domain=Box({x: (0, 1), y: (0, 1)}), unknowns=[u], "
+                         "interior=u.diff(x, 2), conditions={'bc': Condition(u, on=Face('x', 'min'))})",
+                         r"Face takes the variable's Symbol, Face\(x, 'min'\), not the string 'x'"),
+    "periodic_condition": ("problem = Problem(name='p', domain=Box({x: (0, 1), y: (0, 1)}), unknowns=[u], "
+                           "interior=u.diff(x, 2), conditions={'bc': Condition(u.subs(x, 0) - u.subs(x, 1), "
+                           "on=Boundary())})",
+                           r"u\(0, y\) evaluates the unknown away from its term's own point.*periodic u\(t, 0\) "
+                           r"= u\(t, 1\).*cannot be written"),
 }
 
 
@@ -263,3 +281,46 @@ def test_compile_reads_widths_and_refuses_bad_ones_and_devices():
 def test_train_takes_a_compiled_model():
     with pytest.raises(pdec.PdecError, match=r"compile it first: pdec.train\(pdec.compile\(problem\)"):
         pdec.train(pdec.load_spec(ROOT_SPECS / "heat1d.py"), "adam", steps=1)
+
+
+DOUBTS = {
+    "no_conditions": ("problem = Problem(name='p', domain=Box({x: (0, 1), y: (0, 1)}), unknowns=[u], "
+                      "interior=u.diff(x, 2) + u.diff(y, 2))",
+                      r"no conditions: without boundary or initial values"),
+    "underdetermined_system": ("v = sp.Function('v')(x, y)\n"
+                               "problem = Problem(name='p', domain=Box({x: (0, 1), y: (0, 1)}), unknowns=[u, v], "
+                               "interior=u.diff(x, 2) + v, conditions={'bc': Condition([u, v], on=Boundary())})",
+                               r"1 interior residual\(s\) for 2 unknowns"),
+    "boundary_with_time": ("t = sp.Symbol('t')\nw = sp.Function('w')(t, x)\n"
+                           "problem = Problem(name='p', domain=Box({t: (0, 2), x: (0, 1)}, time=t), unknowns=[w], "
+                           "interior=w.diff(t) - w.diff(x, 2), conditions={'bc': Condition(w, on=Boundary())})",
+                           r"condition 'bc' is on Boundary\(\), every face of the box, so also on the final time "
+                           r"t = 2; an initial-boundary value problem has on=Initial\(\) \| SpatialBoundary\(\)"),
+    "face_twice": ("from pdec import Face\n"
+                   "problem = Problem(name='p', domain=Box({x: (0, 1), y: (0, 1)}), unknowns=[u], "
+                   "interior=u.diff(x, 2), conditions={'bc': Condition(u, on=Boundary() | Face(x, 'min'))})",
+                   r"condition 'bc' holds Face\(x, 'min'\) twice \(Boundary\(\) \| Face\(x, 'min'\): a part lies "
+                   r"in another\)"),
+    "unused_parameter": ("k, c = sp.symbols('k c')\n"
+                         "problem = Problem(name='p', domain=Box({x: (0, 1), y: (0, 1)}), unknowns=[u], "
+                         "interior=c * u.diff(x, 2), parameters={k: 2, c: 1}, "
+                         "conditions={'bc': Condition(u, on=Boundary())})",
+                         r"parameter\(s\) k appear in no residual, condition or exact solution"),
+}
+
+
+@pytest.mark.parametrize("name", DOUBTS)
+def test_a_likely_mistake_is_a_warning(tmp_path, name):
+    body, pattern = DOUBTS[name]
+    path = tmp_path / f"{name}.py"
+    path.write_text(HEADER + body + "\n")
+    with pytest.warns(pdec.PdecWarning, match=pattern) as record:
+        pdec.load_spec(path)
+    assert len(record) == 1 and str(path) in str(record[0].message)
+
+
+def test_shipped_and_test_specs_raise_no_doubt():
+    from conftest import SHIPPED_SPECS, TEST_SPECS
+
+    for path in [*SHIPPED_SPECS, *TEST_SPECS]:
+        assert pdec.load_spec(path).doubts() == [], path

@@ -806,7 +806,7 @@ def test_a_stalled_line_search_is_warned_about():
         return Run(None, cfg, hyper, model=None, history=rows)
 
     stalled = [2e-3, 1e-3, 6e-5, 2e-6, 5e-7, 9e-7]   # allen_cahn's KFAC at the defaults
-    with pytest.warns(pdec.PdecWarning, match=r"training stalled.*steps 200–300; raise its damping \(now "
+    with pytest.warns(pdec.PdecWarning, match=r"^kfac: training stalled.*steps 200–300; raise its damping \(now "
                                               r"1\.5e-12; e\.g\. --set damping=1e-06\)"):
         _warn_if_stalled(run("kfac", stalled))
     with pytest.warns(pdec.PdecWarning, match=r"--set damping=1e-04\)"):   # 100× what it is
