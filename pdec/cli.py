@@ -65,7 +65,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("spec", type=Path, help="spec file whose exact solution to verify")
     p.add_argument("--points", type=int, default=5, help="random points for the numeric fallback")
 
-    sub.add_parser("list", help="the shipped specs in specs/")
+    p = sub.add_parser("list", help="the shipped specs in specs/, or the spec files given")
+    p.add_argument("paths", nargs="*", metavar="SPEC",
+                   help="spec files to list instead of specs/*.py, e.g. mine/*.py (each file runs, as "
+                        "pdec compile runs it)")
 
     from .train.cli_commands import add_training_commands  # training stage owns its options
 
@@ -118,14 +121,26 @@ def _cmd_list(args) -> int:
     from .analysis import analyse
     from .plan import make_plan
 
-    specs = sorted(SPECS_DIR.glob("*.py"))
-    if not specs:
-        raise PdecError(f"no specs in {SPECS_DIR}/ (run from the repository root)")
+    if not args.paths:
+        specs = sorted(SPECS_DIR.glob("*.py"))
+        if not specs:
+            raise PdecError(f"no specs in {SPECS_DIR}/ (run from the repository root, or name spec files)")
+    else:
+        specs = [Path(p) for p in args.paths]
+        for path in specs:   # a folder's every .py would run: scripts too, not only specs
+            if path.is_dir():
+                raise PdecError(f"{path} is a folder: name its spec files, e.g. {path.as_posix()}/*.py")
+    failed = 0
     for path in specs:
-        problem = load_spec(path)
+        try:
+            problem = load_spec(path)
+        except PdecError as exc:   # one bad file of a folder does not hide the others
+            print(f"{str(path):28s} error: {exc}")
+            failed += 1
+            continue
         plan = make_plan(analyse(problem))
         print(f"{str(path):28s} {problem.name:14s} {plan.mode:10s} S={plan.S:<4d} {problem.description}")
-    return 0
+    return 1 if failed else 0
 
 
 def _plain_warnings() -> None:

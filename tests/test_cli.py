@@ -26,3 +26,16 @@ def test_every_command_documents_itself(capsys):
         main(["--version"])
     assert capsys.readouterr().out.strip() == f"pdec {pdec.__version__}"
 
+
+
+def test_list_takes_spec_files(capsys):
+    from conftest import ROOT
+    from pdec.cli import main
+
+    kdv = ROOT / "tests" / "specs" / "kdv.py"
+    assert main(["list", str(kdv), str(ROOT / "nope.py")]) == 1   # a bad file does not hide the others
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].split()[:3] == [str(kdv), "kdv", "taylor"]
+    assert "error:" in out[1] and "nope.py" in out[1]
+    assert main(["list", str(ROOT / "tests" / "specs")]) == 2   # a folder's scripts would run too
+    assert "is a folder: name its spec files" in capsys.readouterr().err

@@ -822,3 +822,57 @@ def test_a_stalled_line_search_is_warned_about():
         _warn_if_stalled(run("kfac", stalled, last_loss=1e-12))   # converged to round-off
         _warn_if_stalled(run("adam", stalled))                    # no line search
         _warn_if_stalled(run("kfac", stalled[:4]))                # too short to judge
+
+
+def test_a_spec_parameter_given_as_a_setting_is_named_as_such(capsys):
+    spec = str(ROOT / "specs" / "heat1d.py")
+    assert main(["train", spec, "--set", "kappa=0.3", "--steps", "1"]) == 2
+    assert "kappa is a parameter of " in capsys.readouterr().err
+    assert main(["compare", spec, "--optimizers", "adam,sgd", "--set", "kappa=0.3", "--steps", "1"]) == 2
+    assert "not a training setting: set it in the spec (parameters={kappa: ...})" in capsys.readouterr().err
+    assert main(["train", spec, "--set", "kapa=0.3", "--steps", "1"]) == 2   # a typo keeps its suggestion
+    assert "unknown setting 'kapa'" in capsys.readouterr().err
+
+
+def test_relative_error_is_undefined_when_the_exact_solution_is_zero(tmp_path, capsys):
+    from pdec.train.cli_commands import _print_result
+
+    x, y = sp.symbols("x y")
+    u = sp.Function("u")(x, y)
+    problem = pdec.Problem(name="zero", domain=pdec.Box({x: (0, 1), y: (0, 1)}), unknowns=[u],
+                           interior=u.diff(x, 2) + u.diff(y, 2),
+                           conditions={"wall": pdec.Condition(u, on=pdec.Boundary())}, exact={u: 0})
+    run = pdec.train(pdec.compile(problem, hidden=(4,), write=False), "adam", steps=2, seed=0, run_root=tmp_path,
+                     **SMALL)
+    assert math.isnan(run.final["rel_l2"]) and run.final["abs_rms"] > 0   # not inf
+    _print_result(run)
+    assert "relative L2 undefined (the exact solution is 0 on the evaluation points); absolute RMS" in \
+        capsys.readouterr().out
+
+
+def test_plot_draws_a_problem_of_one_variable_and_tells_reruns_apart(tmp_path, capsys, monkeypatch):
+    from pdec.train.plots import plot_curves
+
+    x = sp.Symbol("x")
+    u = sp.Function("u")(x)
+    problem = pdec.Problem(name="ode", domain=pdec.Box({x: (0, 1)}), unknowns=[u],
+                           interior=u.diff(x, 2) + sp.pi**2 * sp.sin(sp.pi * x),
+                           conditions={"ends": pdec.Condition(u, on=pdec.Boundary())},
+                           exact={u: sp.sin(sp.pi * x)})
+    compiled = pdec.compile(problem, hidden=(4,), write=False)
+    runs = [pdec.train(compiled, "adam", steps=2, seed=0, run_root=tmp_path, **SMALL).run_dir for _ in range(2)]
+    assert main(["plot", str(runs[0])]) == 0
+    assert f"wrote {runs[0] / 'solution.png'}" in capsys.readouterr().out
+    assert (runs[0] / "solution.png").stat().st_size > 0
+    # two runs alike in optimizer, D and seed: the legend adds their run ids
+    import matplotlib.axes
+
+    seen, original = {}, matplotlib.axes.Axes.legend
+
+    def legend(self, *args, **kwargs):
+        seen.setdefault("labels", self.get_legend_handles_labels()[1])
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(matplotlib.axes.Axes, "legend", legend)
+    plot_curves(runs, tmp_path / "curves.png")
+    assert seen["labels"] == [f"adam (D=13, seed 0) {r.name}" for r in runs]

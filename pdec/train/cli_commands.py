@@ -101,6 +101,29 @@ def _compile_for(spec: Path, cfg, device=None, write="own", out_dir: Path = Path
                            write=write, out_dir=out_dir)
 
 
+def _resolve_for_spec(spec, overrides: dict, config, sets):
+    """``resolve_config`` of the command line's settings; a ``--set`` key that is one of the spec's
+    parameters gets an error that says so (settings are the run's, parameters the spec's)."""
+    from .config import resolve_config
+
+    try:
+        return resolve_config(overrides, config, sets)
+    except PdecError:
+        keys = [item.split("=", 1)[0].strip() for item in sets or []]
+        try:
+            from .. import load_spec
+
+            names = {str(k) for k in load_spec(spec).parameters}
+        except Exception:   # the spec's own errors come after the settings' error
+            names = set()
+        hit = next((k for k in keys if k in names), None)
+        if hit is None:
+            raise
+        raise PdecError(f"{hit} is a parameter of {spec}, not a training setting: set it in the spec "
+                        f"(parameters={{{hit}: ...}}), or from Python, "
+                        f"dataclasses.replace(pdec.load_spec(...), parameters={{...}}, name=...)") from None
+
+
 def _module_note(compiled, out_dir: Path = Path("generated")) -> str:
     """Where the trained module's text is, for the line printed before training."""
     if compiled.source_path is not None:
@@ -142,7 +165,9 @@ def _print_result(run) -> None:
     f = run.final
     parts = [f"{run.status} after {run.steps} steps, {run.elapsed:.1f} s", f"loss {f.get('loss', float('nan')):.3e}"]
     if "rel_l2" in f:
-        parts += [f"relative L2 {f['rel_l2']:.3e}", f"absolute RMS {f['abs_rms']:.3e}"]
+        rel = (f"relative L2 {f['rel_l2']:.3e}" if f["rel_l2"] == f["rel_l2"] or f["abs_rms"] != f["abs_rms"]
+               else "relative L2 undefined (the exact solution is 0 on the evaluation points)")
+        parts += [rel, f"absolute RMS {f['abs_rms']:.3e}"]
     print("; ".join(parts))
     if run.run_dir is not None:
         print(f"run directory: {run.run_dir}")
@@ -180,7 +205,7 @@ def _launch_ranks(args) -> int:
     else:
         if args.spec is None:
             raise PdecError("name a spec file (or --resume RUN_DIR)")
-        cfg, _ = resolve_config(_flag_overrides(args), args.config, args.set)
+        cfg, _ = _resolve_for_spec(args.spec, _flag_overrides(args), args.config, args.set)
         if cfg.device.startswith("cuda"):
             import torch
 
@@ -224,7 +249,7 @@ def _train_here(args) -> int:
         if args.spec is None:
             raise PdecError("name a spec file (or --resume RUN_DIR)")
         overrides = _flag_overrides(args)
-        cfg, _ = resolve_config(overrides, args.config, args.set)  # validate before compiling
+        cfg, _ = _resolve_for_spec(args.spec, overrides, args.config, args.set)  # validate before compiling
         from .. import load_spec
 
         load_spec(args.spec)  # a spec that fails stops here: no run directory is created
@@ -270,11 +295,7 @@ def cmd_plot(args) -> int:
     print(f"wrote {plot_curves(args.runs, out)}")
     for r in args.runs:
         model = load_run(r).model   # the module the run trained, whatever the spec says now
-        path = plot_solution(model, r / "solution.png")
-        if path:
-            print(f"wrote {path}")
-        else:
-            print(f"no solution picture for {r}: the problem has one variable (the curves show its errors)")
+        print(f"wrote {plot_solution(model, r / 'solution.png')}")
     return 0
 
 
@@ -307,7 +328,7 @@ def cmd_compare(args) -> int:
             overrides["device"] = args.device
         if args.torch_compile:
             overrides["torch_compile"] = True
-        cfg, _ = resolve_config(overrides, args.config, sets)
+        cfg, _ = _resolve_for_spec(args.spec, overrides, args.config, sets)
         plans.append((name, cfg, sets, overrides))
     rows, dirs = [], []
     for name, cfg, sets, overrides in plans:

@@ -38,11 +38,17 @@ def plot_curves(run_dirs: list[Path], out: Path, title: str | None = None) -> Pa
     if title:
         fig.suptitle(title)
     problems = {json.loads((r / "config.json").read_text()).get("problem") for r in run_dirs}
+    labels = []
     for run_dir in run_dirs:
-        rows = read_metrics(run_dir)
         label = _label(run_dir)
         if len(problems) > 1:   # runs of several problems: name each run's
             label = f"{json.loads((run_dir / 'config.json').read_text()).get('problem')}: {label}"
+        labels.append(label)
+    # runs alike in all the label says (a rerun) are told apart by their run ids
+    labels = [f"{label} {run_dir.name}" if labels.count(label) > 1 else label
+              for label, run_dir in zip(labels, run_dirs)]
+    for run_dir, label in zip(run_dirs, labels):
+        rows = read_metrics(run_dir)
         steps = [r["step"] for r in rows]
         times = [r["time"] for r in rows]
         for col, key in enumerate(["loss", "rel_l2"]):
@@ -61,16 +67,17 @@ def plot_curves(run_dirs: list[Path], out: Path, title: str | None = None) -> Pa
     return out
 
 
-def plot_solution(model, out: Path, resolution: int = 100) -> Path | None:
+def plot_solution(model, out: Path, resolution: int = 100) -> Path:
     """Learned solution, exact solution and |error| on the slice of the first two variables
     (other variables at their midpoint), like the paper's figure A6; one row per unknown. Without
-    an exact solution, the learned solution alone. None for a problem of one variable."""
+    an exact solution, the learned solution alone. A problem of one variable: line plots.
+    Returns the PNG's path."""
     exact = getattr(model, "exact_solution", None)
     names = list(model.variables)   # the generated module's own variables and box
-    if len(names) < 2:
-        return None
     dtype = next(model.parameters()).dtype
     device = next(model.parameters()).device
+    if len(names) == 1:
+        return _plot_line(model, exact, out, resolution, dtype, device)
     (a0, a1), (b0, b1) = (model.domain[v] for v in names[:2])
     mid = [sum(model.domain[v]) / 2 for v in names]
     s, t = torch.meshgrid(torch.linspace(a0, a1, resolution, dtype=dtype),
@@ -93,6 +100,35 @@ def plot_solution(model, out: Path, resolution: int = 100) -> Path | None:
                                shading="auto")
             fig.colorbar(im, ax=ax)
             ax.set(title=f"{unknown}: {title}", xlabel=names[0], ylabel=names[1])
+    if len(names) > 2:
+        fig.suptitle("slice " + ", ".join(f"{v} = {c:g}" for v, c in zip(names[2:], mid[2:])))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=120)
+    plt.close(fig)
+    return out
+
+
+def _plot_line(model, exact, out: Path, resolution: int, dtype, device) -> Path:
+    """A problem of one variable: the learned (and exact) solution, and |error|, against it."""
+    (name,) = model.variables
+    a, b = model.domain[name]
+    X = torch.linspace(a, b, 10 * resolution, dtype=dtype).reshape(-1, 1)
+    with torch.no_grad():
+        U = model(X.to(device)).cpu()
+        Ue = exact(X.to(device)).cpu() if exact is not None else None
+    panels = 2 if exact is not None else 1
+    fig, axes = plt.subplots(1, panels, figsize=(6 * panels, 4), constrained_layout=True, squeeze=False)
+    x = X[:, 0].numpy()
+    for k, unknown in enumerate(model.unknowns):
+        axes[0, 0].plot(x, U[:, k].numpy(), label=f"{unknown} learned")
+        if exact is not None:
+            axes[0, 0].plot(x, Ue[:, k].numpy(), "--", label=f"{unknown} exact")
+            axes[0, 1].semilogy(x, (U[:, k] - Ue[:, k]).abs().numpy(), label=str(unknown))
+    axes[0, 0].set(xlabel=name, title="solution")
+    axes[0, 0].legend(fontsize=8)
+    if exact is not None:
+        axes[0, 1].set(xlabel=name, title="|error|")
+        axes[0, 1].legend(fontsize=8)
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out, dpi=120)
     plt.close(fig)

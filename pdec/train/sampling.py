@@ -79,8 +79,10 @@ def sample_region(problem: Problem, region: Region, n: int, g: torch.Generator,
     condition's, for error messages."""
     if isinstance(region, Combined):
         if n < len(region.parts):
-            raise PdecError(f"{region.describe()}: {n} point(s) for {len(region.parts)} parts; "
-                            f"give at least one point per part (raise n_condition)")
+            which = f"condition {name!r} ({region.describe()})" if name else region.describe()
+            raise PdecError(f"{which} gets {n} point(s) for its {len(region.parts)} parts: give at least one "
+                            f"point per part (raise n_condition, the condition points per batch, which are "
+                            f"split evenly over the conditions)")
         return torch.cat([sample_region(problem, part, k, g, dtype, device, name)
                           for part, k in zip(region.parts, region.split(n))])
     if isinstance(region, Sampler):
