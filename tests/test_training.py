@@ -876,3 +876,21 @@ def test_plot_draws_a_problem_of_one_variable_and_tells_reruns_apart(tmp_path, c
     monkeypatch.setattr(matplotlib.axes.Axes, "legend", legend)
     plot_curves(runs, tmp_path / "curves.png")
     assert seen["labels"] == [f"adam (D=13, seed 0) {r.name}" for r in runs]
+
+
+def test_a_system_logs_each_unknowns_errors(tmp_path):
+    compiled = pdec.compile(pdec.load_spec(ROOT / "specs" / "kovasznay.py"), hidden=(5,), write=False)
+    g = torch.Generator().manual_seed(4)
+    X = torch.rand(300, 2, dtype=torch.float64, generator=g) * torch.tensor([1.5, 2.0]) + torch.tensor([-0.5, -0.5])
+    wall = torch.cat([torch.zeros(10, 1) - 0.5, torch.rand(10, 1, generator=g, dtype=torch.float64) * 2 - 0.5], 1)
+    points = {"interior": X[:40], "velocity": wall, "pressure": wall}
+    run = pdec.train(compiled, "adam", steps=3, seed=0, run_root=tmp_path, points=points, eval_points=X,
+                     progress=False, eval_every=1)
+    with torch.no_grad():
+        diff = run.model(X) - run.model.exact_solution(X)
+        ref = run.model.exact_solution(X)
+    final = pdec.load_run(run.run_dir).final   # from metrics.csv
+    for k, u in enumerate(("u", "v", "p")):
+        assert final[f"rel_l2_{u}"] == pytest.approx(float(diff[:, k].norm() / ref[:, k].norm()), rel=1e-12)
+        assert final[f"abs_rms_{u}"] == pytest.approx(float(diff[:, k].pow(2).mean().sqrt()), rel=1e-12)
+    assert final["rel_l2"] == pytest.approx(float(diff.norm() / ref.norm()), rel=1e-12)

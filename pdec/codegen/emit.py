@@ -210,7 +210,7 @@ def _seed_context(plan: TermPlan, variables, d: int) -> dict:
                 row[j] = repr(float(sp.N(v, 30)))
             if any(r != "0.0" for r in row):
                 lines.append((f"seed[{c.index - 1}] = torch.tensor([{', '.join(row)}], dtype=dtype, device=device)",
-                              f"L{c.channel} x = b: first-order coefficients of the channel"))
+                              f"L{c.channel} applied to the input map X ↦ X is b: the channel's first-order coefficients"))
         dep = [(j, v) for j, v in enumerate(op.b) if sp.sympify(v).free_symbols]
         if dep:
             names = {v: namer(v) for v in variables}
@@ -257,14 +257,37 @@ def _quad_code(plan: TermPlan, k: int, term: str, variables) -> tuple[str, list,
     K = q.matrix.shape[0]
     namer = Namer()
     names = {v: namer(v) for v in variables}
+    if all(q.matrix[a, b] == 0 for a in range(K) for b in range(K) if a != b):
+        return _diagonal_quad_code(q, k, K, names, namer, variables)
     entries = [(a, b) for a in range(K) for b in range(K) if q.matrix[a, b] != 0]
     assigns, results = _print_exprs([q.matrix[a, b] for a, b in entries], names, "q")
     read = set().union(*(sp.sympify(q.matrix[a, b]).free_symbols for a, b in entries))
     used = [(namer.names[v], f"X[..., {i}]") for i, v in enumerate(variables) if v in read]
-    lines = {"variables": used, "assigns": assigns, "entries": list(zip(entries, results)), "K": K}
+    lines = {"variables": used, "assigns": assigns, "entries": list(zip(entries, results)), "K": K, "diagonal": None}
     body = f"torch.einsum(\"...ah,...ab,...bh->...h\", dz, Q{k}, dz)"
     return f"+ s2 * {body}", lines, None, {"weight": sp.Integer(1), "body": body,
                                            "label": "Σ_ab Q_ab(x) ∂_a h ∂_b h"}
+
+
+def _diagonal_quad_code(q, k: int, K: int, names: dict, namer, variables) -> tuple[str, dict, None, dict]:
+    """An x-dependent diagonal Q(x): Σ_a Q_aa(x) (∂_a h)², without a per-sample K × K matrix.
+    Q = q(x)·I (the same coefficient on every direction) is one value per sample ``Q{k}`` (...);
+    otherwise ``Q{k}`` (..., K) holds the diagonal."""
+    diagonal = [sp.sympify(q.matrix[a, a]) for a in range(K)]
+    isotropic = all(sp.simplify(e - diagonal[0]) == 0 for e in diagonal[1:])
+    exprs = diagonal[:1] if isotropic else diagonal
+    assigns, results = _print_exprs(exprs, names, "q")
+    read = set().union(*(e.free_symbols for e in exprs))
+    used = [(namer.names[v], f"X[..., {i}]") for i, v in enumerate(variables) if v in read]
+    if isotropic:
+        code, body, label = results[0], f"Q{k}[..., None] * dz.pow(2).sum(-2)", "q(x) Σ_a (∂_a h)²"
+    else:   # a constant entry (one without x) is broadcast to the samples' shape
+        first = used[0][0] if used else "X[..., 0]"
+        columns = [r if e.free_symbols else f"torch.full_like({first}, {r})" for e, r in zip(exprs, results)]
+        code = f"torch.stack([{', '.join(columns)}], dim=-1)"
+        body, label = f"(Q{k}[..., :, None] * dz.pow(2)).sum(-2)", "Σ_a Q_aa(x) (∂_a h)²"
+    lines = {"variables": used, "assigns": assigns, "diagonal": code, "isotropic": isotropic, "K": K}
+    return f"+ s2 * {body}", lines, None, {"weight": sp.Integer(1), "body": body, "label": label}
 
 
 def _split_context(plan: TermPlan) -> dict:

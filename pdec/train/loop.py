@@ -78,8 +78,9 @@ class Run:
 
 
 def evaluate(model, sampler: PointSampler | GivenPoints) -> dict[str, float]:
-    """Relative L2 ‖u−u*‖/‖u*‖ and absolute RMS sqrt(mean (u−u*)²) on the held-out set (if u* known).
-    The relative error is NaN (undefined) where u* vanishes on every evaluation point."""
+    """Relative L2 ‖u−u*‖/‖u*‖ and absolute RMS sqrt(mean (u−u*)²) on the held-out set (if u* known),
+    over all outputs; for a system also per unknown (``rel_l2_<u>``, ``abs_rms_<u>``). A relative
+    error is NaN (undefined) where u* vanishes on every evaluation point."""
     exact = getattr(model, "exact_solution", None)
     if exact is None or sampler.eval_points is None:
         return {}
@@ -87,8 +88,23 @@ def evaluate(model, sampler: PointSampler | GivenPoints) -> dict[str, float]:
         X = sampler.eval_points
         ref = exact(X)
         diff = model(X) - ref
-        rel = float(diff.norm() / ref.norm()) if bool(ref.norm() > 0) else math.nan
-        return {"rel_l2": rel, "abs_rms": float(diff.pow(2).mean().sqrt())}
+        out = _errors(diff, ref)
+        if ref.shape[-1] > 1:
+            for k, name in enumerate(model.unknowns):
+                out.update({f"{key}_{name}": value for key, value in _errors(diff[:, k], ref[:, k]).items()})
+        return out
+
+
+def _errors(diff: torch.Tensor, ref: torch.Tensor) -> dict[str, float]:
+    rel = float(diff.norm() / ref.norm()) if bool(ref.norm() > 0) else math.nan
+    return {"rel_l2": rel, "abs_rms": float(diff.pow(2).mean().sqrt())}
+
+
+def error_columns(model) -> list[str]:
+    """The error columns of metrics.csv: rel_l2, abs_rms, and per unknown for a system."""
+    per_unknown = [f"{key}_{u}" for key in ("rel_l2", "abs_rms") for u in model.unknowns] \
+        if len(model.unknowns) > 1 and getattr(model, "exact_solution", None) is not None else []
+    return ["rel_l2", "abs_rms", *per_unknown]
 
 
 class _StopSignals:
@@ -248,7 +264,7 @@ def train(compiled: Compiled, optimizer: str | None = None, *, config_file: str 
         run_dir = None  # only rank 0 writes
 
     terms = list(sampler.batch)
-    columns = ["step", "time", "loss"] + [f"loss_{t}" for t in terms] + ["rel_l2", "abs_rms", "lr", *opt.METRICS]
+    columns = ["step", "time", "loss"] + [f"loss_{t}" for t in terms] + [*error_columns(model), "lr", *opt.METRICS]
     settings_record = {**asdict(cfg), **hyper}
     if run_dir is not None and checkpoint is None:
         write_json(run_dir / "config.json", _run_record(compiled, settings_record, hyper, n_params, dtype, device,
