@@ -74,9 +74,17 @@ class GeneratedPINN(nn.Module):
     condition_names: tuple[str, ...] = ()
     n_in: int = 0
     n_out: int = 0
+    #: the unknowns ``exact_solution`` gives, in output order (None: all of them, or no exact solution)
+    exact_unknowns: tuple[str, ...] | None = None
     #: whether this instance's loss and line-search trial pass run through torch.compile
     #: (set per run by :func:`pdec.torch_compile.use_torch_compile`)
     torch_compiled: bool = False
+
+    def exact_columns(self) -> list[int]:
+        """Output columns that ``exact_solution`` gives, in its column order (all unknowns unless
+        the spec gave an exact solution for some of them only)."""
+        names = self.exact_unknowns if self.exact_unknowns is not None else self.unknowns
+        return [list(self.unknowns).index(u) for u in names]
 
     def __init__(self, hidden: Sequence[int], dtype: torch.dtype = torch.float64,
                  device: torch.device | str | None = None):

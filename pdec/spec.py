@@ -223,7 +223,8 @@ class Problem:
             multiplies its term's (default 1).
         conditions: name -> :class:`Condition` (or a ``(residual, region)`` tuple).
         parameters: symbol -> number, substituted exactly before analysis.
-        exact: optional exact solution, unknown -> expression of the variables.
+        exact: optional exact solution, unknown -> expression of the variables; it may give some
+            unknowns only (errors are then measured on those).
         description: free text shown by ``pdec inspect`` and ``pdec list``.
         source: path of the spec file (set by :func:`pdec.load_spec`); used in error messages.
     """
@@ -438,9 +439,6 @@ class Problem:
                     fail(f"exact solution given for {u}, which is not a declared unknown", term=str(u))
                 self._check_expr(self._substitute(sp.sympify(e)), f"exact[{u}]", src,
                                  allow_unknowns=False)
-            missing = unknown_set - set(self.exact)
-            if missing:
-                fail(f"exact solution missing for {', '.join(map(str, missing))}")
         for message in self.doubts():   # one place, so each prints once however often validate runs
             warnings.warn(f"{src}: {message}", PdecWarning, stacklevel=1)
         return self

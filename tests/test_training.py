@@ -894,3 +894,40 @@ def test_a_system_logs_each_unknowns_errors(tmp_path):
         assert final[f"rel_l2_{u}"] == pytest.approx(float(diff[:, k].norm() / ref[:, k].norm()), rel=1e-12)
         assert final[f"abs_rms_{u}"] == pytest.approx(float(diff[:, k].pow(2).mean().sqrt()), rel=1e-12)
     assert final["rel_l2"] == pytest.approx(float(diff.norm() / ref.norm()), rel=1e-12)
+
+
+def _split_biharmonic(exact_v: bool) -> pdec.Problem:
+    """−Δu = v, −Δv = f on [0,1]² (u = sin πx sin πy), with an exact solution for u (and v)."""
+    x, y = sp.symbols("x y")
+    u, v = sp.Function("u")(x, y), sp.Function("v")(x, y)
+    ue = sp.sin(sp.pi * x) * sp.sin(sp.pi * y)
+    lap = lambda w: w.diff(x, 2) + w.diff(y, 2)   # noqa: E731
+    return pdec.Problem(name="split", domain=pdec.Box({x: (0, 1), y: (0, 1)}), unknowns=[u, v],
+                        interior=[-lap(u) - v, -lap(v) - 4 * sp.pi**4 * ue],
+                        conditions={"wall": pdec.Condition([u, v], on=pdec.Boundary())},
+                        exact={u: ue, **({v: 2 * sp.pi**2 * ue} if exact_v else {})})
+
+
+def test_an_exact_solution_of_some_unknowns_measures_those(tmp_path, capsys):
+    from pdec.train.cli_commands import _print_result
+
+    report = pdec.check_problem(_split_biharmonic(exact_v=False))
+    assert report.passed and [r.method for r in report.results] == ["skipped", "skipped", "symbolic", "skipped"]
+    assert str(report).splitlines()[0] == ("SKIP interior[0]: not checked, it involves v(x, y), which has no "
+                                          "exact solution")
+    partial = pdec.compile(_split_biharmonic(exact_v=False), hidden=(5,), write=False, seed=0)
+    full = pdec.compile(_split_biharmonic(exact_v=True), hidden=(5,), write=False, seed=0)
+    assert partial.model.exact_unknowns == ("u",) and full.model.exact_unknowns is None
+    X = torch.rand(200, 2, dtype=torch.float64, generator=torch.Generator().manual_seed(2))
+    torch.testing.assert_close(partial.model.exact_solution(X), full.model.exact_solution(X)[:, :1])
+    points = {"interior": X[:50], "wall": X[:20].round()}
+    run = pdec.train(partial, "adam", steps=2, seed=0, run_root=tmp_path, points=points, eval_points=X,
+                     progress=False, eval_every=1)
+    with torch.no_grad():
+        diff = run.model(X)[:, 0] - full.model.exact_solution(X)[:, 0]
+    assert run.final["rel_l2"] == pytest.approx(float(diff.norm() / full.model.exact_solution(X)[:, 0].norm()),
+                                                rel=1e-12)
+    assert "rel_l2_u" not in run.final   # one unknown measured: its error is the run's
+    _print_result(run)
+    assert " of u; absolute RMS" in capsys.readouterr().out
+    assert main(["plot", str(run.run_dir)]) == 0 and (run.run_dir / "solution.png").stat().st_size > 0

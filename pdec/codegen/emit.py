@@ -585,7 +585,8 @@ def build_context(plan: Plan, options: Options, version: str, source_hash: str) 
         namer = Namer()
         names = {v: namer(v) for v in variables}
         sol = problem.exact_solution
-        exprs = [sol[u] for u in problem.unknowns]
+        given = [u for u in problem.unknowns if u in sol]   # all, or the ones the spec gives
+        exprs = [sol[u] for u in given]
         assigns, results = _print_exprs(exprs, names, "c")
         results = [r if sp.sympify(e).free_symbols else f"torch.full_like(X[..., 0], {r})"
                    for e, r in zip(exprs, results)]
@@ -593,7 +594,10 @@ def build_context(plan: Plan, options: Options, version: str, source_hash: str) 
         exact = {"variables": [(names[v], f"X[..., {i}]") for i, v in enumerate(variables) if v in used],
                  "assigns": assigns, "results": results,
                  "exprs": [f"{u.func}({name_list([str(v) for v in u.args])}) = {math_text(e)}"
-                           for u, e in zip(problem.unknowns, exprs)]}
+                           for u, e in zip(given, exprs)],
+                 "M": len(given),
+                 "unknowns": (_wrappable_repr(tuple(str(u.func) for u in given))
+                              if len(given) < len(problem.unknowns) else None)}
     spec_path = spec_display_path(problem.source, problem.name)
     regen = shlex.join(options.compile_args(spec_path))
     py = {

@@ -167,9 +167,12 @@ def _print_result(run) -> None:
     if "rel_l2" in f:
         rel = (f"relative L2 {f['rel_l2']:.3e}" if f["rel_l2"] == f["rel_l2"] or f["abs_rms"] != f["abs_rms"]
                else "relative L2 undefined (the exact solution is 0 on the evaluation points)")
-        per = [u for u in run.model.unknowns if f"rel_l2_{u}" in f] if run.model is not None else []
+        model = run.model
+        per = [u for u in model.unknowns if f"rel_l2_{u}" in f] if model is not None else []
         if per:   # a system: each unknown's own relative error
             rel += " (" + ", ".join(f"{u} {f[f'rel_l2_{u}']:.2e}" for u in per) + ")"
+        if model is not None and len(model.exact_columns()) < len(model.unknowns):
+            rel += f" of {', '.join(model.unknowns[c] for c in model.exact_columns())}"
         parts += [rel, f"absolute RMS {f['abs_rms']:.3e}"]
     print("; ".join(parts))
     if run.run_dir is not None:

@@ -88,13 +88,19 @@ def plot_solution(model, out: Path, resolution: int = 100) -> Path:
     with torch.no_grad():
         U = model(X).cpu()                          # (R², m): one row of panels per unknown
         Ue = exact(X).cpu() if exact is not None else None
-    m, panels = U.shape[1], 3 if exact is not None else 1
+    given = {c: j for j, c in enumerate(model.exact_columns())} if exact is not None else {}
+    m, panels = U.shape[1], 3 if given else 1
     fig, axes = plt.subplots(m, panels, figsize=(14 if panels == 3 else 5.5, 4 * m), constrained_layout=True,
                              squeeze=False)
     for k, unknown in enumerate(model.unknowns):
         u = U[:, k]
-        shown = ([u, Ue[:, k], (u - Ue[:, k]).abs()], ["learned", "exact", "|error|"]) if exact is not None \
-            else ([u], ["learned (no exact solution in the spec)"])
+        if k in given:
+            ue = Ue[:, given[k]]
+            shown = ([u, ue, (u - ue).abs()], ["learned", "exact", "|error|"])
+        else:
+            shown = ([u], ["learned (no exact solution in the spec)"])
+            for ax in axes[k][1:]:
+                ax.set_axis_off()
         for ax, data, title in zip(axes[k], *shown):
             im = ax.pcolormesh(s.numpy(), t.numpy(), data.reshape(resolution, resolution).numpy(),
                                shading="auto")
@@ -116,17 +122,18 @@ def _plot_line(model, exact, out: Path, resolution: int, dtype, device) -> Path:
     with torch.no_grad():
         U = model(X.to(device)).cpu()
         Ue = exact(X.to(device)).cpu() if exact is not None else None
-    panels = 2 if exact is not None else 1
+    given = {c: j for j, c in enumerate(model.exact_columns())} if exact is not None else {}
+    panels = 2 if given else 1
     fig, axes = plt.subplots(1, panels, figsize=(6 * panels, 4), constrained_layout=True, squeeze=False)
     x = X[:, 0].numpy()
     for k, unknown in enumerate(model.unknowns):
         axes[0, 0].plot(x, U[:, k].numpy(), label=f"{unknown} learned")
-        if exact is not None:
-            axes[0, 0].plot(x, Ue[:, k].numpy(), "--", label=f"{unknown} exact")
-            axes[0, 1].semilogy(x, (U[:, k] - Ue[:, k]).abs().numpy(), label=str(unknown))
+        if k in given:
+            axes[0, 0].plot(x, Ue[:, given[k]].numpy(), "--", label=f"{unknown} exact")
+            axes[0, 1].semilogy(x, (U[:, k] - Ue[:, given[k]]).abs().numpy(), label=str(unknown))
     axes[0, 0].set(xlabel=name, title="solution")
     axes[0, 0].legend(fontsize=8)
-    if exact is not None:
+    if given:
         axes[0, 1].set(xlabel=name, title="|error|")
         axes[0, 1].legend(fontsize=8)
     out.parent.mkdir(parents=True, exist_ok=True)
