@@ -9,10 +9,12 @@ from .plan import Plan, TermPlan
 from .text import math_text
 
 
-def describe_term(plan: TermPlan, variables, unknown_names, weight: float = 1.0) -> str:
-    """Multi-line description of one term's plan (``weight``: the term's, shown when ≠ 1)."""
+def describe_term(plan: TermPlan, variables, unknown_names, weight: float = 1.0, region: str = "") -> str:
+    """Multi-line description of one term's plan (``weight``: the term's, shown when ≠ 1;
+    ``region``: where its points lie, e.g. "whole boundary")."""
     shown = f", weight {weight:g}" if weight != 1 else ""
-    lines = [f"term {plan.term!r}: mode {plan.mode}, S = {plan.S}, M = {plan.M}{shown}",
+    where = f" on the {region}" if region else ""
+    lines = [f"term {plan.term!r}{where}: mode {plan.mode}, S = {plan.S}, M = {plan.M}{shown}",
              f"  why: {plan.reason}"]
     needed = {}
     for a in plan.needed:
@@ -45,5 +47,6 @@ def describe_plan(plan: Plan) -> str:
     head = [f"problem {a.problem.name!r}: variables ({', '.join(map(str, a.variables))}), "
             f"unknowns ({', '.join(a.unknown_names)})"]
     weights = a.problem.weights
-    return "\n".join(head + [describe_term(t, a.variables, a.unknown_names, weights[name])
+    regions = {name: c.on.describe() for name, c in a.problem.condition_items.items()}
+    return "\n".join(head + [describe_term(t, a.variables, a.unknown_names, weights[name], regions.get(name, ""))
                              for name, t in plan.terms.items()])

@@ -56,7 +56,7 @@ def test_the_weight_scales_the_residual_the_loss_and_the_curvature():
 def test_a_weighted_condition_trains_checks_and_shows_its_weight(tmp_path):
     weighted = pdec.compile(_problem(W), hidden=(6,), write=False)
     assert "weight 6.25" in weighted.source and "return 2.5 * torch.stack(" in weighted.source
-    assert "term 'wall': mode value, S = 1, M = 1, weight 6.25" in weighted.plan.describe()
+    assert "term 'wall' on the whole boundary: mode value, S = 1, M = 1, weight 6.25" in weighted.plan.describe()
     assert pdec.check_problem(_problem(W)).passed   # the unscaled residual vanishes at the solution
     run = pdec.train(weighted, "kfac", steps=40, seed=0, run_root=tmp_path, n_interior=60, n_condition=40,
                      n_eval=200, eval_every=10, progress=False)
