@@ -12,7 +12,7 @@ import pytest
 import sympy as sp
 
 import pdec
-from pdec import Boundary, Box, Condition, Face, Problem
+from pdec import Boundary, Box, Condition, Face, Initial, Problem, SpatialBoundary
 from reference import randomize_weights, random_points, residual_errors
 
 x, y, t = sp.symbols("x y t")
@@ -20,9 +20,11 @@ x, y, t = sp.symbols("x y t")
 
 def _problem(interior, variables=(x, y), unknowns=None, conditions=None, **kw) -> Problem:
     unknowns = unknowns or [sp.Function("u")(*variables)]
-    return Problem(name="named", domain=Box({v: (0, 1) for v in variables}, time=kw.pop("time", None)),
+    time = kw.pop("time", None)
+    region = Initial() | SpatialBoundary() if time is not None else Boundary()
+    return Problem(name="named", domain=Box({v: (0, 1) for v in variables}, time=time),
                    unknowns=unknowns, interior=interior,
-                   conditions=conditions or {"b": Condition(unknowns[0], on=Boundary())}, **kw)
+                   conditions=conditions or {"b": Condition(unknowns[0], on=region)}, **kw)
 
 
 def _assert_matches_reference(problem: Problem, modes=("auto", "taylor")) -> None:
