@@ -20,6 +20,7 @@ derivative of its exact expression) and the result is
 
 from __future__ import annotations
 
+import numbers
 from dataclasses import dataclass, field
 
 import sympy as sp
@@ -155,12 +156,12 @@ def _faces(problem: Problem, region: Region) -> list[tuple[sp.Symbol, sp.Expr]] 
 
 def _points(problem: Problem, region: Region | None, n: int, seed: int,
             digits: int) -> list[dict[sp.Symbol, sp.Expr]]:
-    """``n`` random points of a region as substitution dicts (face coordinates kept exact)."""
+    """``n`` random points of a region (of each part of a combined one) as substitution dicts (face
+    coordinates kept exact)."""
     variables = problem.domain.variables
     gen = torch.Generator().manual_seed(seed)
-    if isinstance(region, Combined):
-        return [pt for i, (part, k) in enumerate(zip(region.parts, region.split(n)))
-                for pt in _points(problem, part, k, seed + i, digits)]
+    if isinstance(region, Combined):   # n points on every part, so each part is checked
+        return [pt for i, part in enumerate(region.parts) for pt in _points(problem, part, n, seed + i, digits)]
     if isinstance(region, Sampler):
         X = sampler_points(problem, region, n, torch.Generator().manual_seed(seed))
         return [{v: sp.Float(float(val), digits) for v, val in zip(variables, row.tolist())}
@@ -274,7 +275,7 @@ def check_problem(problem: Problem, n_points: int = 5, seed: int = 0,
 
     Args:
         problem: the problem; it must have an exact solution.
-        n_points: random points per term for the numeric fallback.
+        n_points: random points per term (per part of a combined region) for the numeric fallback.
         seed: seed of the random points (and of a :class:`~pdec.spec.Sampler`'s generator).
         digits: working precision (significant digits) of the numeric evaluation.
 
@@ -284,7 +285,7 @@ def check_problem(problem: Problem, n_points: int = 5, seed: int = 0,
     Raises:
         PdecError: the problem has no exact solution to check.
     """
-    if isinstance(n_points, bool) or not isinstance(n_points, int) or n_points < 1:
+    if isinstance(n_points, bool) or not isinstance(n_points, numbers.Integral) or n_points < 1:
         raise PdecError(f"the check needs at least one point per term, got n_points = {n_points!r} "
                         "(pdec check --points N, N ≥ 1)")
     exact = problem.exact_solution

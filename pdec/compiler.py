@@ -94,9 +94,24 @@ def _header(source: str) -> tuple[str, str]:
 def is_generated_module(path: Path) -> bool:
     """Whether the file at ``path`` carries a pdec module's header (False when there is none)."""
     try:
-        return bool(_header(Path(path).read_text(encoding="utf-8", errors="replace"))[0])
+        return bool(_header(_read(path))[0])
     except OSError:
         return False
+
+
+def _read(path: Path) -> str:
+    """A file's text; bytes that are not UTF-8 (a file pdec did not write) read as replacements."""
+    return Path(path).read_text(encoding="utf-8", errors="replace")
+
+
+def _header_spec_files(header_path: str, module: Path) -> list[Path]:
+    """Where the spec a module's header names may be: the header holds it relative to the folder
+    pdec ran in (or absolute), which may be this one or one above the module (usually its
+    folder's parent, the project root)."""
+    p = Path(header_path)
+    if p.is_absolute():
+        return [p]
+    return [Path.cwd() / p, *(folder / p for folder in module.resolve().parent.parents)]
 
 
 def owns_module(path: Path, source: str) -> bool:
@@ -105,7 +120,13 @@ def owns_module(path: Path, source: str) -> bool:
     templates or pdec's version differ, and the file is out of date)."""
     if not path.is_file():
         return True
-    return _header(path.read_text()) == _header(source)
+    (theirs, their_options), (ours, our_options) = _header(_read(path)), _header(source)
+    if not theirs or their_options != our_options:
+        return False
+    if theirs == ours:
+        return True
+    spec = (Path.cwd() / ours).resolve()   # the same file named from another folder
+    return any(f.is_file() and f.resolve() == spec for f in _header_spec_files(theirs, path))
 
 
 def _widths(hidden) -> tuple[int, ...]:
@@ -194,22 +215,26 @@ def compile(problem: Problem | str | Path, hidden: Sequence[int] = (64,), activa
     if write == "own":
         write = owns_module(path, source)
     elif write and path.is_file():
-        theirs, ours = _header(path.read_text())[0], _header(source)[0]
-        if not is_generated_module(path):   # a spec, or any file pdec did not write: never overwrite it
+        theirs, ours = _header(_read(path))[0], _header(source)[0]
+        if not theirs:   # a spec, or any file pdec did not write: never overwrite it
             what = ("the spec file itself" if problem.source and path.resolve() == Path(problem.source).resolve()
                     else "not a module pdec generated")
             raise PdecError(f"{path} is {what}; pdec will not overwrite it with the generated module "
                             f"{problem.name}.py: compile into another directory (--out DIR)")
-        if theirs and theirs != ours:   # two specs of the same name
-            if Path(theirs).is_file():   # both exist: the other one's module stays
-                raise PdecError(f"{path} holds the module of {theirs}, another spec whose problem is also named "
+        mine = Path(problem.source).resolve() if problem.source else None
+        where = [f for f in _header_spec_files(theirs, path) if f.is_file()]
+        if theirs != ours and not any(f.resolve() == mine for f in where):   # two specs of the same name
+            if where:   # both exist: the other one's module stays
+                shown = theirs if Path(theirs).is_file() else where[0]
+                raise PdecError(f"{path} holds the module of {shown}, another spec whose problem is also named "
                                 f"{problem.name!r}; give this problem another name, or compile it into another "
                                 f"directory (--out DIR)")
-            warnings.warn(f"{path} was generated from {theirs}, which is gone; it now holds the module of {ours} "
+            warnings.warn(f"{path} was generated from {theirs}, which pdec cannot find (moved or deleted?); it now "
+                          f"holds the module of {ours} "
                           f"(both problems are named {problem.name!r})", PdecWarning, stacklevel=2)
     if write:
         path.parent.mkdir(parents=True, exist_ok=True)
-        if not path.is_file() or path.read_text() != source:
+        if not path.is_file() or _read(path) != source:
             tmp = path.with_suffix(f".py.{os.getpid()}.tmp")  # ranks of one job may write at once
             tmp.write_text(source)
             tmp.replace(path)

@@ -446,7 +446,7 @@ class Problem:
     def doubts(self) -> list[str]:
         """What in a valid problem is likely not what its author meant (``validate`` warns each):
         no condition, fewer interior residuals than unknowns, ``Boundary()`` on a domain with time
-        (it holds the final time's face too), a combined region that holds a part twice, a
+        (it holds the final time's face too), a combined region that holds a face twice, a
         parameter that appears nowhere."""
         out = []
         if not self.conditions:
@@ -460,24 +460,43 @@ class Problem:
             parts = c.on.parts if isinstance(c.on, Combined) else (c.on,)
             if time is not None and any(isinstance(p, Boundary) for p in parts):
                 lo, hi = self.domain.interval(time)
+                usual = "on=Initial() | SpatialBoundary()" if self.domain.spatial else "on=Initial()"
                 out.append(f"condition {name!r} is on Boundary(), every face of the box, so also on the final "
-                           f"time {time} = {hi:g}; an initial-boundary value problem has "
-                           f"on=Initial() | SpatialBoundary()")
-            if len(parts) > 1:
-                whole = [p for p in parts if isinstance(p, (Boundary, SpatialBoundary))]
-                inside = [p for p in parts if p not in whole and not isinstance(p, Sampler)
-                          and (any(isinstance(w, Boundary) for w in whole)
-                               or (isinstance(p, Face) and p.var != time and whole))]
-                repeated = [p for i, p in enumerate(parts) if p in parts[:i]]
-                if inside or repeated:
-                    twice = (inside or repeated)[0]
-                    out.append(f"condition {name!r} holds {twice!r} twice ({c.on!r}: a part lies in another), "
-                               f"so its points weigh double there")
+                           f"time {time} = {hi:g}; an initial value problem has {usual} (if the final time is "
+                           f"meant, name the faces: ... | Face({time}, 'max'))")
+            twice = self._face_held_twice(parts)
+            if twice:
+                (var, side), first, second = twice
+                out.append(f"condition {name!r} holds the face {var} = {side} twice, in {first!r} and in "
+                           f"{second!r}, so its points weigh double there")
         used = set().union(*(sp.sympify(e).free_symbols for e in self._raw_expressions()))
         unused = [str(k) for k in self.parameters if k not in used]
         if unused:
             out.append(f"parameter(s) {', '.join(unused)} appear in no residual, condition or exact solution")
         return out
+
+    def _region_faces(self, region: Region) -> list[tuple]:
+        """The box faces ``(variable, "min" | "max")`` a region covers ([] for a Sampler)."""
+        faces = [(v, side) for v in self.variables for side in ("min", "max")]
+        if isinstance(region, Boundary):
+            return faces
+        if isinstance(region, SpatialBoundary):
+            return [f for f in faces if f[0] != self.domain.time]
+        if isinstance(region, Initial):
+            return [(self.domain.time, "min")]
+        if isinstance(region, Face):
+            return [(region.var, region.side)]
+        return []
+
+    def _face_held_twice(self, parts) -> tuple | None:
+        """The first box face two parts of a combined region both cover, with the two parts."""
+        seen: dict[tuple, Region] = {}
+        for part in parts:
+            for face in self._region_faces(part):
+                if face in seen:
+                    return face, seen[face], part
+                seen[face] = part
+        return None
 
     def _raw_expressions(self) -> list:
         """Every residual and exact-solution expression as written (parameters not substituted)."""
@@ -495,7 +514,9 @@ class Problem:
         if isinstance(region, type) and issubclass(region, Region):
             raise SpecError(f"on={region.__name__} is the class; write on={region.__name__}()", spec=src, term=term)
         if not isinstance(region, Region):
-            hint = (": the residual comes first, Condition(residual, on=region)"
+            hint = (": combine regions with |, such as on=Initial() | SpatialBoundary()"
+                    if isinstance(region, (list, tuple)) and region and all(isinstance(r, Region) for r in region)
+                    else ": the residual comes first, Condition(residual, on=region)"
                     if isinstance(region, (sp.Basic, list, tuple)) else
                     " (Boundary(), SpatialBoundary(), Initial(), Face(x, 'min'), Sampler(fn))")
             raise SpecError(f"region {region!r} is not a pdec region{hint}", spec=src, term=term)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import sys
+import warnings
 
 import pytest
 import sympy as sp
@@ -122,9 +123,22 @@ def test_compile_keeps_the_module_of_another_spec_of_the_same_name(tmp_path, mon
                                              r"spec whose problem is also named 'poisson2d'"):
         pdec.compile(str(mine), hidden=(4,))
     assert (tmp_path / "generated" / "poisson2d.py").read_text() == module
+    # from another folder: the same spec is the same (no warning), the other one still refused
+    monkeypatch.chdir(tmp_path / "other")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        pdec.compile(str(theirs), hidden=(4,), out_dir="../generated")
+    with pytest.raises(pdec.PdecError, match=r"holds the module of \S+/a/poisson2d.py, another spec"):
+        pdec.compile(str(mine), hidden=(4,), out_dir="../generated")
+    monkeypatch.chdir(tmp_path)
     theirs.unlink()   # a spec that moved or was deleted: its module is replaced, with a warning
-    with pytest.warns(pdec.PdecWarning, match=r"generated/poisson2d.py was generated from a/poisson2d.py, which "
-                                               r"is gone; it now holds the module of other/specs/poisson2d.py"):
+    with pytest.warns(pdec.PdecWarning, match=r"generated/poisson2d.py was generated from \S*/?a/poisson2d.py, which "
+                                               r"pdec cannot find \(moved or deleted\?\); it now holds the module of "
+                                               r"other/specs/poisson2d.py"):
+        pdec.compile(str(mine), hidden=(4,))
+    # a file that is not UTF-8 text where the module would go: refused, not a traceback
+    (tmp_path / "generated" / "poisson2d.py").write_bytes(b"# caf\xe9 notes\n")
+    with pytest.raises(pdec.PdecError, match="is not a module pdec generated"):
         pdec.compile(str(mine), hidden=(4,))
 
 

@@ -169,8 +169,9 @@ def _print_result(run) -> None:
                else "relative L2 undefined (the exact solution is 0 on the evaluation points)")
         model = run.model
         per = [u for u in model.unknowns if f"rel_l2_{u}" in f] if model is not None else []
-        if per:   # a system: each unknown's own relative error
-            rel += " (" + ", ".join(f"{u} {f[f'rel_l2_{u}']:.2e}" for u in per) + ")"
+        if per:   # a system: each unknown's own relative error (undefined where its u* is 0)
+            rel += " (" + ", ".join(f"{u} {f[f'rel_l2_{u}']:.2e}" if f[f"rel_l2_{u}"] == f[f"rel_l2_{u}"]
+                                    else f"{u} undefined" for u in per) + ")"
         if model is not None and len(model.exact_columns()) < len(model.unknowns):
             rel += f" of {', '.join(model.unknowns[c] for c in model.exact_columns())}"
         parts += [rel, f"absolute RMS {f['abs_rms']:.3e}"]

@@ -466,8 +466,8 @@ def _open_resume(run_dir: Path, compiled: Compiled, points, optimizer: str | Non
     started = json.loads(record_file.read_text()).get("problem_fingerprint") if record_file.is_file() else None
     if started is not None and started != compiled.problem.fingerprint():
         raise PdecError(f"the spec's problem changed since the run in {run_dir} started (its residuals, "
-                        f"conditions, domain, parameters or exact solution): resuming would train "
-                        f"another PDE. Start a new run (--init-from {run_dir} starts it from this "
+                        f"conditions, weights, domain, parameters or exact solution): resuming would train "
+                        f"another problem. Start a new run (--init-from {run_dir} starts it from this "
                         f"run's weights)")
     given = checkpoint.get("points") == "given"
     if given != (points is not None):
