@@ -145,11 +145,14 @@ def _cmd_list(args) -> int:
 
 def _plain_warnings() -> None:
     """pdec's own warnings (:class:`~pdec.errors.PdecWarning`) print as one line, ``pdec: warning:
-    …``, not with the source line that raised them; other warnings keep Python's format."""
+    …``, not with the source line that raised them, and only on rank 0 of a data-parallel run;
+    other warnings keep Python's format."""
     import warnings
 
     from .errors import PdecWarning
 
+    if int(os.environ.get("RANK", "0") or 0) > 0:   # data parallel: rank 0 says it once for all ranks
+        warnings.filterwarnings("ignore", category=PdecWarning)
     default = warnings.showwarning
     if getattr(default, "pdec_plain", False):
         return

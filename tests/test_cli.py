@@ -39,3 +39,21 @@ def test_list_takes_spec_files(capsys):
     assert "error:" in out[1] and "nope.py" in out[1]
     assert main(["list", str(ROOT / "tests" / "specs")]) == 2   # a folder's scripts would run too
     assert "is a folder: name its spec files" in capsys.readouterr().err
+
+
+def test_only_rank_0_prints_pdec_warnings(monkeypatch):
+    import warnings
+
+    from pdec.cli import _plain_warnings
+
+    def ignored(category) -> bool:
+        return any(action == "ignore" and issubclass(category, cat) and msg is None
+                   for action, msg, cat, mod, line in warnings.filters)
+
+    with warnings.catch_warnings():
+        monkeypatch.setenv("RANK", "0")
+        _plain_warnings()
+        assert not ignored(pdec.PdecWarning)
+        monkeypatch.setenv("RANK", "1")
+        _plain_warnings()
+        assert ignored(pdec.PdecWarning) and not ignored(UserWarning)
