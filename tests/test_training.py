@@ -931,3 +931,13 @@ def test_an_exact_solution_of_some_unknowns_measures_those(tmp_path, capsys):
     _print_result(run)
     assert " of u; absolute RMS" in capsys.readouterr().out
     assert main(["plot", str(run.run_dir)]) == 0 and (run.run_dir / "solution.png").stat().st_size > 0
+
+
+def test_engd_in_float32_with_a_tiny_damping_warns(tmp_path):
+    compiled = pdec.compile(pdec.load_spec(ROOT / "specs" / "poisson2d.py"), hidden=(4,), write=False,
+                            dtype="float32")
+    with pytest.warns(pdec.PdecWarning, match=r"engd in float32 with damping 1e-10: .*raise the damping"):
+        pdec.train(compiled, "engd", steps=1, seed=0, run_root=tmp_path, **SMALL)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", pdec.PdecWarning)
+        pdec.train(compiled, "engd", steps=1, seed=0, run_root=tmp_path, damping=1e-4, **SMALL)

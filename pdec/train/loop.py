@@ -216,6 +216,10 @@ def train(compiled: Compiled, optimizer: str | None = None, *, config_file: str 
     exact_check = None   # recorded in config.json: "passed", "failed: <terms>" or why it could not run
     if checkpoint is None and main and problem.exact_solution:
         exact_check = _warn_if_exact_is_wrong(problem)
+    if main and dtype == torch.float32 and cfg.optimizer == "engd" and hyper["damping"] < 1e-6:
+        warnings.warn(f"{cfg.optimizer} in float32 with damping {hyper['damping']:g}: the Gramian's solve "
+                      f"keeps about 7 digits, so its steps stall early; train in float64 (the default) or "
+                      f"raise the damping (--set damping=1e-4)", PdecWarning, stacklevel=2)
     sampler = _make_sampler(problem, cfg, points, eval_points, dtype, device, comm, checkpoint)
     _check_same_points(comm, sampler)
     memory = estimate_memory(model, sampler.batch, cfg.optimizer, hyper)
