@@ -85,9 +85,13 @@ def _cmd_compile(args) -> int:
     if not specs:
         raise PdecError("name a spec file, or pass --all")
     for path in specs:
-        c = compile_problem(load_spec(path), hidden=args.hidden, activation=args.activation,
-                            mode=args.mode, out_dir=args.out)
-        print(f"{path} -> {c.source_path}  (mode {c.plan.mode}, S = {c.plan.S})")
+        problem = load_spec(path)
+        target = Path(args.out) / f"{problem.name}.py"
+        before = target.read_bytes() if target.is_file() else None
+        c = compile_problem(problem, hidden=args.hidden, activation=args.activation, mode=args.mode,
+                            out_dir=args.out)
+        state = "unchanged" if before is not None and c.source_path.read_bytes() == before else "written"
+        print(f"{path} -> {c.source_path} ({state}; mode {c.plan.mode}, S = {c.plan.S})")
     return 0
 
 

@@ -821,7 +821,11 @@ def test_a_stalled_line_search_is_warned_about():
         _warn_if_stalled(run("kfac", [2e-3, 1e-3, 6e-5, 2e-6, 5e-7, 1e-1]))   # a large step late on
         _warn_if_stalled(run("kfac", stalled, last_loss=1e-12))   # converged to round-off
         _warn_if_stalled(run("adam", stalled))                    # no line search
-        _warn_if_stalled(run("kfac", stalled[:4]))                # too short to judge
+        _warn_if_stalled(run("kfac", stalled[:4]))                # the stall had not begun
+        _warn_if_stalled(run("kfac", [1e-7, 1e-7]))               # one late row: too short to judge
+    # a short run (200 steps: rows 50–200) whose last two logged steps stalled
+    with pytest.warns(pdec.PdecWarning, match=r"^engd: training stalled.*steps 150–200"):
+        _warn_if_stalled(run("engd", [1e-2, 1e-3, 2e-7, 3e-7]))
 
 
 def test_a_spec_parameter_given_as_a_setting_is_named_as_such(capsys):
@@ -941,3 +945,18 @@ def test_engd_in_float32_with_a_tiny_damping_warns(tmp_path):
     with warnings.catch_warnings():
         warnings.simplefilter("error", pdec.PdecWarning)
         pdec.train(compiled, "engd", steps=1, seed=0, run_root=tmp_path, damping=1e-4, **SMALL)
+
+
+def test_threads_flag_sets_and_records_the_thread_count(tmp_path, capsys):
+    spec = str(ROOT / "specs" / "heat1d.py")
+    before = torch.get_num_threads()
+    try:
+        assert main(["train", spec, "--optimizer", "adam", "--steps", "1", "--threads", "1", "--no-progress",
+                     "--runs", str(tmp_path), "--set", "n_interior=20", "--set", "n_condition=8",
+                     "--set", "n_eval=20"]) == 0
+        run_dir = next((tmp_path / "heat1d").iterdir())
+        assert json.loads((run_dir / "config.json").read_text())["threads"] == 1 == torch.get_num_threads()
+    finally:
+        torch.set_num_threads(before)
+    assert main(["train", spec, "--threads", "0"]) == 2
+    assert "--threads 0: give at least 1 thread" in capsys.readouterr().err

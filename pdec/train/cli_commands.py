@@ -45,6 +45,8 @@ def add_training_commands(sub) -> None:
                    help="torch.compile the loss and the line search's trial pass (faster steps after a "
                         "compile of seconds to tens of seconds at the first steps; needs a C++ compiler on a "
                         "CPU); with --resume, switches it for the rest of the run")
+    p.add_argument("--threads", type=int, metavar="N",
+                   help="CPU threads of torch (default: torch's, one per core); on a shared or busy machine --threads 1 avoids threads waiting on each other, which can slow a small net tenfold. Results differ in the last digits between thread counts")
     p.add_argument("--nproc", type=int, default=1, metavar="N",
                    help="data parallel over N processes on this machine (torch.distributed: gloo on CPU, "
                         "NCCL on GPUs; the same as torchrun --nproc-per-node N -m pdec train ...)")
@@ -76,6 +78,8 @@ def add_training_commands(sub) -> None:
     p.add_argument("--torch-compile", action="store_true",
                    help="torch.compile the loss and the line search's trial pass, for every optimizer "
                         "(each run compiles within its own time budget)")
+    p.add_argument("--threads", type=int, metavar="N",
+                   help="CPU threads of torch (default: torch's, one per core); on a shared or busy machine --threads 1 avoids threads waiting on each other, which can slow a small net tenfold. Results differ in the last digits between thread counts")
     p.set_defaults(handler=cmd_compare)
 
 
@@ -180,8 +184,21 @@ def _print_result(run) -> None:
         print(f"run directory: {run.run_dir}")
 
 
+def _set_threads(n: int | None) -> None:
+    """--threads N: torch's CPU thread count for this process (config.json records it)."""
+    if n is None:
+        return
+    if n < 1:
+        raise PdecError(f"--threads {n}: give at least 1 thread")
+    import torch
+
+    torch.set_num_threads(n)
+
+
 def cmd_train(args) -> int:
     from ..parallel.comm import launched_by_torchrun
+
+    _set_threads(args.threads)
 
     if args.nproc < 1:
         raise PdecError(f"--nproc must be ≥ 1, got {args.nproc}")
@@ -310,6 +327,8 @@ def cmd_compare(args) -> int:
     from .config import resolve_config
     from .loop import TrainingDiverged, train
     from .plots import plot_curves
+
+    _set_threads(args.threads)
 
     from ..optim import get_optimizer
     from .config import TRAIN_KEYS

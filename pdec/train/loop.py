@@ -443,7 +443,7 @@ def _run_record(compiled: Compiled, settings_record: dict, hyper: dict, n_params
         "problem": problem.name, "problem_fingerprint": problem.fingerprint(),
         "settings": settings_record,
         "hyperparameters": hyper, "parameters_D": n_params, "dtype": str(dtype).replace("torch.", ""),
-        "device": str(device), "versions": _versions(), "command": sys.argv,
+        "device": str(device), "threads": torch.get_num_threads(), "versions": _versions(), "command": sys.argv,
         "plan": {t: {"mode": p.mode, "S": p.S} for t, p in compiled.plan.terms.items()},
         "widths": list(model.widths), "activation": model.activation_name,
         "ranks": comm.world_size, "memory_per_rank_bytes": memory.parts,
@@ -552,17 +552,17 @@ def _stall_advice(optimizer: str, hyper: dict) -> str:
 
 def _warn_if_stalled(run: Run) -> None:
     """Warn when the line search took steps of at most 2⁻¹⁵ on every logged step of the run's second
-    half (at least 3 rows) while the loss is above 1e-10 of its start: it has stopped falling for
-    these settings, short of round-off."""
+    half (at least 2 rows: a run of 200 steps logs 50, 100, 150, 200) while the loss is above 1e-10
+    of its start: it has stopped falling for these settings, short of round-off."""
     rows = [r for r in run.history if r["step"] > 0]
     late = rows[len(rows) // 2:]
-    if run.config.optimizer not in _LINE_SEARCH or len(late) < 3:
+    if run.config.optimizer not in _LINE_SEARCH or len(late) < 2:
         return
     steps = [r.get("lr", math.nan) for r in late]
     converged = late[-1]["loss"] <= 1e-10 * run.history[0]["loss"]   # round-off: no step can gain
     if not converged and all(math.isfinite(a) and a <= STALLED_STEP for a in steps):
-        warnings.warn(f"{run.config.optimizer}: training stalled: the line search's step size stayed at or below 2^-15 (largest "
-                      f"{max(steps):.1e}) on the logged steps {late[0]['step']}–{late[-1]['step']}; "
+        warnings.warn(f"{run.config.optimizer}: training stalled: the line search's step size stayed at or "
+                      f"below 2^-15 (largest {max(steps):.1e}) on the logged steps {late[0]['step']}–{late[-1]['step']}; "
                       f"{_stall_advice(run.config.optimizer, run.hyper)}, or see the README's 'When training "
                       f"stalls'", PdecWarning, stacklevel=3)
 
