@@ -58,7 +58,7 @@ def timed(fn, repeats: int) -> float:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeats", type=int, default=15)
+    parser.add_argument("--repeats", type=int, default=15, help="timed repetitions per part; medians are printed")
     parser.add_argument("--chunk-mb", default="", help="comma-separated max_chunk_mb values to compare")
     parser.add_argument("--compare-tanh", action="store_true",
                         help="line search with pdec.runtime.tanh against torch.tanh")

@@ -56,10 +56,12 @@ def one(problem: str, optimizer: str, steps: int, n_interior: int, n_condition: 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--problem", default="poisson10d,poisson100d")
-    parser.add_argument("--kfac-steps", type=int, default=5)
-    parser.add_argument("--adam-steps", type=int, default=50)
-    parser.add_argument("--results", type=Path, default=ROOT / "benchmarks" / "results" / "large.jsonl")
+    parser.add_argument("--problem", default="poisson10d,poisson100d",
+                        help="comma-separated problems (default: %(default)s)")
+    parser.add_argument("--kfac-steps", type=int, default=5, help="KFAC steps per problem (default: %(default)s)")
+    parser.add_argument("--adam-steps", type=int, default=50, help="Adam steps per problem (default: %(default)s)")
+    parser.add_argument("--results", type=Path, default=ROOT / "benchmarks" / "results" / "large.jsonl",
+                        help="JSON lines file each finished row is appended to")
     parser.add_argument("--one", nargs=5, help=argparse.SUPPRESS)  # problem optimizer steps n_int n_cond
     args = parser.parse_args()
     if args.one:

@@ -70,16 +70,18 @@ def run_seeds(compiled, args, hyper: dict, seeds: list[int]) -> list[float]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--spec", type=Path, default=ROOT / "specs" / "poisson2d.py")
+    parser.add_argument("--spec", type=Path, default=ROOT / "specs" / "poisson2d.py", help="spec file to tune on")
     parser.add_argument("--config", type=Path, default=ROOT / "configs" / "poisson2d-257.toml",
                         help="settings of the runs (points, net); the trial's values override its table")
-    parser.add_argument("--optimizer", choices=sorted(SPACES), default="kfac")
-    parser.add_argument("--steps", type=int, default=1000)
-    parser.add_argument("--trials", type=int, default=24)
+    parser.add_argument("--optimizer", choices=sorted(SPACES), default="kfac",
+                        help="optimizer whose search space is drawn from")
+    parser.add_argument("--steps", type=int, default=1000, help="steps of each run (default: %(default)s)")
+    parser.add_argument("--trials", type=int, default=24, help="random settings to try (default: %(default)s)")
     parser.add_argument("--seeds", default="10,11,12", help="tuning seeds (comma-separated)")
     parser.add_argument("--sweep-seed", type=int, default=0, help="seed of the trial draws")
     parser.add_argument("--evaluate", default="", help="held-out seeds for the best trial, e.g. 0,1,2")
-    parser.add_argument("--results", type=Path, default=ROOT / "benchmarks" / "results" / "sweep.jsonl")
+    parser.add_argument("--results", type=Path, default=ROOT / "benchmarks" / "results" / "sweep.jsonl",
+                        help="JSON lines file each finished trial is appended to")
     parser.add_argument("--report", action="store_true", help="only print the table of --results")
     args = parser.parse_args()
     seeds = [int(s) for s in args.seeds.split(",")]

@@ -440,7 +440,9 @@ def _last_layer_context(plan: TermPlan, act: dict, read: list[int],
             return {"columns": columns, "return_code": _return_code(columns), "horner": horner,
                     "s1_code": print_with_cse([polys[0]])[1][0] if needs_s1 else None,
                     "need_dz": any(b["channel"] and b["channel"]["quad"] for b in horner),
-                    "polys": ", ".join(f"σ{_primes(k)} = {math_text(e)}" for k, e in enumerate(polys, 1)),
+                    # σ'' only where a channel's polynomial uses it (not for first-order columns alone)
+                    "polys": ", ".join(f"σ{_primes(k)} = {math_text(e)}" for k, e in
+                                       enumerate(polys if any(b.get("poly") for b in horner) else polys[:1], 1)),
                     "channels": []}
         by_column = {ch["column"]: ch for ch in act["channels"]}
         for col in read:
