@@ -210,7 +210,8 @@ def _seed_context(plan: TermPlan, variables, d: int) -> dict:
                 row[j] = repr(float(sp.N(v, 30)))
             if any(r != "0.0" for r in row):
                 lines.append((f"seed[{c.index - 1}] = torch.tensor([{', '.join(row)}], dtype=dtype, device=device)",
-                              f"L{c.channel} applied to the input map X ↦ X is b: the channel's first-order coefficients"))
+                              f"L{c.channel} applied to the input map X ↦ X is b: the channel's first-order "
+                              f"coefficients"))
         dep = [(j, v) for j, v in enumerate(op.b) if sp.sympify(v).free_symbols]
         if dep:
             names = {v: namer(v) for v in variables}

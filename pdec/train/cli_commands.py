@@ -46,7 +46,9 @@ def add_training_commands(sub) -> None:
                         "compile of seconds to tens of seconds at the first steps; needs a C++ compiler on a "
                         "CPU); with --resume, switches it for the rest of the run")
     p.add_argument("--threads", type=int, metavar="N",
-                   help="CPU threads of torch (default: torch's, one per core); on a shared or busy machine --threads 1 avoids threads waiting on each other, which can slow a small net tenfold. Results differ in the last digits between thread counts")
+                   help="CPU threads of torch (default: torch's, one per core); on a shared or busy machine "
+                        "--threads 1 avoids threads waiting on each other, which can slow a small net "
+                        "tenfold. Results differ in the last digits between thread counts")
     p.add_argument("--nproc", type=int, default=1, metavar="N",
                    help="data parallel over N processes on this machine (torch.distributed: gloo on CPU, "
                         "NCCL on GPUs; the same as torchrun --nproc-per-node N -m pdec train ...)")
@@ -79,7 +81,9 @@ def add_training_commands(sub) -> None:
                    help="torch.compile the loss and the line search's trial pass, for every optimizer "
                         "(each run compiles within its own time budget)")
     p.add_argument("--threads", type=int, metavar="N",
-                   help="CPU threads of torch (default: torch's, one per core); on a shared or busy machine --threads 1 avoids threads waiting on each other, which can slow a small net tenfold. Results differ in the last digits between thread counts")
+                   help="CPU threads of torch (default: torch's, one per core); on a shared or busy machine "
+                        "--threads 1 avoids threads waiting on each other, which can slow a small net "
+                        "tenfold. Results differ in the last digits between thread counts")
     p.set_defaults(handler=cmd_compare)
 
 

@@ -562,7 +562,8 @@ def _warn_if_stalled(run: Run) -> None:
     converged = late[-1]["loss"] <= 1e-10 * run.history[0]["loss"]   # round-off: no step can gain
     if not converged and all(math.isfinite(a) and a <= STALLED_STEP for a in steps):
         warnings.warn(f"{run.config.optimizer}: training stalled: the line search's step size stayed at or "
-                      f"below 2^-15 (largest {max(steps):.1e}) on the logged steps {late[0]['step']}–{late[-1]['step']}; "
+                      f"below 2^-15 (largest {max(steps):.1e}) on the logged steps "
+                      f"{late[0]['step']}–{late[-1]['step']}; "
                       f"{_stall_advice(run.config.optimizer, run.hyper)}, or see the README's 'When training "
                       f"stalls'", PdecWarning, stacklevel=3)
 
