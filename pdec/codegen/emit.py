@@ -332,7 +332,8 @@ def _activation_context(plan: TermPlan, term: str, variables) -> dict:
             ch = plan.channels[c.channel]
             entry = {"column": c.index, "k": c.channel, "description": ch.description, "quad": None,
                      # MATH.md §3: the forward Laplacian's channel, or a weighted collapsed operator
-                     "kind": "Laplacian channel" if plan.mode == "laplacian" else "collapsed channel",
+                     "kind": ("first-order channel" if ch.quad is None
+                              else "Laplacian channel" if plan.mode == "laplacian" else "collapsed channel"),
                      "xdep": None, "quad_form": None}
             if ch.quad is not None:
                 code, xdep, buf, form = _quad_code(plan, c.channel, term, variables)
