@@ -203,11 +203,11 @@ def _relative_tolerance(expr: sp.Expr, digits: int) -> sp.Float:
     return max(rel, FLOAT64_TOLERANCE) if _float_constants(expr) else rel
 
 
-def _numeric(expr: sp.Expr, points: list[dict], digits: int) -> tuple[bool, float, float, str]:
-    """Evaluate at the points; returns (passed, max |r|, tolerance used, message)."""
+def _numeric(expr: sp.Expr, points: list[dict], digits: int, rel: sp.Float) -> tuple[bool, float, float, str]:
+    """Evaluate at the points with the tolerance rel · max(1, |largest term|); returns (passed,
+    max |r|, tolerance used, message)."""
     expr = _evaluable(expr)
     terms = sp.Add.make_args(expr)
-    rel = _relative_tolerance(expr, digits)
     worst, worst_tol, ok, bad, worst_bad = 0.0, float(rel), True, "", 0.0
     for pt in points:
         value = expr.evalf(digits, subs=pt)
@@ -252,9 +252,9 @@ def _check_term(problem: Problem, name: str, residual: sp.Expr, region: Region |
             on = f"on the {where}" if len(faces) == 1 else f"on each face ({where})"
             return TermCheck(name, True, "symbolic", message=f"residual simplifies to 0 {on}")
     points = _points(problem, region, n_points, seed, digits)
-    ok, worst, tol, why = _numeric(r, points, digits)
-    where = "interior" if region is None else region.describe()
     rel = _relative_tolerance(r, digits)
+    ok, worst, tol, why = _numeric(r, points, digits, rel)
+    where = "interior" if region is None else region.describe()
     msg = f"{len(points)} points in the {where}, {digits} digits, tol {float(rel):.0e} x max(1, |largest term|)"
     msg = f"{why}; {msg} at each point" if not ok else f"{msg} (≤ {tol:.1e})"
     floats = _float_constants(r)

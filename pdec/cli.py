@@ -87,10 +87,10 @@ def _cmd_compile(args) -> int:
     for path in specs:
         problem = load_spec(path)
         target = Path(args.out) / f"{problem.name}.py"
-        before = target.read_bytes() if target.is_file() else None
+        before = target.read_text(encoding="utf-8", errors="replace") if target.is_file() else None
         c = compile_problem(problem, hidden=args.hidden, activation=args.activation, mode=args.mode,
                             out_dir=args.out)
-        state = "unchanged" if before is not None and c.source_path.read_bytes() == before else "written"
+        state = "unchanged" if before == c.source else "written"
         print(f"{path} -> {c.source_path} ({state}; mode {c.plan.mode}, S = {c.plan.S})")
     return 0
 
@@ -138,7 +138,7 @@ def _cmd_list(args) -> int:
     for path in specs:
         try:
             problem = load_spec(path)
-        except PdecError as exc:   # one bad file of a folder does not hide the others
+        except PdecError as exc:   # one bad file does not hide the others
             print(f"{str(path):28s} error: {exc}")
             failed += 1
             continue

@@ -248,8 +248,11 @@ class Problem:
     @property
     def interior_residuals(self) -> list[sp.Expr]:
         """The interior residuals with parameters substituted (length M)."""
-        items = self.interior if isinstance(self.interior, (list, tuple)) else [self.interior]
-        return [self._substitute(sp.sympify(r)) for r in items]
+        return [self._substitute(sp.sympify(r)) for r in self._interior_items()]
+
+    def _interior_items(self) -> list:
+        """The interior residual(s) as written: a list of M entries."""
+        return list(self.interior) if isinstance(self.interior, (list, tuple)) else [self.interior]
 
     @property
     def weights(self) -> dict[str, float]:
@@ -500,7 +503,7 @@ class Problem:
 
     def _raw_expressions(self) -> list:
         """Every residual and exact-solution expression as written (parameters not substituted)."""
-        items = list(self.interior) if isinstance(self.interior, (list, tuple)) else [self.interior]
+        items = self._interior_items()
         for name, cond in self.conditions.items():
             items += _as_condition(name, cond, self.source).residuals
         return items + list((self.exact or {}).values())

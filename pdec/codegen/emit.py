@@ -567,12 +567,13 @@ def build_context(plan: Plan, options: Options, version: str, source_hash: str) 
     terms = []
     orders = set()
     polys = _derivative_polynomials(options.activation, 2)
+    weights = problem.weights
     for name, tp in plan.terms.items():
         act = _activation_context(tp, name, variables)
         if tp.mode != "value":
             orders.add(act["order"])
         residual = _residual_context(tp, variables, a.unknown_names)
-        residual["weight"] = _weight_context(problem.weights[name])
+        residual["weight"] = _weight_context(weights[name])
         terms.append({
             "name": name, "mode": tp.mode, "S": tp.S, "M": tp.M,
             # one item per column, never broken inside by the template's wrap

@@ -97,6 +97,11 @@ def evaluate(model, sampler: PointSampler | GivenPoints) -> dict[str, float]:
         return out
 
 
+def _loss_fields(loss: float, losses: Mapping[str, float]) -> dict[str, float]:
+    """The loss columns of a metrics row: ``loss`` and ``loss_<term>`` for every term."""
+    return {"loss": loss, **{f"loss_{k}": v for k, v in losses.items()}}
+
+
 def _errors(diff: torch.Tensor, ref: torch.Tensor) -> dict[str, float]:
     rel = float(diff.norm() / ref.norm()) if bool(ref.norm() > 0) else math.nan
     return {"rel_l2": rel, "abs_rms": float(diff.pow(2).mean().sqrt())}
@@ -304,8 +309,7 @@ def train(compiled: Compiled, optimizer: str | None = None, *, config_file: str 
             # the summary reports the parameters kept, which may be a step before the last row of
             # metrics.csv; the log keeps what was measured when it was measured
             loss, losses = opt.losses_at(sampler.batch)   # a collective: every rank takes part
-            final = {"step": step, "time": elapsed, "loss": loss, **{f"loss_{k}": v for k, v in losses.items()},
-                     **evaluate(model, sampler)}
+            final = {"step": step, "time": elapsed, **_loss_fields(loss, losses), **evaluate(model, sampler)}
         if run_dir is not None:
             save_checkpoint(run_dir, checkpoint_state())
             write_json(run_dir / "summary.json", {**final, "status": status, "steps": step,
@@ -314,8 +318,8 @@ def train(compiled: Compiled, optimizer: str | None = None, *, config_file: str 
 
     if checkpoint is None:
         loss0, losses0 = opt.losses_at(sampler.batch)  # a collective: every rank takes part
-        record({"step": 0, "time": 0.0, "loss": loss0, **{f"loss_{k}": v for k, v in losses0.items()},
-                **evaluate(model, sampler), "lr": float("nan")})
+        record({"step": 0, "time": 0.0, **_loss_fields(loss0, losses0), **evaluate(model, sampler),
+                "lr": float("nan")})
 
     def done() -> bool:
         return (cfg.steps and step >= cfg.steps) or (cfg.time_budget and elapsed >= cfg.time_budget)
@@ -385,8 +389,7 @@ def train(compiled: Compiled, optimizer: str | None = None, *, config_file: str 
                                                f"after step {step}{f' in {run_dir}' if run_dir else ''}")
                 if main and (step % cfg.eval_every == 0 or last):
                     metrics = evaluate(model, sampler)
-                    record({"step": step, "time": elapsed, "loss": loss,
-                            **{f"loss_{k}": v for k, v in losses.items()}, **metrics, "lr": info.lr,
+                    record({"step": step, "time": elapsed, **_loss_fields(loss, losses), **metrics, "lr": info.lr,
                             **{k: info.extra.get(k, math.nan) for k in opt.METRICS}})
                     post = {"loss": f"{loss:.2e}",
                             **{f"L_{k}": f"{v:.1e}" for k, v in losses.items()},
