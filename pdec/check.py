@@ -167,16 +167,23 @@ def _points(problem: Problem, region: Region | None, n: int, seed: int,
         return [{v: sp.Float(float(val), digits) for v, val in zip(variables, row.tolist())}
                 for row in X]
     lo, hi = (torch.tensor(b, dtype=torch.float64) for b in problem.domain.corners)
-    X = lo + (hi - lo) * torch.rand(n, len(variables), generator=gen, dtype=torch.float64)
     faces = _faces(problem, region) if region is not None else None
-    points = []
-    for k, row in enumerate(X.tolist()):
+    where = problem.where
+    points, tried = [], 0
+    while len(points) < n:   # with a `where`, the candidates in the domain (rejection)
+        if tried >= 10_000:
+            raise PdecError(f"pdec check: none of {tried} random points of the "
+                            f"{region.describe() if region is not None else 'interior'} lies in the domain, where "
+                            f"{problem.domain.where}")
+        row = (lo + (hi - lo) * torch.rand(len(variables), generator=gen, dtype=torch.float64)).tolist()
+        tried += 1
         pt: dict[sp.Symbol, sp.Expr] = {v: sp.Float(val, digits) for v, val in zip(variables, row)}
         if faces:
             idx = int(torch.randint(len(faces), (1,), generator=gen)) if len(faces) > 1 else 0
             var, value = faces[idx]
             pt[var] = value
-        points.append(pt)
+        if where is None or where.subs(pt) is sp.true:
+            points.append(pt)
     return points
 
 

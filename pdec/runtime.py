@@ -86,6 +86,13 @@ class GeneratedPINN(nn.Module):
         names = self.exact_unknowns if self.exact_unknowns is not None else self.unknowns
         return [list(self.unknowns).index(u) for u in names]
 
+    @staticmethod
+    def inside(X: torch.Tensor) -> torch.Tensor:
+        """Whether each point of X (..., d) lies in the domain: (...,) bool. The box is the whole
+        domain here; a spec with ``Box(..., where=…)`` generates its own test of the condition
+        (the box's bounds are not tested)."""
+        return torch.ones(X.shape[:-1], dtype=torch.bool, device=X.device)
+
     def __init__(self, hidden: Sequence[int], dtype: torch.dtype = torch.float64,
                  device: torch.device | str | None = None):
         super().__init__()

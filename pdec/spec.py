@@ -41,16 +41,23 @@ from .functions import is_supported_function
 
 @dataclass(frozen=True)
 class Box:
-    """Axis-aligned box ``Π_i [lo_i, hi_i]`` over named variables (their order = input order).
+    """Axis-aligned box ``Π_i [lo_i, hi_i]`` over named variables (their order = input order),
+    optionally cut to the part where a condition holds.
 
     Args:
         bounds: mapping variable symbol -> (lo, hi); insertion order fixes the column order of x.
         time: optional variable among ``bounds`` that plays the role of time (for
             :class:`Initial` and :class:`SpatialBoundary`).
+        where: optional SymPy inequality (or ``&``, ``|``, ``~`` of inequalities) in the variables
+            and parameters: the domain is the part of the box where it holds, e.g. the unit disk
+            ``where=x**2 + y**2 < 1`` in the box [-1, 1]². Interior and evaluation points are drawn
+            uniformly in it (by rejection from the box); a :class:`Face` or :class:`Initial` region
+            keeps its points where it holds; the rest of the boundary takes a :class:`Sampler`.
     """
 
     bounds: Mapping[sp.Symbol, tuple]
     time: sp.Symbol | None = None
+    where: sp.Basic | None = None
 
     @property
     def variables(self) -> tuple[sp.Symbol, ...]:
@@ -279,12 +286,13 @@ class Problem:
 
     def fingerprint(self) -> str:
         """A hash of what the problem computes: name, domain (variables in their order, bounds as
-        numbers), unknowns, residuals, conditions and their regions, exact solution (parameters
-        substituted). Comments and formatting of the spec file do not change it; a
+        numbers, ``where``), unknowns, residuals, conditions and their regions, exact solution
+        (parameters substituted). Comments and formatting of the spec file do not change it; a
         :class:`Sampler` region counts by its description only (its function is not hashed).
         Hex digest (16 characters)."""
         parts = [self.name, repr([(str(v), self.domain.interval(v)) for v in self.variables]),
                  str(self.domain.time), repr([sp.srepr(u) for u in self.unknowns]),
+                 *([f"where {sp.srepr(self.where)}"] if self.where is not None else []),
                  repr([sp.srepr(r) for r in self.interior_residuals])]
         if self.interior_weight != 1:
             parts.append(f"interior weight {float(self.interior_weight)!r}")
@@ -294,6 +302,13 @@ class Problem:
         if self.exact_solution:
             parts.append(repr(sorted((sp.srepr(u), sp.srepr(e)) for u, e in self.exact_solution.items())))
         return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
+
+    @property
+    def where(self) -> sp.Basic | None:
+        """The domain's ``where`` condition with parameters substituted (None: the whole box)."""
+        if self.domain.where is None:
+            return None
+        return self._substitute(sp.sympify(self.domain.where))
 
     def _substitute(self, expr: sp.Expr) -> sp.Expr:
         if not self.parameters:
@@ -357,6 +372,8 @@ class Problem:
                 fail(f"parameter {k} = {v!r} is not a number")
             if value.imag != 0 or not math.isfinite(value.real):
                 fail(f"parameter {k} = {v!r} must be a finite real number", term=str(k))
+
+        self._check_where(src)
 
         if isinstance(self.unknowns, sp.Basic) or not isinstance(self.unknowns, (list, tuple)):
             fail(f"unknowns must be a list, such as unknowns=[{self.unknowns}]")
@@ -472,7 +489,8 @@ class Problem:
                 (var, side), first, second = twice
                 out.append(f"condition {name!r} holds the face {var} = {side} twice, in {first!r} and in "
                            f"{second!r}, so its points weigh double there")
-        used = set().union(*(sp.sympify(e).free_symbols for e in self._raw_expressions()))
+        used = set().union(*(sp.sympify(e).free_symbols for e in self._raw_expressions()),
+                           sp.sympify(self.domain.where).free_symbols if self.domain.where is not None else set())
         unused = [str(k) for k in self.parameters if k not in used]
         if unused:
             out.append(f"parameter(s) {', '.join(unused)} appear in no residual, condition or exact solution")
@@ -508,6 +526,35 @@ class Problem:
             items += _as_condition(name, cond, self.source).residuals
         return items + list((self.exact or {}).values())
 
+    def _check_where(self, src: str) -> None:
+        """The domain's ``where``: inequalities of the variables (and parameters), joined by
+        ``&``, ``|``, ``~``, that hold somewhere."""
+        if self.domain.where is None:
+            return
+        term = "domain where"
+
+        def fail(msg: str) -> None:
+            raise SpecError(msg, spec=src, term=term)
+
+        raw = self.domain.where
+        if isinstance(raw, bool) or raw is sp.true or raw is sp.false:
+            fail(f"where={raw} is a constant (an inequality with numbers only?); write a condition on the "
+                 f"variables, such as where=x**2 + y**2 < 1, or leave where out for the whole box")
+        if isinstance(raw, sp.Expr) or not isinstance(raw, sp.logic.boolalg.Boolean):
+            fail(f"where={raw!r} is not a condition: write an inequality of the variables, such as "
+                 f"where=x**2 + y**2 < 1 (join several with &, |, ~)")
+        where = self.where
+        for node in sp.preorder_traversal(where):
+            if isinstance(node, (sp.Eq, sp.Ne)):
+                fail(f"{node} in where: an equation holds on a surface (or everywhere but one), not on a region "
+                     f"of the box; write inequalities (a boundary's points come from Sampler(fn))")
+            if isinstance(node, sp.logic.boolalg.BooleanFunction) and not isinstance(node, (sp.And, sp.Or, sp.Not)):
+                fail(f"{type(node).__name__} in where: join inequalities with & (And), | (Or) and ~ (Not)")
+        for rel in where.atoms(sp.core.relational.Relational):
+            self._check_expr(rel.lhs - rel.rhs, term, src, allow_unknowns=False)
+        if not where.free_symbols & set(self.variables):
+            fail(f"where={self.domain.where} reads no domain variable")
+
     def _check_region(self, name: str, region: Region | None, src: str) -> None:
         term = f"condition {name}"
         if region is None:
@@ -533,6 +580,10 @@ class Problem:
         if needs_time and self.domain.time is None:
             raise SpecError(f"{region.describe()} needs a time variable: Box(..., time=t)",
                             spec=src, term=term)
+        if isinstance(region, (Boundary, SpatialBoundary)) and self.domain.where is not None:
+            raise SpecError(f"{type(region).__name__}() is the box's boundary, but the domain is the part of the box "
+                            f"where {self.domain.where}: give the boundary's points with Sampler(fn) (Face(x, 'min') "
+                            f"and Initial() keep the points of their face inside the domain)", spec=src, term=term)
         if isinstance(region, SpatialBoundary) and not self.domain.spatial:
             raise SpecError("spatial boundary of a domain without spatial variables", spec=src, term=term)
         if isinstance(region, Face):

@@ -16,6 +16,7 @@ from ..activations import Activation
 from ..analysis import multi_index_label
 from ..plan import Plan, TermPlan
 from ..text import math_text, name_list
+from .predicate import predicate_code
 from .printer import float_literal, print_torch, print_with_cse
 from .render import KEEP_SPACE
 
@@ -603,6 +604,12 @@ def build_context(plan: Plan, options: Options, version: str, source_hash: str) 
                  "M": len(given),
                  "unknowns": (_wrappable_repr(tuple(str(u.func) for u in given))
                               if len(given) < len(problem.unknowns) else None)}
+    where = None
+    if problem.where is not None:
+        namer = Namer()
+        names = {v: namer(v) for v in variables}
+        where_vars, where_code = predicate_code(problem.where, variables, names)
+        where = {"variables": where_vars, "code": where_code, "text": math_text(problem.where)}
     spec_path = spec_display_path(problem.source, problem.name)
     regen = shlex.join(options.compile_args(spec_path))
     py = {
@@ -631,7 +638,7 @@ def build_context(plan: Plan, options: Options, version: str, source_hash: str) 
                        else options.activation.name),
         "activation_code": print_torch(options.activation.expr),   # one expression: no CSE temporaries
         "sigmas": [_sigma_context(options.activation, k) for k in sorted(orders)],
-        "terms": terms, "exact": exact,
+        "terms": terms, "exact": exact, "where": where,
     }
 
 

@@ -66,6 +66,17 @@ class TorchPrinter(PythonCodePrinter):
             raise ValueError(f"no torch function for {type(expr).__name__}")
         return f"{name}({', '.join(self._print(a) for a in expr.args)})"
 
+    # the domain's `where`: element-wise logic on bool tensors (Python's and/or/not would ask for
+    # one truth value)
+    def _print_And(self, expr):
+        return "(" + " & ".join(self._print(a) for a in expr.args) + ")"
+
+    def _print_Or(self, expr):
+        return "(" + " | ".join(self._print(a) for a in expr.args) + ")"
+
+    def _print_Not(self, expr):
+        return f"~{self._print(expr.args[0])}"
+
     _print_Abs = _print_Function
     _print_exp = _print_Function
     _print_log = _print_Function

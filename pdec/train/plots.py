@@ -88,6 +88,7 @@ def plot_solution(model, out: Path, resolution: int = 100) -> Path:
     with torch.no_grad():
         U = model(X).cpu()                          # (R², m): one row of panels per unknown
         Ue = exact(X).cpu() if exact is not None else None
+    U, Ue = _blank_outside(model, X, U, Ue)
     given = {c: j for j, c in enumerate(model.exact_columns())} if exact is not None else {}
     m, panels = U.shape[1], 3 if given else 1
     fig, axes = plt.subplots(m, panels, figsize=(14 if panels == 3 else 5.5, 4 * m), constrained_layout=True,
@@ -114,6 +115,16 @@ def plot_solution(model, out: Path, resolution: int = 100) -> Path:
     return out
 
 
+def _blank_outside(model, X: torch.Tensor, U: torch.Tensor, Ue: torch.Tensor | None):
+    """U (R, m) and Ue with NaN rows where X (R, d) is outside the domain (a spec's ``where``),
+    so the plots leave those points blank."""
+    outside = ~model.inside(X).cpu()
+    if not outside.any():
+        return U, Ue
+    U = U.masked_fill(outside[:, None], float("nan"))
+    return U, (Ue.masked_fill(outside[:, None], float("nan")) if Ue is not None else None)
+
+
 def _plot_line(model, exact, out: Path, resolution: int, dtype, device) -> Path:
     """A problem of one variable: the learned (and exact) solution, and |error|, against it."""
     (name,) = model.variables
@@ -122,6 +133,7 @@ def _plot_line(model, exact, out: Path, resolution: int, dtype, device) -> Path:
     with torch.no_grad():
         U = model(X.to(device)).cpu()
         Ue = exact(X.to(device)).cpu() if exact is not None else None
+    U, Ue = _blank_outside(model, X, U, Ue)
     given = {c: j for j, c in enumerate(model.exact_columns())} if exact is not None else {}
     panels = 2 if given else 1
     fig, axes = plt.subplots(1, panels, figsize=(6 * panels, 4), constrained_layout=True, squeeze=False)

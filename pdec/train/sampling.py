@@ -16,6 +16,7 @@ from typing import Callable, Mapping, Union
 
 import torch
 
+from ..codegen.predicate import domain_predicate
 from ..errors import PdecError, PdecWarning
 from ..parallel import shard_batch
 from ..spec import Boundary, Combined, Face, Initial, Problem, Region, Sampler, SpatialBoundary
@@ -32,6 +33,44 @@ def uniform_box(problem: Problem, n: int, g: torch.Generator, dtype=torch.float6
     lo, hi = _bounds(problem, dtype, "cpu")
     X = lo + (hi - lo) * torch.rand(n, len(lo), generator=g, dtype=dtype)
     return X.to(device)
+
+
+#: Rejection sampling gives up when fewer than this fraction of the candidates lie in the domain.
+MIN_ACCEPTED = 1e-4
+
+
+def keep_inside(problem: Problem, draw: Callable[[int], torch.Tensor], n: int, what: str) -> torch.Tensor:
+    """n of the points ``draw(m)`` yields (each (m, d), on the CPU) that satisfy the domain's
+    ``where``, in the order drawn: rejection sampling, so uniform candidates give uniform points
+    in the domain (or on the part of a face inside it). Without ``where``: ``draw(n)``.
+
+    Raises PdecError naming ``what`` (e.g. "interior points") when fewer than
+    :data:`MIN_ACCEPTED` of at least 10⁶ candidates pass (none: after 10⁵).
+    """
+    inside = domain_predicate(problem)
+    if inside is None:
+        return draw(n)
+    kept, accepted, drawn = [], 0, 0
+    while accepted < n:
+        rate = accepted / drawn if drawn else 1.0
+        if drawn >= 1_000_000 and rate < MIN_ACCEPTED or drawn >= 100_000 and not accepted:
+            raise PdecError(f"{what}: {accepted} of {drawn} points drawn lie in the domain, the part of the box where "
+                            f"{problem.domain.where}; is the condition right (and the box around it)?"
+                            + (" A face of the box touches such a domain in a curve or a point at most: give "
+                               "its boundary points with Sampler(fn)" if "face" in what or "slice" in what else ""))
+        m = min(int(1.2 * (n - accepted) / max(rate, MIN_ACCEPTED)) + 16, 1_000_000)
+        X = draw(m)
+        X = X[inside(X)]
+        kept.append(X)
+        accepted += X.shape[0]
+        drawn += m
+    return torch.cat(kept)[:n]
+
+
+def uniform_domain(problem: Problem, n: int, g: torch.Generator, dtype=torch.float64, device=None,
+                   what: str = "interior points") -> torch.Tensor:
+    """n points uniform in the domain: the box, or its part where ``where`` holds: (n, d)."""
+    return keep_inside(problem, lambda m: uniform_box(problem, m, g, dtype), n, what).to(device)
 
 
 def _faces(problem: Problem, region: Region) -> list[tuple[int, float]]:
@@ -59,8 +98,8 @@ def _faces(problem: Problem, region: Region) -> list[tuple[int, float]]:
 
 def on_region(problem: Problem, region: Region, X: torch.Tensor) -> torch.Tensor:
     """(N,) bool: whether each point of X (N, d) lies on ``region``, within a float32-sized
-    tolerance (points given in float32 on a face count as on it). A :class:`Sampler` region
-    accepts every point (its own checks are :func:`pdec.user_points.sampler_points`')."""
+    tolerance (points given in float32 on a face count as on it); on a domain with ``where``, a
+    face's points must also satisfy it. A :class:`Sampler` region accepts every point (its own checks are :func:`pdec.user_points.sampler_points`')."""
     if isinstance(region, Combined):
         hits = [on_region(problem, part, X) for part in region.parts]
         return torch.stack(hits).any(0)
@@ -69,7 +108,9 @@ def on_region(problem: Problem, region: Region, X: torch.Tensor) -> torch.Tensor
     lo, hi = _bounds(problem, X.dtype, X.device)
     slack = bound_slack(lo, hi, torch.float32)
     hits = [(X[:, i] - value).abs() <= slack[i] for i, value in _faces(problem, region)]
-    return torch.stack(hits).any(0)
+    on_face = torch.stack(hits).any(0)
+    inside = domain_predicate(problem)   # a face of a cut domain: its part where `where` holds
+    return on_face if inside is None else on_face & inside(X)
 
 
 def sample_region(problem: Problem, region: Region, n: int, g: torch.Generator,
@@ -88,24 +129,30 @@ def sample_region(problem: Problem, region: Region, n: int, g: torch.Generator,
     if isinstance(region, Sampler):
         return sampler_points(problem, region, n, g, dtype, name).to(device)
     faces = _faces(problem, region)
-    X = uniform_box(problem, n, g, dtype)
     lo, hi = _bounds(problem, dtype, "cpu")
     widths = hi - lo
     areas = torch.tensor([float(torch.prod(torch.cat([widths[:i], widths[i + 1:]]))) if len(widths) > 1 else 1.0
                           for i, _ in faces], dtype=torch.float64)
-    which = torch.multinomial(areas / areas.sum(), n, replacement=True, generator=g)
-    for k, (i, value) in enumerate(faces):
-        X[which == k, i] = value
-    return X.to(device)
+
+    def draw(m: int) -> torch.Tensor:
+        X = uniform_box(problem, m, g, dtype)
+        which = torch.multinomial(areas / areas.sum(), m, replacement=True, generator=g)
+        for k, (i, value) in enumerate(faces):
+            X[which == k, i] = value
+        return X
+
+    what = f"points of condition {name!r} ({region.describe()})" if name else f"points of the {region.describe()}"
+    return keep_inside(problem, draw, n, what).to(device)
 
 
 def evaluation_set(problem: Problem, n_eval: int, seed: int, dtype=torch.float64, device=None
                    ) -> torch.Tensor | None:
-    """The held-out points of a run with ``seed``: (n_eval, d) uniform in the domain's box, from a
+    """The held-out points of a run with ``seed``: (n_eval, d) uniform in the domain, from a
     stream of their own (re-sampling never shifts them); None when n_eval = 0."""
     if not n_eval:
         return None
-    return uniform_box(problem, n_eval, torch.Generator().manual_seed(seed + 1_000_003), dtype, device)
+    return uniform_domain(problem, n_eval, torch.Generator().manual_seed(seed + 1_000_003), dtype, device,
+                          "evaluation points")
 
 
 class PointSampler:
@@ -148,7 +195,7 @@ class PointSampler:
     def resample(self) -> Mapping[str, torch.Tensor]:
         """Draw a new batch from the training stream; return (and keep as ``batch``) this rank's part."""
         g = self.generator
-        batch = {"interior": uniform_box(self.problem, self.n_interior, g, self.dtype, self.device)}
+        batch = {"interior": uniform_domain(self.problem, self.n_interior, g, self.dtype, self.device)}
         for name, region in self.regions.items():
             batch[name] = sample_region(self.problem, region, self.counts[name], g, self.dtype, self.device,
                                         name)
@@ -254,6 +301,12 @@ class GivenPoints:
         if outside:
             warnings.warn(f"{outside} of the {X.shape[0]} points for {name!r} lie outside the domain's box "
                           f"{[(float(a), float(b)) for a, b in zip(lo, hi)]}", PdecWarning, stacklevel=4)
+        inside = domain_predicate(self.problem)
+        if inside is not None and name in ("interior", "eval_points"):
+            elsewhere = int((~inside(X.cpu())).sum())
+            if elsewhere:
+                warnings.warn(f"{elsewhere} of the {X.shape[0]} points for {name!r} lie outside the domain, where "
+                              f"{self.problem.domain.where} does not hold", PdecWarning, stacklevel=4)
         return X
 
     def _checked(self, given) -> dict[str, torch.Tensor]:
