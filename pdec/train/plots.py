@@ -107,6 +107,8 @@ def plot_solution(model, out: Path, resolution: int = 100) -> Path:
                                shading="auto")
             fig.colorbar(im, ax=ax)
             ax.set(title=f"{unknown}: {title}", xlabel=names[0], ylabel=names[1])
+            if model.time not in names[:2] and 0.25 <= (a1 - a0) / (b1 - b0) <= 4:
+                ax.set_aspect("equal")   # two space variables of like extent: a disk looks round
     if len(names) > 2:
         fig.suptitle("slice " + ", ".join(f"{v} = {c:g}" for v, c in zip(names[2:], mid[2:])))
     out.parent.mkdir(parents=True, exist_ok=True)
