@@ -27,6 +27,7 @@ import sympy as sp
 import torch
 from sympy.core.function import AppliedUndef
 
+from .domain import domain_predicate, keep_inside
 from .errors import PdecError
 from .functions import sigmoid, softplus
 from .spec import Boundary, Combined, Face, Initial, Problem, Region, Sampler, SpatialBoundary
@@ -167,23 +168,29 @@ def _points(problem: Problem, region: Region | None, n: int, seed: int,
         return [{v: sp.Float(float(val), digits) for v, val in zip(variables, row.tolist())}
                 for row in X]
     lo, hi = (torch.tensor(b, dtype=torch.float64) for b in problem.domain.corners)
-    faces = _faces(problem, region) if region is not None else None
-    where = problem.where
-    points, tried = [], 0
-    while len(points) < n:   # with a `where`, the candidates in the domain (rejection)
-        if tried >= 10_000:
-            raise PdecError(f"pdec check: none of {tried} random points of the "
-                            f"{region.describe() if region is not None else 'interior'} lies in the domain, where "
-                            f"{problem.domain.where}")
-        row = (lo + (hi - lo) * torch.rand(len(variables), generator=gen, dtype=torch.float64)).tolist()
-        tried += 1
+    faces = _faces(problem, region) or [(None, None)]
+    index = {v: i for i, v in enumerate(variables)}
+
+    def draw(m: int) -> torch.Tensor:
+        """m candidates (m, d + 1): the point (face coordinates as floats), then its face's index."""
+        X = lo + (hi - lo) * torch.rand(m, len(variables), generator=gen, dtype=torch.float64)
+        which = torch.randint(len(faces), (m,), generator=gen)
+        for k, (var, value) in enumerate(faces):
+            if var is not None:
+                X[which == k, index[var]] = float(value)
+        return torch.cat([X, which[:, None].double()], dim=1)
+
+    what = "pdec check's points of the " + (region.describe() if region is not None else "interior")
+    inside = domain_predicate(problem)
+    keep = (lambda X: inside(X[:, :-1])) if inside is not None else None
+    rows = keep_inside(problem, draw, n, what, region.describe() if region is not None else None, keep)
+    points = []
+    for row in rows.tolist():
         pt: dict[sp.Symbol, sp.Expr] = {v: sp.Float(val, digits) for v, val in zip(variables, row)}
-        if faces:
-            idx = int(torch.randint(len(faces), (1,), generator=gen)) if len(faces) > 1 else 0
-            var, value = faces[idx]
-            pt[var] = value
-        if where is None or where.subs(pt) is sp.true:
-            points.append(pt)
+        var, value = faces[int(row[-1])]
+        if var is not None:
+            pt[var] = value   # the face's coordinate, exact
+        points.append(pt)
     return points
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 import importlib.util
 import os
 import sys
@@ -62,7 +63,14 @@ def generate_source(problem: Problem, hidden: Sequence[int] = (64,), activation=
     spec_text = Path(problem.source).read_text() if problem.source and Path(problem.source).is_file() \
         else sp.srepr(problem.interior_residuals)
     digest = content_hash(spec_text, template_sources(), options.header(), __version__)
-    return plan, render_module(build_context(plan, options, __version__, digest))
+    source = render_module(build_context(plan, options, __version__, digest))
+    try:   # before anything is written: a module that does not parse is pdec's bug, not a file to keep
+        builtins.compile(source, f"<module generated for {problem.name}>", "exec")
+    except SyntaxError as exc:
+        raise PdecError(f"internal error: the module generated for {problem.name!r} does not parse (line "
+                        f"{exc.lineno}: {exc.msg}: {(exc.text or '').strip()}); nothing was written. Please "
+                        f"report it with the spec") from exc
+    return plan, source
 
 
 def load_generated(path: str | Path) -> type:

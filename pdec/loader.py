@@ -36,7 +36,12 @@ def load_spec(path: str | Path) -> Problem:
     except Exception as exc:  # the user's code failed: report where, not a traceback
         frames = [f for f in traceback.extract_tb(exc.__traceback__) if Path(f.filename) == path]
         line = f" (line {frames[-1].lineno}: {frames[-1].line})" if frames else ""
-        raise SpecError(f"failed to import: {type(exc).__name__}: {exc}{line}", spec=src) from None
+        hint = ""
+        if isinstance(exc, TypeError) and ("truth value of Relational" in str(exc) or "for &" in str(exc)
+                                           or "for |" in str(exc)):
+            hint = (" (SymPy inequalities do not chain and do not take and/or: write (a < b) & (b < c); "
+                    "& and | bind tighter than <, so put each inequality in parentheses)")
+        raise SpecError(f"failed to import: {type(exc).__name__}: {exc}{line}{hint}", spec=src) from None
     finally:
         sys.modules.pop(module_name, None)
     problem = getattr(module, "problem", None)

@@ -537,13 +537,22 @@ class Problem:
             raise SpecError(msg, spec=src, term=term)
 
         raw = self.domain.where
-        if isinstance(raw, bool) or raw is sp.true or raw is sp.false:
-            fail(f"where={raw} is a constant (an inequality with numbers only?); write a condition on the "
-                 f"variables, such as where=x**2 + y**2 < 1, or leave where out for the whole box")
+        if isinstance(raw, bool):
+            fail(f"where={raw} is a Python constant (a comparison of numbers, or `and`/`or` between inequalities?); "
+                 f"write a condition on the variables, such as where=x**2 + y**2 < 1, joining several with "
+                 f"& and |, or leave where out for the whole box")
+        if raw is sp.true or raw is sp.false:
+            fail(f"where is {raw} for every real value of the variables (SymPy evaluated it): "
+                 + ("the domain would be empty" if raw is sp.false else "leave where out for the whole box"))
         if isinstance(raw, sp.Expr) or not isinstance(raw, sp.logic.boolalg.Boolean):
             fail(f"where={raw!r} is not a condition: write an inequality of the variables, such as "
                  f"where=x**2 + y**2 < 1 (join several with &, |, ~)")
         where = self.where
+        if where is sp.true or where is sp.false:
+            fail(f"where={raw} is {where} everywhere once the parameters are substituted: "
+                 + ("the domain would be empty" if where is sp.false else "leave where out for the whole box"))
+        for f in sorted(where.atoms(AppliedUndef), key=str):
+            fail(f"where must not contain the unknown {f}: it is a condition on the variables")
         for node in sp.preorder_traversal(where):
             if isinstance(node, (sp.Eq, sp.Ne)):
                 fail(f"{node} in where: an equation holds on a surface (or everywhere but one), not on a region "
@@ -613,8 +622,11 @@ class Problem:
         if expr.has(sp.I):
             fail(f"complex constant I in {expr}: residuals must be real (write a complex equation "
                  "as a system of its real and imaginary parts)")
+        for f in expr.atoms(sp.Function):   # first, so a Piecewise is named, not its conditions
+            if not isinstance(f, AppliedUndef) and not is_supported_function(f):
+                fail(f"unsupported function {type(f).__name__} in {f} (supported: {_FUNCTIONS})")
         # what pdec can analyse and print: sums, products, powers, numbers, the variables, the
-        # unknowns and their derivatives, and the functions of pdec.functions (checked below).
+        # unknowns and their derivatives, and the functions of pdec.functions.
         # Anything else (Max, Integral, Sum, Subs, …) is refused here, not left to fail in codegen.
         for node in sp.preorder_traversal(expr):
             if isinstance(node, (sp.Function, *_ALLOWED_NODES)):
@@ -647,11 +659,6 @@ class Problem:
             for v, _ in d.variable_count:
                 if v not in variables:
                     fail(f"derivative {d} is taken w.r.t. undeclared variable {v}")
-        for f in expr.atoms(sp.Function):
-            if isinstance(f, AppliedUndef):
-                continue
-            if not is_supported_function(f):
-                fail(f"unsupported function {type(f).__name__} in {f} (supported: {_FUNCTIONS})")
         stray = {s for s in expr.free_symbols if s not in variables}
         if stray:
             declared = {str(k) for k in self.parameters} | {str(v) for v in variables}

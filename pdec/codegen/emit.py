@@ -16,7 +16,7 @@ from ..activations import Activation
 from ..analysis import multi_index_label
 from ..plan import Plan, TermPlan
 from ..text import math_text, name_list
-from .predicate import predicate_code
+from .predicate import predicate_code, without_outer_parentheses
 from .printer import float_literal, print_torch, print_with_cse
 from .render import KEEP_SPACE
 
@@ -609,7 +609,14 @@ def build_context(plan: Plan, options: Options, version: str, source_hash: str) 
         namer = Namer()
         names = {v: namer(v) for v in variables}
         where_vars, where_code = predicate_code(problem.where, variables, names)
-        where = {"variables": where_vars, "code": where_code, "text": math_text(problem.where)}
+        if len("        return ") + len(where_code) <= 100:   # one line: no parentheses needed
+            where_code = without_outer_parentheses(where_code)
+        elif isinstance(problem.where, (sp.And, sp.Or)):   # one operand per line, the operator first
+            op = "&" if isinstance(problem.where, sp.And) else "|"
+            parts = [predicate_code(a, variables, names)[1] for a in problem.where.args]
+            where_code = "(" + f"\n{' ' * 16}{op} ".join(parts) + ")"
+        box = ", ".join(f"{v} in [{lo:g}, {hi:g}]" for v in variables for lo, hi in [problem.domain.interval(v)])
+        where = {"variables": where_vars, "code": where_code, "text": math_text(problem.where), "box": box}
     spec_path = spec_display_path(problem.source, problem.name)
     regen = shlex.join(options.compile_args(spec_path))
     py = {

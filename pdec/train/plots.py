@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 
 import matplotlib
@@ -11,6 +12,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
 
+from ..errors import PdecWarning  # noqa: E402
 from .runs import read_metrics  # noqa: E402
 
 
@@ -123,6 +125,9 @@ def _blank_outside(model, X: torch.Tensor, U: torch.Tensor, Ue: torch.Tensor | N
     outside = ~model.inside(X).cpu()
     if not outside.any():
         return U, Ue
+    if outside.all():
+        warnings.warn("no point of the plotted grid lies in the domain (a domain thinner than the grid's "
+                      "spacing, or away from the slice): the solution panels are blank", PdecWarning, stacklevel=3)
     U = U.masked_fill(outside[:, None], float("nan"))
     return U, (Ue.masked_fill(outside[:, None], float("nan")) if Ue is not None else None)
 

@@ -16,7 +16,7 @@ from typing import Callable, Mapping, Union
 
 import torch
 
-from ..codegen.predicate import domain_predicate
+from ..domain import domain_predicate, keep_inside, where_text
 from ..errors import PdecError, PdecWarning
 from ..parallel import shard_batch
 from ..spec import Boundary, Combined, Face, Initial, Problem, Region, Sampler, SpatialBoundary
@@ -33,38 +33,6 @@ def uniform_box(problem: Problem, n: int, g: torch.Generator, dtype=torch.float6
     lo, hi = _bounds(problem, dtype, "cpu")
     X = lo + (hi - lo) * torch.rand(n, len(lo), generator=g, dtype=dtype)
     return X.to(device)
-
-
-#: Rejection sampling gives up when fewer than this fraction of the candidates lie in the domain.
-MIN_ACCEPTED = 1e-4
-
-
-def keep_inside(problem: Problem, draw: Callable[[int], torch.Tensor], n: int, what: str) -> torch.Tensor:
-    """n of the points ``draw(m)`` yields (each (m, d), on the CPU) that satisfy the domain's
-    ``where``, in the order drawn: rejection sampling, so uniform candidates give uniform points
-    in the domain (or on the part of a face inside it). Without ``where``: ``draw(n)``.
-
-    Raises PdecError naming ``what`` (e.g. "interior points") when fewer than
-    :data:`MIN_ACCEPTED` of at least 10⁶ candidates pass (none: after 10⁵).
-    """
-    inside = domain_predicate(problem)
-    if inside is None:
-        return draw(n)
-    kept, accepted, drawn = [], 0, 0
-    while accepted < n:
-        rate = accepted / drawn if drawn else 1.0
-        if drawn >= 1_000_000 and rate < MIN_ACCEPTED or drawn >= 100_000 and not accepted:
-            raise PdecError(f"{what}: {accepted} of {drawn} points drawn lie in the domain, the part of the box where "
-                            f"{problem.domain.where}; is the condition right (and the box around it)?"
-                            + (" A face of the box touches such a domain in a curve or a point at most: give "
-                               "its boundary points with Sampler(fn)" if "face" in what or "slice" in what else ""))
-        m = min(int(1.2 * (n - accepted) / max(rate, MIN_ACCEPTED)) + 16, 1_000_000)
-        X = draw(m)
-        X = X[inside(X)]
-        kept.append(X)
-        accepted += X.shape[0]
-        drawn += m
-    return torch.cat(kept)[:n]
 
 
 def uniform_domain(problem: Problem, n: int, g: torch.Generator, dtype=torch.float64, device=None,
@@ -96,12 +64,13 @@ def _faces(problem: Problem, region: Region) -> list[tuple[int, float]]:
     return out
 
 
-def on_region(problem: Problem, region: Region, X: torch.Tensor) -> torch.Tensor:
+def on_region(problem: Problem, region: Region, X: torch.Tensor, cut: bool = True) -> torch.Tensor:
     """(N,) bool: whether each point of X (N, d) lies on ``region``, within a float32-sized
     tolerance (points given in float32 on a face count as on it); on a domain with ``where``, a
-    face's points must also satisfy it. A :class:`Sampler` region accepts every point (its own checks are :func:`pdec.user_points.sampler_points`')."""
+    face's points must also satisfy it (``cut=False``: on the face is enough). A :class:`Sampler`
+    region accepts every point (its own checks are :func:`pdec.user_points.sampler_points`')."""
     if isinstance(region, Combined):
-        hits = [on_region(problem, part, X) for part in region.parts]
+        hits = [on_region(problem, part, X, cut) for part in region.parts]
         return torch.stack(hits).any(0)
     if isinstance(region, Sampler):
         return torch.ones(X.shape[0], dtype=torch.bool, device=X.device)
@@ -109,7 +78,7 @@ def on_region(problem: Problem, region: Region, X: torch.Tensor) -> torch.Tensor
     slack = bound_slack(lo, hi, torch.float32)
     hits = [(X[:, i] - value).abs() <= slack[i] for i, value in _faces(problem, region)]
     on_face = torch.stack(hits).any(0)
-    inside = domain_predicate(problem)   # a face of a cut domain: its part where `where` holds
+    inside = domain_predicate(problem) if cut else None   # a face of a cut domain: its part inside
     return on_face if inside is None else on_face & inside(X)
 
 
@@ -142,7 +111,7 @@ def sample_region(problem: Problem, region: Region, n: int, g: torch.Generator,
         return X
 
     what = f"points of condition {name!r} ({region.describe()})" if name else f"points of the {region.describe()}"
-    return keep_inside(problem, draw, n, what).to(device)
+    return keep_inside(problem, draw, n, what, on_face=region.describe()).to(device)
 
 
 def evaluation_set(problem: Problem, n_eval: int, seed: int, dtype=torch.float64, device=None
@@ -305,8 +274,8 @@ class GivenPoints:
         if inside is not None and name in ("interior", "eval_points"):
             elsewhere = int((~inside(X.cpu())).sum())
             if elsewhere:
-                warnings.warn(f"{elsewhere} of the {X.shape[0]} points for {name!r} lie outside the domain, where "
-                              f"{self.problem.domain.where} does not hold", PdecWarning, stacklevel=4)
+                warnings.warn(f"{elsewhere} of the {X.shape[0]} points for {name!r} lie outside the domain: "
+                              f"{where_text(self.problem)} is false there", PdecWarning, stacklevel=4)
         return X
 
     def _checked(self, given) -> dict[str, torch.Tensor]:
@@ -321,6 +290,11 @@ class GivenPoints:
         full = {t: self._points(t, given[t]) for t in self.terms}
         for name, region in ((n, c.on) for n, c in self.problem.condition_items.items()):
             off = int((~on_region(self.problem, region, full[name])).sum())
+            cut_off = off - int((~on_region(self.problem, region, full[name], cut=False)).sum())
+            if cut_off:
+                raise PdecError(f"{cut_off} of the {len(full[name])} points given for condition {name!r} lie on "
+                                f"its region's face ({region.describe()}) but outside the domain: "
+                                f"{where_text(self.problem)} is false there")
             if off:
                 raise PdecError(f"{off} of the {len(full[name])} points given for condition {name!r} are not on "
                                 f"its region, {region.describe()}: the condition would be imposed elsewhere, "
