@@ -306,6 +306,9 @@ def check_problem(problem: Problem, n_points: int = 5, seed: int = 0,
     if not exact:
         where = problem.source or f"problem {problem.name!r}"
         raise PdecError(f"{where}: no exact solution to check (give Problem(..., exact={{u: ...}}))")
+    if problem.where is not None:   # an empty domain, or a face it does not meet, is an error here too
+        for region in [None, *(c.on for c in problem.condition_items.values())]:
+            _points(problem, region, 1, seed, digits)
     report = CheckReport(problem.name)
     residuals = problem.interior_residuals
     system = isinstance(problem.interior, (list, tuple))

@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 import dataclasses
+import subprocess
+import sys
 import warnings
 
 import pytest
@@ -271,3 +273,15 @@ def test_a_plot_without_a_point_in_the_domain_warns():
     with pytest.warns(pdec.PdecWarning, match="no point of the plotted grid lies in the domain"):
         U, _ = _blank_outside(model, X, torch.ones(11, 1), None)
     assert torch.isnan(U).all()
+
+
+def test_check_reports_a_face_the_domain_does_not_meet(tmp_path):
+    spec = tmp_path / "disk_face.py"
+    spec.write_text("import sympy as sp\nfrom pdec import Box, Condition, Face, Problem\n"
+                    "x, y = sp.symbols('x y', real=True)\nu = sp.Function('u')(x, y)\n"
+                    "problem = Problem(name='disk_face', domain=Box({x: (-1, 1), y: (-1, 1)}, where=x**2 + y**2 < 0.25),\n"
+                    "    unknowns=[u], interior=u.diff(x, 2) + u.diff(y, 2), conditions={'left': Condition(u, on=Face(x, 'min'))},\n"
+                    "    exact={u: 0 * x})\n")
+    proc = subprocess.run([sys.executable, "-m", "pdec", "check", str(spec)], capture_output=True, text=True)
+    assert proc.returncode != 0
+    assert "face x = min: 0 of" in proc.stderr and "Sampler(fn)" in proc.stderr and "Traceback" not in proc.stderr
