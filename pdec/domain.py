@@ -26,8 +26,9 @@ def domain_predicate(problem: Problem) -> Predicate | None:
     """The function ``inside(X) -> (...,) bool`` of the problem's ``where`` (None: the whole box).
 
     X: (..., d) points in the domain's column order; the result holds, per point, whether the
-    condition holds there (the box's bounds are not tested; a NaN, e.g. the square root of a
-    negative number, counts as outside).
+    condition holds there (the box's bounds are not tested; a comparison with NaN, e.g. the
+    square root of a negative number, is False, and ``~`` is applied to the inequalities
+    themselves, so such a point is outside however the condition is written).
     """
     where = problem.where
     if where is None:
@@ -87,6 +88,7 @@ def outside_message(problem: Problem, what: str, accepted: int, drawn: int, on_f
         return (f"{head}. If the domain's edge runs along the {on_face}, write that inequality with >= or <= "
                 f"(a strict one excludes the face itself); otherwise give these points with Sampler(fn)")
     if not accepted:
-        return f"{head}: the domain is empty in the box; is the condition right (and the box around it)?"
+        return (f"{head}: the domain is empty, or below {MIN_ACCEPTED:g} of the box; is the condition right, "
+                f"and the box drawn closely around it?")
     return (f"{head}: the domain is below {MIN_ACCEPTED:g} of the box; draw a box closer around it "
             f"(sampling costs grow as the box's volume over the domain's)")

@@ -74,6 +74,15 @@ class Box:
         lo, hi = self.bounds[var]
         return float(lo), float(hi)
 
+    def describe(self) -> str:
+        """The box as text: ``x in [-1, 1], y in [0, 2]``, or ``x1, …, x100 in [0, 1]`` when more
+        than three variables share one interval."""
+        intervals = [self.interval(v) for v in self.variables]
+        if len(intervals) > 3 and len(set(intervals)) == 1:
+            (lo, hi), first, last = intervals[0], self.variables[0], self.variables[-1]
+            return f"{first}, …, {last} in [{lo:g}, {hi:g}]"
+        return ", ".join(f"{v} in [{lo:g}, {hi:g}]" for v, (lo, hi) in zip(self.variables, intervals))
+
     @property
     def corners(self) -> tuple[tuple[float, ...], tuple[float, ...]]:
         """``(lo, hi)``: the lower and the upper bound of every variable as floats, in
@@ -553,12 +562,15 @@ class Problem:
                  + ("the domain would be empty" if where is sp.false else "leave where out for the whole box"))
         for f in sorted(where.atoms(AppliedUndef), key=str):
             fail(f"where must not contain the unknown {f}: it is a condition on the variables")
-        for node in sp.preorder_traversal(where):
-            if isinstance(node, (sp.Eq, sp.Ne)):
-                fail(f"{node} in where: an equation holds on a surface (or everywhere but one), not on a region "
+        for leaf in _boolean_leaves(where):
+            if isinstance(leaf, sp.logic.boolalg.BooleanFunction):
+                fail(f"{type(leaf).__name__} in where: join inequalities with & (And), | (Or) and ~ (Not)")
+            if isinstance(leaf, (sp.Eq, sp.Ne)):
+                fail(f"{leaf} in where: an equation holds on a surface (or everywhere but one), not on a region "
                      f"of the box; write inequalities (a boundary's points come from Sampler(fn))")
-            if isinstance(node, sp.logic.boolalg.BooleanFunction) and not isinstance(node, (sp.And, sp.Or, sp.Not)):
-                fail(f"{type(node).__name__} in where: join inequalities with & (And), | (Or) and ~ (Not)")
+            if not isinstance(leaf, sp.core.relational.Relational):
+                fail(f"{leaf} in where is not an inequality: each part of a condition joined by &, |, ~ compares "
+                     f"two expressions, such as x > 0")
         for rel in where.atoms(sp.core.relational.Relational):
             self._check_expr(rel.lhs - rel.rhs, term, src, allow_unknowns=False)
         if not where.free_symbols & set(self.variables):
@@ -622,13 +634,13 @@ class Problem:
         if expr.has(sp.I):
             fail(f"complex constant I in {expr}: residuals must be real (write a complex equation "
                  "as a system of its real and imaginary parts)")
-        for f in expr.atoms(sp.Function):   # first, so a Piecewise is named, not its conditions
-            if not isinstance(f, AppliedUndef) and not is_supported_function(f):
-                fail(f"unsupported function {type(f).__name__} in {f} (supported: {_FUNCTIONS})")
         # what pdec can analyse and print: sums, products, powers, numbers, the variables, the
-        # unknowns and their derivatives, and the functions of pdec.functions.
-        # Anything else (Max, Integral, Sum, Subs, …) is refused here, not left to fail in codegen.
+        # unknowns and their derivatives, and the functions of pdec.functions. Outermost first, so
+        # a Piecewise is named, not the conditions inside it. Anything else (Max, Integral, Sum,
+        # Subs, …) is refused here, not left to fail in codegen.
         for node in sp.preorder_traversal(expr):
+            if isinstance(node, sp.Function) and not isinstance(node, AppliedUndef) and not is_supported_function(node):
+                fail(f"unsupported function {type(node).__name__} in {node} (supported: {_FUNCTIONS})")
             if isinstance(node, (sp.Function, *_ALLOWED_NODES)):
                 continue
             hint = (": write it with Abs, e.g. Max(a, b) = (a + b + Abs(a - b))/2"
@@ -674,6 +686,13 @@ _FUNCTIONS = "exp, log, sin, cos, tan, sinh, cosh, tanh, asin, acos, atan, Abs, 
 # SymPy node types a residual may consist of, besides the functions of pdec.functions
 _ALLOWED_NODES = (sp.Add, sp.Mul, sp.Pow, sp.Symbol, sp.Number, sp.NumberSymbol, sp.Derivative,
                   sp.Tuple, AppliedUndef)
+
+
+def _boolean_leaves(expr: sp.Basic) -> list[sp.Basic]:
+    """The operands under And, Or and Not (inequalities, in a valid ``where``)."""
+    if isinstance(expr, (sp.And, sp.Or, sp.Not)):
+        return [leaf for a in expr.args for leaf in _boolean_leaves(a)]
+    return [expr]
 
 
 def _plain_name(name: str) -> bool:

@@ -140,6 +140,7 @@ def test_initial_slice_of_a_disk_in_time():
     (sp.Xor(x < 0, y < 0), "join inequalities"),
     (sp.Max(x, y) < 1, "unsupported Max"),
     (sp.Piecewise((x, x > 0), (0, True)) < sp.Rational(1, 2), "unsupported function Piecewise"),
+    ((x > 0) & y, "y in where is not an inequality"),
 ])
 def test_bad_where_is_refused(where, message):
     with pytest.raises(pdec.SpecError, match=message):
@@ -197,7 +198,7 @@ def test_a_face_the_domain_does_not_reach_is_an_error():
     empty = Problem(name="nowhere", domain=Box({x: (0, 1), y: (0, 1)}, where=x > 2), unknowns=[u],
                     interior=u.diff(x, 2))
     empty.validate()
-    with pytest.raises(pdec.PdecError, match="interior points: 0 of .* x > 2: the domain is empty in the box"):
+    with pytest.raises(pdec.PdecError, match="interior points: 0 of .* x > 2: the domain is empty, or below 0.0001 of the box"):
         PointSampler(empty, 10, 0, seed=0)
     with pytest.raises(pdec.PdecError, match="points of the interior: 0 of .* the domain is empty"):
         _points(empty, None, 3, seed=0, digits=30)   # pdec check's points for the numeric fallback
@@ -285,3 +286,17 @@ def test_check_reports_a_face_the_domain_does_not_meet(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "pdec", "check", str(spec)], capture_output=True, text=True)
     assert proc.returncode != 0
     assert "face x = min: 0 of" in proc.stderr and "Sampler(fn)" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_nan_is_outside_however_the_condition_is_written():
+    a = (sp.log(x) <= 0) & (y <= sp.Rational(1, 2))
+    b = ~((sp.log(x) > 0) | (y > sp.Rational(1, 2)))   # the same condition
+    X = torch.rand(2000, 2, dtype=torch.float64, generator=torch.Generator().manual_seed(2)) * 2 - 1
+    masks = []
+    for where in (a, b):
+        problem = Problem(name="logs", domain=Box({x: (-1, 1), y: (-1, 1)}, where=where), unknowns=[u],
+                          interior=u.diff(x, 2) + u.diff(y, 2),
+                          conditions={"c": Condition(u, on=Sampler(lambda n, g: torch.full((n, 2), 0.5)))}).validate()
+        masks += [domain_predicate(problem)(X), pdec.compile(problem, hidden=(4,), write=False).model.inside(X)]
+    expected = (X[:, 0] > 0) & (X[:, 1] <= 0.5)   # log x is NaN for x < 0: outside
+    assert all(torch.equal(m, expected) for m in masks)

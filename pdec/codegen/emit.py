@@ -18,7 +18,7 @@ from ..plan import Plan, TermPlan
 from ..text import math_text, name_list
 from .predicate import predicate_code, without_outer_parentheses
 from .printer import float_literal, print_torch, print_with_cse
-from .render import KEEP_SPACE
+from .render import KEEP_SPACE, code_wrap
 
 # Names the templates give to module-level objects and to locals of the generated functions: a
 # spec's variable or atom printed as a local must not shadow them (a variable named ``Zc`` or
@@ -613,10 +613,10 @@ def build_context(plan: Plan, options: Options, version: str, source_hash: str) 
             where_code = without_outer_parentheses(where_code)
         elif isinstance(problem.where, (sp.And, sp.Or)):   # one operand per line, the operator first
             op = "&" if isinstance(problem.where, sp.And) else "|"
-            parts = [predicate_code(a, variables, names)[1] for a in problem.where.args]
+            parts = [code_wrap(predicate_code(a, variables, names)[1], 18, 20) for a in problem.where.args]
             where_code = "(" + f"\n{' ' * 16}{op} ".join(parts) + ")"
-        box = ", ".join(f"{v} in [{lo:g}, {hi:g}]" for v in variables for lo, hi in [problem.domain.interval(v)])
-        where = {"variables": where_vars, "code": where_code, "text": math_text(problem.where), "box": box}
+        where = {"variables": where_vars, "code": where_code, "text": math_text(problem.where),
+                 "box": problem.domain.describe()}
     spec_path = spec_display_path(problem.source, problem.name)
     regen = shlex.join(options.compile_args(spec_path))
     py = {

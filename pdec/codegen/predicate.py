@@ -23,6 +23,9 @@ def predicate_code(where: sp.Basic, variables: tuple[sp.Symbol, ...],
         (...,) bool tensor (``&``, ``|``, ``~`` of comparisons), in parentheses, so that it may be
         broken over lines.
     """
+    # negations pushed onto the inequalities (~(a > 0) is a <= 0), so that a comparison with NaN
+    # (the square root of a negative number) is False, and outside, however the condition is written
+    where = sp.logic.boolalg.to_nnf(where, simplify=False)
     local = where.xreplace({v: sp.Symbol(names[v], real=True) for v in variables})
     assigns = [(names[v], f"X[..., {i}]") for i, v in enumerate(variables) if v in where.free_symbols]
     code = print_torch(local)
