@@ -960,3 +960,16 @@ def test_threads_flag_sets_and_records_the_thread_count(tmp_path, capsys):
         torch.set_num_threads(before)
     assert main(["train", spec, "--threads", "0"]) == 2
     assert "--threads 0: give at least 1 thread" in capsys.readouterr().err
+
+
+def test_resume_writes_no_module(tmp_path, monkeypatch):
+    """A run compiled into --out DIR resumes without writing generated/<name>.py where it is resumed."""
+    monkeypatch.chdir(tmp_path)
+    small = ["--set", "n_interior=20", "--set", "n_condition=8", "--set", "n_eval=50", "--no-progress"]
+    spec = str(ROOT / "specs" / "heat1d.py")
+    assert main(["train", spec, "--optimizer", "adam", "--steps", "2", "--out", "mods", "--runs", "runs", *small]) == 0
+    (run_dir,) = (tmp_path / "runs" / "heat1d").iterdir()
+    module = (tmp_path / "mods" / "heat1d.py").read_bytes()
+    assert main(["train", "--resume", str(run_dir), "--steps", "4", "--no-progress"]) == 0
+    assert not (tmp_path / "generated").exists() and (tmp_path / "mods" / "heat1d.py").read_bytes() == module
+    assert read_metrics(run_dir)[-1]["step"] == 4

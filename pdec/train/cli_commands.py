@@ -269,7 +269,9 @@ def _train_here(args) -> int:
                             f"which is not there any more: put the spec back there to resume")
         cfg, _ = resolve_config(saved["settings"])
         comm = from_environment(cfg.device)
-        compiled = _compile_for(Path(saved["spec"]), cfg, _rank_device(cfg.device, comm), out_dir=args.out)
+        # in memory: the run is the record of its module, and a resume writes no generated/ file
+        # (the run may have compiled into another --out, or the spec may have changed, which train() refuses)
+        compiled = _compile_for(Path(saved["spec"]), cfg, _rank_device(cfg.device, comm), write=False)
         # every flag goes to train(), which refuses settings a resumed run may not change
         run_kwargs = dict(resume=args.resume, init_from=args.init_from, config_file=args.config,
                           sets=args.set, **_flag_overrides(args))   # train() refuses init_from with resume
