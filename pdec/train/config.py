@@ -36,6 +36,7 @@ class TrainConfig:
     n_condition: int = 120
     n_eval: int = 9000
     resample_every: int = 0        # 0: fixed points for the whole run
+    sampling: str = "uniform"      # training points: "uniform" (pseudo-random) or "sobol" (quasi-random)
     eval_every: int = 50
     checkpoint_every: int = 500
     progress: bool = True
@@ -48,6 +49,8 @@ class TrainConfig:
             raise PdecError("steps and time_budget must be ≥ 0")
         if self.steps == 0 and self.time_budget == 0:
             raise PdecError("give --steps N or --time-budget SECONDS")
+        if self.sampling not in ("uniform", "sobol"):
+            raise PdecError(f"sampling must be 'uniform' or 'sobol', got {self.sampling!r}")
         if self.dtype not in ("float64", "float32"):
             raise PdecError(f"dtype must be float64 or float32, got {self.dtype!r}")
         for k in ("n_interior", "eval_every", "checkpoint_every"):

@@ -419,6 +419,9 @@ def _make_sampler(problem, cfg: TrainConfig, points, eval_points, dtype, device,
     resumed run's checkpoint) or drawn from the spec's regions; only rank 0 keeps an evaluation set."""
     main = comm.is_main
     if points is not None:
+        if cfg.sampling != "uniform":
+            raise PdecError(f"sampling = {cfg.sampling!r} draws the spec's points, but points= gives them; "
+                            f"leave one out")
         sampler = GivenPoints(problem, points, eval_points, cfg.seed, cfg.n_eval if main else 0, dtype, device,
                               comm.rank, comm.world_size, state=checkpoint["sampler"] if checkpoint else None)
         if not main:
@@ -430,7 +433,7 @@ def _make_sampler(problem, cfg: TrainConfig, points, eval_points, dtype, device,
         if eval_points is not None:
             raise PdecError("eval_points is given without points=; give both, or neither")
         sampler = PointSampler(problem, cfg.n_interior, cfg.n_condition, cfg.seed, cfg.n_eval if main else 0,
-                               dtype, device, comm.rank, comm.world_size)
+                               dtype, device, comm.rank, comm.world_size, cfg.sampling)
     return sampler
 
 

@@ -28,17 +28,49 @@ def _bounds(problem: Problem, dtype, device) -> tuple[torch.Tensor, torch.Tensor
     return lo, hi
 
 
-def uniform_box(problem: Problem, n: int, g: torch.Generator, dtype=torch.float64, device=None) -> torch.Tensor:
-    """n points uniform in the box: (n, d)."""
+#: Draws (m, d) points in the unit cube [0, 1)^d: pseudo-random from a generator, or a Sobol stream.
+Unit = Callable[[int], torch.Tensor]
+SAMPLINGS = ("uniform", "sobol")
+
+
+def uniform_box(problem: Problem, n: int, g: torch.Generator, dtype=torch.float64, device=None,
+                unit: Unit | None = None) -> torch.Tensor:
+    """n points uniform in the box: (n, d); ``unit`` replaces the generator's ``torch.rand``
+    (e.g. a Sobol stream, :class:`SobolStream`)."""
     lo, hi = _bounds(problem, dtype, "cpu")
-    X = lo + (hi - lo) * torch.rand(n, len(lo), generator=g, dtype=dtype)
+    U = unit(n).to(dtype) if unit is not None else torch.rand(n, len(lo), generator=g, dtype=dtype)
+    X = lo + (hi - lo) * U
     return X.to(device)
 
 
+class SobolStream:
+    """Scrambled Sobol points in [0, 1)^d, one stream for a run's training batches (each batch
+    continues the sequence). Its state is the seed and the number of points drawn.
+
+    Args:
+        d: dimension.
+        seed: the scrambling's seed.
+        drawn: points already drawn (to resume a stream).
+    """
+
+    def __init__(self, d: int, seed: int, drawn: int = 0):
+        self.d, self.seed = d, seed
+        self.engine = torch.quasirandom.SobolEngine(d, scramble=True, seed=seed)
+        if drawn:
+            self.engine.fast_forward(drawn)
+
+    def __call__(self, m: int) -> torch.Tensor:
+        return self.engine.draw(m, dtype=torch.float64)
+
+    @property
+    def drawn(self) -> int:
+        return int(self.engine.num_generated)
+
+
 def uniform_domain(problem: Problem, n: int, g: torch.Generator, dtype=torch.float64, device=None,
-                   what: str = "interior points") -> torch.Tensor:
+                   what: str = "interior points", unit: Unit | None = None) -> torch.Tensor:
     """n points uniform in the domain: the box, or its part where ``where`` holds: (n, d)."""
-    return keep_inside(problem, lambda m: uniform_box(problem, m, g, dtype), n, what).to(device)
+    return keep_inside(problem, lambda m: uniform_box(problem, m, g, dtype, unit=unit), n, what).to(device)
 
 
 def _faces(problem: Problem, region: Region) -> list[tuple[int, float]]:
@@ -83,7 +115,7 @@ def on_region(problem: Problem, region: Region, X: torch.Tensor, cut: bool = Tru
 
 
 def sample_region(problem: Problem, region: Region, n: int, g: torch.Generator,
-                  dtype=torch.float64, device=None, name: str | None = None) -> torch.Tensor:
+                  dtype=torch.float64, device=None, name: str | None = None, unit: Unit | None = None) -> torch.Tensor:
     """n points on a condition's region: (n, d). Faces are chosen with probability ∝ their area;
     a :class:`Combined` region's points are split evenly over its parts, in order. ``name``: the
     condition's, for error messages."""
@@ -93,7 +125,7 @@ def sample_region(problem: Problem, region: Region, n: int, g: torch.Generator,
             raise PdecError(f"{which} gets {n} point(s) for its {len(region.parts)} parts: give at least one "
                             f"point per part (raise n_condition, the condition points per batch, which are "
                             f"split evenly over the conditions)")
-        return torch.cat([sample_region(problem, part, k, g, dtype, device, name)
+        return torch.cat([sample_region(problem, part, k, g, dtype, device, name, unit)
                           for part, k in zip(region.parts, region.split(n))])
     if isinstance(region, Sampler):
         return sampler_points(problem, region, n, g, dtype, name).to(device)
@@ -104,7 +136,7 @@ def sample_region(problem: Problem, region: Region, n: int, g: torch.Generator,
                           for i, _ in faces], dtype=torch.float64)
 
     def draw(m: int) -> torch.Tensor:
-        X = uniform_box(problem, m, g, dtype)
+        X = uniform_box(problem, m, g, dtype, unit=unit)
         which = torch.multinomial(areas / areas.sum(), m, replacement=True, generator=g)
         for k, (i, value) in enumerate(faces):
             X[which == k, i] = value
@@ -136,10 +168,18 @@ class PointSampler:
         n_eval: held-out interior points for the error metrics.
         rank, world_size: data parallel: ``batch`` is this rank's shard of the whole batch
             ``full_batch`` (a :class:`~pdec.parallel.Shard` when world_size > 1).
+        sampling: "uniform" (pseudo-random) or "sobol": the training points' coordinates come
+            from one scrambled Sobol sequence (:class:`SobolStream`, seeded by ``seed``), which
+            covers the domain more evenly than independent draws; a face's points take the
+            sequence's other coordinates. The choice of face for each point, a :class:`Sampler`'s
+            points and the evaluation set stay pseudo-random.
     """
 
     def __init__(self, problem: Problem, n_interior: int, n_condition: int, seed: int,
-                 n_eval: int = 0, dtype=torch.float64, device=None, rank: int = 0, world_size: int = 1):
+                 n_eval: int = 0, dtype=torch.float64, device=None, rank: int = 0, world_size: int = 1,
+                 sampling: str = "uniform"):
+        if sampling not in SAMPLINGS:
+            raise PdecError(f"sampling must be one of {', '.join(SAMPLINGS)}, got {sampling!r}")
         if n_interior < 1:
             raise PdecError(f"n_interior must be ≥ 1, got {n_interior}")
         conditions = problem.condition_items
@@ -156,6 +196,7 @@ class PointSampler:
         self.dtype, self.device = dtype, device
         self.rank, self.world_size = rank, world_size
         self.generator = torch.Generator().manual_seed(seed)
+        self.sobol = SobolStream(len(problem.variables), seed) if sampling == "sobol" else None
         self.eval_points = evaluation_set(problem, n_eval, seed, dtype, device)
         self.full_batch: dict[str, torch.Tensor] = {}
         self.batch: Mapping[str, torch.Tensor] = {}
@@ -163,11 +204,11 @@ class PointSampler:
 
     def resample(self) -> Mapping[str, torch.Tensor]:
         """Draw a new batch from the training stream; return (and keep as ``batch``) this rank's part."""
-        g = self.generator
-        batch = {"interior": uniform_domain(self.problem, self.n_interior, g, self.dtype, self.device)}
+        g, unit = self.generator, self.sobol
+        batch = {"interior": uniform_domain(self.problem, self.n_interior, g, self.dtype, self.device, unit=unit)}
         for name, region in self.regions.items():
             batch[name] = sample_region(self.problem, region, self.counts[name], g, self.dtype, self.device,
-                                        name)
+                                        name, unit)
         self._set(batch)
         return self.batch
 
@@ -176,11 +217,16 @@ class PointSampler:
         self.batch = shard_batch(full, self.rank, self.world_size) if self.world_size > 1 else full
 
     def state_dict(self) -> dict:
-        """The stream's state and the whole current batch (every rank's rows)."""
-        return {"generator": self.generator.get_state(), "batch": {k: v.cpu() for k, v in self.full_batch.items()}}
+        """The streams' state and the whole current batch (every rank's rows)."""
+        state = {"generator": self.generator.get_state(), "batch": {k: v.cpu() for k, v in self.full_batch.items()}}
+        if self.sobol is not None:
+            state["sobol_drawn"] = self.sobol.drawn
+        return state
 
     def load_state_dict(self, state: dict) -> None:
         self.generator.set_state(state["generator"])
+        if self.sobol is not None:
+            self.sobol = SobolStream(self.sobol.d, self.sobol.seed, state["sobol_drawn"])
         self._set({k: v.to(self.device, self.dtype) for k, v in state["batch"].items()})
 
 
