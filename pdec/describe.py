@@ -47,8 +47,9 @@ def describe_plan(plan: Plan) -> str:
     head = [f"problem {a.problem.name!r}: variables ({', '.join(map(str, a.variables))}), "
             f"unknowns ({', '.join(a.unknown_names)})"]
     problem = a.problem
-    head.append(f"domain: {problem.domain.describe()}" + (f", where {math_text(problem.where)}" if problem.where is not None else ""))
-    weights = a.problem.weights
-    regions = {name: c.on.describe() for name, c in a.problem.condition_items.items()}
+    cut = f", where {math_text(problem.where)}" if problem.where is not None else ""
+    head.append(f"domain: {problem.domain.describe()}{cut}")
+    weights = problem.weights
+    regions = {name: c.on.describe() for name, c in problem.condition_items.items()}
     return "\n".join(head + [describe_term(t, a.variables, a.unknown_names, weights[name], regions.get(name, ""))
                              for name, t in plan.terms.items()])

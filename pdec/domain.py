@@ -6,6 +6,7 @@ module's ``inside`` prints the same code (:func:`pdec.codegen.predicate.predicat
 
 from __future__ import annotations
 
+import functools
 from typing import Callable
 
 import sympy as sp
@@ -31,14 +32,18 @@ def domain_predicate(problem: Problem) -> Predicate | None:
     themselves, so such a point is outside however the condition is written).
     """
     where = problem.where
-    if where is None:
-        return None
-    names = {v: f"v{i}" for i, v in enumerate(problem.variables)}
-    assigns, code = predicate_code(where, problem.variables, names)
+    return None if where is None else _compiled_predicate(where, problem.variables)
+
+
+@functools.lru_cache(maxsize=64)
+def _compiled_predicate(where: sp.Basic, variables: tuple[sp.Symbol, ...]) -> Predicate:
+    """``where`` compiled once per condition (samplers ask for it at every batch)."""
+    names = {v: f"v{i}" for i, v in enumerate(variables)}
+    assigns, code = predicate_code(where, variables, names)
     body = "".join(f"    {name} = {value}\n" for name, value in assigns)
     source = f"def inside(X):\n{body}    return {without_outer_parentheses(code)}\n"
     namespace = {"torch": torch, "tanh": torch.tanh}
-    exec(compile(source, f"<where of {problem.name}>", "exec"), namespace)
+    exec(compile(source, f"<where {where}>", "exec"), namespace)
     return namespace["inside"]
 
 

@@ -573,8 +573,6 @@ class Problem:
                      f"two expressions, such as x > 0")
         for rel in where.atoms(sp.core.relational.Relational):
             self._check_expr(rel.lhs - rel.rhs, term, src, allow_unknowns=False)
-        if not where.free_symbols & set(self.variables):
-            fail(f"where={self.domain.where} reads no domain variable")
 
     def _check_region(self, name: str, region: Region | None, src: str) -> None:
         term = f"condition {name}"

@@ -45,10 +45,7 @@ def add_training_commands(sub) -> None:
                    help="torch.compile the loss and the line search's trial pass (faster steps after a "
                         "compile of seconds to tens of seconds at the first steps; needs a C++ compiler on a "
                         "CPU); with --resume, switches it for the rest of the run")
-    p.add_argument("--threads", type=int, metavar="N",
-                   help="CPU threads of torch (default: torch's, one per core); on a shared or busy machine "
-                        "--threads 1 avoids threads waiting on each other, which can slow a small net "
-                        "tenfold. Results differ in the last digits between thread counts")
+    _add_threads_option(p)
     p.add_argument("--nproc", type=int, default=1, metavar="N",
                    help="data parallel over N processes on this machine (torch.distributed: gloo on CPU, "
                         "NCCL on GPUs; the same as torchrun --nproc-per-node N -m pdec train ...)")
@@ -80,10 +77,7 @@ def add_training_commands(sub) -> None:
     p.add_argument("--torch-compile", action="store_true",
                    help="torch.compile the loss and the line search's trial pass, for every optimizer "
                         "(each run compiles within its own time budget)")
-    p.add_argument("--threads", type=int, metavar="N",
-                   help="CPU threads of torch (default: torch's, one per core); on a shared or busy machine "
-                        "--threads 1 avoids threads waiting on each other, which can slow a small net "
-                        "tenfold. Results differ in the last digits between thread counts")
+    _add_threads_option(p)
     p.set_defaults(handler=cmd_compare)
 
 
@@ -94,6 +88,14 @@ def _add_network_flags(p) -> None:
     p.add_argument("--activation", help="tanh (default), sin, sigmoid, softplus, or a SymPy expression of z")
     p.add_argument("--mode", choices=["auto", "laplacian", "collapsed", "taylor"],
                    help="propagation mode of the interior residual (default auto)")
+
+
+def _add_threads_option(p) -> None:
+    """--threads N, for train and compare."""
+    p.add_argument("--threads", type=int, metavar="N",
+                   help="CPU threads of torch (default: torch's, one per core); on a shared or busy machine "
+                        "--threads 1 avoids threads waiting on each other, which can slow a small net "
+                        "tenfold. Results differ in the last digits between thread counts")
 
 
 def _compile_for(spec: Path, cfg, device=None, write="own", out_dir: Path = Path("generated")):
@@ -142,7 +144,6 @@ def _module_note(compiled, out_dir: Path = Path("generated")) -> str:
     why = ("was written for other options or another spec" if is_generated_module(path)
            else "is not a module pdec generated")
     return f"module.py in the run directory ({path.as_posix()} {why}; left as is)"
-
 
 
 def _device(name: str):

@@ -17,6 +17,7 @@ from typing import Any, Mapping
 
 from ..errors import PdecError
 from ..optim import OPTIMIZERS, get_optimizer
+from .sampling import SAMPLINGS
 
 
 @dataclass
@@ -49,8 +50,8 @@ class TrainConfig:
             raise PdecError("steps and time_budget must be ≥ 0")
         if self.steps == 0 and self.time_budget == 0:
             raise PdecError("give --steps N or --time-budget SECONDS")
-        if self.sampling not in ("uniform", "sobol"):
-            raise PdecError(f"sampling must be 'uniform' or 'sobol', got {self.sampling!r}")
+        if self.sampling not in SAMPLINGS:
+            raise PdecError(f"sampling must be {' or '.join(map(repr, SAMPLINGS))}, got {self.sampling!r}")
         if self.dtype not in ("float64", "float32"):
             raise PdecError(f"dtype must be float64 or float32, got {self.dtype!r}")
         for k in ("n_interior", "eval_every", "checkpoint_every"):
