@@ -10,7 +10,8 @@ derivative of its exact expression) and the result is
    expressions so the check cannot hang). A result that is identically 0 is a *symbolic* pass.
    Conditions hold only on their region, so for regions made of box faces (``Boundary``,
    ``SpatialBoundary``, ``Face``, ``Initial``) the face's variable is fixed to its exact bound
-   first and every face is checked;
+   first and every face is checked. A ``Periodic(x)`` condition's residual q is checked as
+   q(x = lo) − q(x = hi);
 2. otherwise evaluated *numerically* with ``digits`` significant digits (mpmath via ``evalf``) at
    ``n_points`` random points of the term's region, and passes when
    ``max |r| <= 10^(-digits/2) * max(1, size of the terms)``, where the size of the terms is the
@@ -30,7 +31,7 @@ from sympy.core.function import AppliedUndef
 from .domain import domain_predicate, keep_inside
 from .errors import PdecError
 from .functions import sigmoid, softplus
-from .spec import Boundary, Combined, Face, Initial, Problem, Region, Sampler, SpatialBoundary
+from .spec import Boundary, Combined, Face, Initial, Periodic, Problem, Region, Sampler, SpatialBoundary
 from .user_points import sampler_points
 
 #: Largest ``count_ops`` on which ``trigsimp`` / ``simplify`` are attempted.
@@ -147,6 +148,8 @@ def _faces(problem: Problem, region: Region) -> list[tuple[sp.Symbol, sp.Expr]] 
         return [(v, bound(v, s)) for v in dom.spatial for s in ("min", "max")]
     if isinstance(region, Face):
         return [(region.var, bound(region.var, region.side))]
+    if isinstance(region, Periodic):   # the points' face (the residual is already the pair's difference)
+        return [(region.var, bound(region.var, "min"))]
     if isinstance(region, Initial):
         return [(dom.time, bound(dom.time, "min"))]
     if isinstance(region, Combined):
@@ -257,6 +260,9 @@ def _check_term(problem: Problem, name: str, residual: sp.Expr, region: Region |
         r = substitute_exact(residual, exact)
     except Exception as exc:  # pragma: no cover - defensive
         return TermCheck(name, False, "symbolic", message=f"substitution failed: {exc}")
+    if isinstance(region, Periodic):   # r = q(x = lo) − q(x = hi)
+        lo, hi = (sp.nsimplify(sp.sympify(b)) for b in problem.domain.bounds[region.var])
+        r = r.subs(region.var, lo) - r.subs(region.var, hi)
     if _is_zero(r):
         return TermCheck(name, True, "symbolic", message="residual simplifies to 0")
     faces = _faces(problem, region) if region is not None else None

@@ -79,6 +79,8 @@ class GeneratedPINN(nn.Module):
     #: whether this instance's loss and line-search trial pass run through torch.compile
     #: (set per run by :func:`pdec.torch_compile.use_torch_compile`)
     torch_compiled: bool = False
+    #: periodic terms (conditions on ``Periodic(x)``): term -> (column c, lo, hi); see :meth:`term_points`
+    periodic: dict[str, tuple[int, float, float]] = {}
 
     def exact_columns(self) -> list[int]:
         """Output columns that ``exact_solution`` gives, in its column order (all unknowns unless
@@ -120,19 +122,44 @@ class GeneratedPINN(nn.Module):
         if term not in self.term_names:
             raise KeyError(f"unknown term {term!r}; terms: {', '.join(self.term_names)}")
 
+    def _check_points(self, X: torch.Tensor) -> None:
+        if X.ndim != 2 or X.shape[1] != self.n_in:
+            raise ValueError(f"points must have shape (N, {self.n_in}), got {tuple(X.shape)}")
+
+    def term_points(self, term: str, X: torch.Tensor) -> torch.Tensor:
+        """The points a term's forward pass runs on: X (N, d) itself, or for a periodic term
+        (``periodic[term] = (c, lo, hi)``) X stacked on its images X' (X with column c set to hi):
+        (2N, d), rows n and N + n a pair."""
+        pair = self.periodic.get(term)
+        if pair is None:
+            return X
+        column, _, hi = pair
+        image = X.clone()
+        image[:, column] = hi
+        return torch.cat([X, image])
+
+    def paired_difference(self, term: str, q: torch.Tensor) -> torch.Tensor:
+        """A periodic term's residual from its per-point quantity on :meth:`term_points`:
+        q (..., 2N, M) -> q(X) − q(X') (..., N, M); other terms' q is returned as it is."""
+        if term not in self.periodic:
+            return q
+        n = q.shape[-2] // 2
+        return q[..., :n, :] - q[..., n:, :]
+
     def propagate(self, term: str, X: torch.Tensor, keep: bool = True) -> Stacks:
         """Forward pass of the term's plan.
 
         Args:
             term: "interior" or a condition name.
-            X: points (N, d).
+            X: points (N, d). A periodic term runs on :meth:`term_points`, so its stacks have 2N
+                rows: the points', then their images'.
             keep: keep every linear layer's input and output stack (for curvature); with False
                 only the output stack is returned (``Stacks([], [out])``), so each layer's stacks
                 are freed as soon as the next is computed.
         """
         self._check_term(term)
-        if X.ndim != 2 or X.shape[1] != self.n_in:
-            raise ValueError(f"points must have shape (N, {self.n_in}), got {tuple(X.shape)}")
+        self._check_points(X)
+        X = self.term_points(term, X)
         activate = getattr(self, f"activate_{term}")
         Z = getattr(self, f"seed_{term}")(X)
         shared = self.seed_is_shared(term)
@@ -170,14 +197,15 @@ class GeneratedPINN(nn.Module):
         What the loss needs, with less work than :meth:`propagate`: the first layer maps the seed
         columns once when they do not depend on the point (``point_seeds``), and the last hidden
         layer activates only ``residual_columns[term]`` (``activate_<term>_last``). The hidden
-        layers in between carry full stacks. Differentiable (autograd and torch.func).
+        layers in between carry full stacks. Differentiable (autograd and torch.func). A periodic
+        term's stack has 2N rows, as in :meth:`propagate`.
         """
         activate_last = getattr(self, f"activate_{term}_last", None)
         if activate_last is None:  # S = 1: the stack is the value
             return self.propagate(term, X, keep=False).outputs[-1]
         self._check_term(term)
-        if X.ndim != 2 or X.shape[1] != self.n_in:
-            raise ValueError(f"points must have shape (N, {self.n_in}), got {tuple(X.shape)}")
+        self._check_points(X)
+        X = self.term_points(term, X)
         N, S = X.shape[0], self.S[term]
         first = self.layers[0]
         z = nn.functional.linear(X, first.weight, first.bias)       # value column (N, h)
@@ -200,10 +228,12 @@ class GeneratedPINN(nn.Module):
         return full.index_copy(1, torch.tensor(read, device=out.device), out)
 
     def residual(self, term: str, X: torch.Tensor, stacks: Stacks | None = None) -> torch.Tensor:
-        """Residual of a term at points X: (N, M). Pass ``stacks`` to reuse a forward pass; without
-        them the output stack comes from :meth:`propagate_read`."""
+        """Residual of a term at points X: (N, M). Pass ``stacks`` to reuse a forward pass (of
+        :meth:`propagate`); without them the output stack comes from :meth:`propagate_read`. A
+        periodic term's residual is q(X) − q(X') (:meth:`paired_difference`)."""
         out = self.propagate_read(term, X) if stacks is None else stacks.outputs[-1]
-        return getattr(self, f"residual_{term}")(X, out)
+        q = getattr(self, f"residual_{term}")(self.term_points(term, X), out)
+        return self.paired_difference(term, q)
 
     def interior_residual(self, X: torch.Tensor) -> torch.Tensor:
         """Interior residual r_Ω at points X (N, d): (N, M)."""

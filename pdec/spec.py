@@ -146,6 +146,26 @@ class Initial(Region):
 
 
 @dataclass(frozen=True)
+class Periodic(Region):
+    """Periodicity in one variable: the face ``var = lo`` paired with the face ``var = hi``.
+
+    ``Condition(q, on=Periodic(x))`` draws its points x_n on the face x = lo, and its residual is
+    r_n = q(x_n) − q(x_n'), with x_n' the same point moved to x = hi. ``q`` is what must agree
+    across the two faces: for a PDE of order p in x, the unknown and its x-derivatives up to p − 1,
+    such as ``Condition([u, u.diff(x)], on=Periodic(x))`` for a second-order one. The domain must
+    be the whole box (no ``where``), and ``var`` may not be the time variable.
+    """
+
+    var: sp.Symbol
+
+    def describe(self) -> str:
+        return f"faces {self.var} = min and {self.var} = max, paired (periodic in {self.var})"
+
+    def __repr__(self) -> str:
+        return f"Periodic({self.var})"
+
+
+@dataclass(frozen=True)
 class Sampler(Region):
     """User-supplied points: ``fn(n, generator) -> Tensor (n, d)`` in the domain's column order."""
 
@@ -516,6 +536,8 @@ class Problem:
             return [(self.domain.time, "min")]
         if isinstance(region, Face):
             return [(region.var, region.side)]
+        if isinstance(region, Periodic):
+            return [(region.var, "min"), (region.var, "max")]
         return []
 
     def _face_held_twice(self, parts) -> tuple | None:
@@ -578,7 +600,7 @@ class Problem:
         term = f"condition {name}"
         if region is None:
             raise SpecError("condition has no region: write Condition(residual, on=Boundary()) "
-                            "(or Initial(), SpatialBoundary(), Face(x, 'min'), Sampler(fn))",
+                            "(or Initial(), SpatialBoundary(), Face(x, 'min'), Periodic(x), Sampler(fn))",
                             spec=src, term=term)
         if isinstance(region, type) and issubclass(region, Region):
             raise SpecError(f"on={region.__name__} is the class; write on={region.__name__}()", spec=src, term=term)
@@ -587,13 +609,30 @@ class Problem:
                     if isinstance(region, (list, tuple)) and region and all(isinstance(r, Region) for r in region)
                     else ": the residual comes first, Condition(residual, on=region)"
                     if isinstance(region, (sp.Basic, list, tuple)) else
-                    " (Boundary(), SpatialBoundary(), Initial(), Face(x, 'min'), Sampler(fn))")
+                    " (Boundary(), SpatialBoundary(), Initial(), Face(x, 'min'), Periodic(x), Sampler(fn))")
             raise SpecError(f"region {region!r} is not a pdec region{hint}", spec=src, term=term)
         if isinstance(region, Combined):
             if len(region.parts) < 2:
                 raise SpecError("Combined needs at least two regions", spec=src, term=term)
             for part in region.parts:
+                if isinstance(part, Periodic):
+                    raise SpecError(f"{part!r} cannot be combined with other regions: its residual pairs two "
+                                    f"points; give it a condition of its own", spec=src, term=term)
                 self._check_region(name, part, src)
+            return
+        if isinstance(region, Periodic):
+            if isinstance(region.var, str):
+                raise SpecError(f"Periodic takes the variable's Symbol, Periodic({region.var}), not the string "
+                                f"{region.var!r}", spec=src, term=term)
+            if region.var not in self.domain.bounds:
+                raise SpecError(f"periodic variable {region.var} is not a domain variable", spec=src, term=term)
+            if region.var == self.domain.time:
+                raise SpecError(f"Periodic({region.var}): {region.var} is the time variable; periodicity pairs "
+                                f"the faces of a spatial variable", spec=src, term=term)
+            if self.domain.where is not None:
+                raise SpecError(f"Periodic({region.var}) needs the whole box, but the domain is the part of the box "
+                                f"where {self.domain.where} (a point's image on the other face might lie outside)",
+                                spec=src, term=term)
             return
         needs_time = isinstance(region, (Initial, SpatialBoundary))
         if needs_time and self.domain.time is None:
@@ -655,10 +694,14 @@ class Problem:
             if f.args != unknowns[f.func].args:
                 bad = [a for a in f.args if a not in variables]
                 if bad and not all(isinstance(a, sp.Symbol) for a in bad):   # u(t, 0), u(x + 1, y)
+                    moved = [v for v, a in zip(unknowns[f.func].args, f.args) if a != v]
+                    var = moved[0] if len(moved) == 1 else "x"
                     fail(f"{f} evaluates the unknown away from its term's own point: a residual holds the "
-                         f"unknown at each point of its region only, {unknowns[f.func]} and its derivatives, "
-                         f"so conditions that couple points (periodic u(t, 0) = u(t, 1), nonlocal ones) "
-                         f"cannot be written; a value on a face is {unknowns[f.func]} on=Face(...)")
+                         f"unknown at each point of its region only, {unknowns[f.func]} and its derivatives. "
+                         f"A value on a face is Condition({unknowns[f.func]} - g, on=Face({var}, 'min')); "
+                         f"periodicity (equal values on the faces {var} = min and {var} = max) is "
+                         f"Condition({unknowns[f.func]}, on=Periodic({var})); nonlocal conditions cannot be "
+                         f"written")
                 if bad:
                     fail(f"unknown {f} is applied to undeclared variable(s) {', '.join(map(str, bad))}")
                 fail(f"{f} must be applied to the same variables as its declaration "

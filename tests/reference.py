@@ -11,6 +11,8 @@ import sympy as sp
 import torch
 import torch.nn.functional as F
 
+from pdec.spec import Periodic
+
 ACTIVATIONS = {"tanh": torch.tanh, "sin": torch.sin, "sigmoid": torch.sigmoid, "softplus": F.softplus}
 NUMPY_FUNCTIONS = {"sigmoid": lambda z: 1 / (1 + np.exp(-z)), "softplus": lambda z: np.log1p(np.exp(z))}
 
@@ -75,7 +77,7 @@ def _derivative_key(node, unknowns, variables) -> tuple[int, tuple[int, ...]]:
     return unknowns.index(node), ()
 
 
-def reference_residual(problem, term: str, model, X: torch.Tensor) -> np.ndarray:
+def reference_point_residual(problem, term: str, model, X: torch.Tensor) -> np.ndarray:
     """The term's residual (N, M) from the problem's own SymPy residuals: every derivative node
     is evaluated by nested autograd through :func:`reference_mlp`, then the expression by
     sympy.lambdify (NumPy). Nothing of pdec's analysis (atoms, names, splits) is used. A term
@@ -101,6 +103,18 @@ def reference_residual(problem, term: str, model, X: torch.Tensor) -> np.ndarray
         cols.append(np.broadcast_to(np.asarray(fn(*args), dtype=np.float64), (X.shape[0],)))
     scale = float(np.sqrt(problem.interior_weight if term == "interior" else problem.condition_items[term].weight))
     return scale * np.stack(cols, axis=1)
+
+
+def reference_residual(problem, term: str, model, X: torch.Tensor) -> np.ndarray:
+    """:func:`reference_point_residual`, or for a condition on ``Periodic(x)`` its pairs'
+    difference q(X) − q(X'), X' = X with x set to the box's upper bound (read off the spec)."""
+    region = problem.condition_items[term].on if term != "interior" else None
+    q = reference_point_residual(problem, term, model, X)
+    if not isinstance(region, Periodic):
+        return q
+    image = X.clone()
+    image[:, list(problem.variables).index(region.var)] = problem.domain.interval(region.var)[1]
+    return q - reference_point_residual(problem, term, model, image)
 
 
 def residual_errors(problem, model, X: torch.Tensor) -> dict[str, float]:

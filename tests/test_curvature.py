@@ -8,6 +8,7 @@ Cases (problem × mode × widths), float64, small N:
     taylor3    u_y + u u_x + u_xxx (3rd order, nonlinear)
     taylor4    biharmonic u_xxxx + 2 u_xxyy + u_yyyy (4th order, S = 13)
     system     two unknowns, M = 2 interior residuals, a condition per unknown
+    periodic   1+1d advection–diffusion with a Periodic(x) condition [u, ∂_x u] (paired points)
 """
 
 from __future__ import annotations
@@ -102,6 +103,8 @@ CASES = {
     # a condition of two components (velocity = [u − u*, v − v*]) next to a scalar one
     "vector-condition": (lambda: pdec.load_spec(ROOT / "specs" / "kovasznay.py"), (6, 5), "auto",
                          "laplacian", 3),
+    # a periodic condition [u, ∂_x u] on Periodic(x): each sample reads the network at two points
+    "periodic": (lambda: pdec.load_spec(ROOT / "specs" / "advection1d.py"), (6, 5), "auto", "collapsed", 1),
 }
 
 
@@ -154,23 +157,40 @@ def reference_jacobian_matrix(model, term, X) -> torch.Tensor:
     return torch.cat([J.mT.reshape(N * M, -1) for J in Js], dim=1)
 
 
+def forward_points(model, term, X) -> torch.Tensor:
+    """The rows a term's forward pass runs on: X, or for a periodic term X then its images (the
+    periodic column set to the upper bound), built here from ``model.periodic``."""
+    if term not in model.periodic:
+        return X
+    c, _, hi = model.periodic[term]
+    image = X.clone()
+    image[:, c] = hi
+    return torch.cat([X, image])
+
+
 def reference_output_grads(model, term, X, l) -> torch.Tensor:
-    """g (N, M, S, h_l) via jacrev of the continuation Z⁽ˡ⁾ ↦ r through the later layers."""
+    """g (N, M, S, h_l) via jacrev of the continuation Z⁽ˡ⁾ ↦ r through the later layers. A
+    periodic term's r_n = q(x_n) − q(x_n') reads rows n and N + n: its g (N, M, 2S, h_l) joins the
+    two rows' gradients along S."""
     stacks = model.propagate(term, X)
+    P = forward_points(model, term, X)
     activate = getattr(model, f"activate_{term}")
     L = len(model.layers)
+    N = X.shape[0]
 
     def rest(Zl):
         Z = Zl
         for k in range(l + 1, L):
-            Z = linear_stack(activate(Z, X), model.layers[k])
-        return getattr(model, f"residual_{term}")(X, Z)
+            Z = linear_stack(activate(Z, P), model.layers[k])
+        q = getattr(model, f"residual_{term}")(P, Z)
+        return q if P is X else q[:N] - q[N:]
 
-    jac = jacrev(rest)(stacks.outputs[l].detach())  # (n, m, n', s, o)
-    N = X.shape[0]
-    diag = jac[torch.arange(N), :, torch.arange(N)]  # (n, m, s, o)
+    jac = jacrev(rest)(stacks.outputs[l].detach())  # (n, m, rows, s, o)
+    rows = [torch.arange(N)] if P is X else [torch.arange(N), torch.arange(N, 2 * N)]
+    diag = torch.cat([jac[torch.arange(N), :, r] for r in rows], dim=2)  # (n, m, S·pairs, o)
     off = jac.clone()
-    off[torch.arange(N), :, torch.arange(N)] = 0
+    for r in rows:
+        off[torch.arange(N), :, r] = 0
     assert off.abs().max() == 0, "samples must not interact"
     return diag
 
@@ -230,6 +250,10 @@ def test_factors_match_brute_force(name):
             g = reference_output_grads(model, term, X, l)
             assert rel_err(lin.output_grads[l], g) < 1e-10, (term, l)
             Z = stacks.inputs[l].detach()
+            values = {0}   # the columns that carry the bias: the value's (and its image's)
+            if term in model.periodic:   # sample n's stack: row n's columns, then row N + n's
+                values = {0, Z.shape[1]}
+                Z = torch.cat([Z[:N], Z[N:]], dim=1)
             S, M = Z.shape[1], g.shape[1]
             h_in, h_out = Z.shape[2] + 1, g.shape[3]
             A = torch.zeros(h_in, h_in, dtype=DT)
@@ -239,7 +263,7 @@ def test_factors_match_brute_force(name):
             for n in range(N):
                 z_sum = torch.zeros(h_in, dtype=DT)
                 for s in range(S):
-                    zt = torch.cat([Z[n, s], torch.tensor([1.0 if s == 0 else 0.0], dtype=DT)])
+                    zt = torch.cat([Z[n, s], torch.tensor([1.0 if s in values else 0.0], dtype=DT)])
                     A += torch.outer(zt, zt) / (N * S)
                     z_sum += zt
                     for m in range(M):
@@ -256,7 +280,7 @@ def test_factors_match_brute_force(name):
 @pytest.mark.parametrize("name", ALL)
 def test_condition_kron_is_exact_gramian_for_one_sample(name):
     model, batch = case(name)
-    for term in model.condition_names:
+    for term in (t for t in model.condition_names if model.S[t] == 1 and t not in model.periodic):
         X = batch[term][:1]
         J = reference_jacobians(model, term, X)
         ours_blocks = dense_gramian_blocks(model, {term: X})
@@ -401,7 +425,7 @@ def test_gramian_products_match_dense_jacobians(name):
         assert rel_err(block, G_ref[a:b, a:b]) < 1e-10
 
 
-@pytest.mark.parametrize("name", ["laplacian", "collapsed", "taylor", "system"])
+@pytest.mark.parametrize("name", ["laplacian", "collapsed", "taylor", "system", "periodic"])
 def test_linearized_products_match_torch_func(name):
     """J v, Jᵀu, vᵀGw and Gv from the stacks equal the torch.func (jvp/vjp) versions."""
     from pdec.curvature import (curvature_pass, gramian_matvec, gramian_quadratic_forms,

@@ -187,7 +187,7 @@ def _losses_one_by_one(model, batch, base, direction, alphas) -> list[float]:
     return out
 
 
-@pytest.mark.parametrize("spec", ["poisson2d", "heat1d"])
+@pytest.mark.parametrize("spec", ["poisson2d", "heat1d", "advection1d"])
 def test_batched_trial_losses_equal_one_by_one(spec):
     """The batched line-search pass equals the loss evaluated at each trial point separately."""
     from pdec.optim.line_search import GRID, grid_line_search, trial_losses

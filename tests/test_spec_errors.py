@@ -159,8 +159,29 @@ CASES = {
     "periodic_condition": ("problem = Problem(name='p', domain=Box({x: (0, 1), y: (0, 1)}), unknowns=[u], "
                            "interior=u.diff(x, 2), conditions={'bc': Condition(u.subs(x, 0) - u.subs(x, 1), "
                            "on=Boundary())})",
-                           r"u\(0, y\) evaluates the unknown away from its term's own point.*periodic u\(t, 0\) "
-                           r"= u\(t, 1\).*cannot be written"),
+                           r"u\(0, y\) evaluates the unknown away from its term's own point.*"
+                           r"Condition\(u\(x, y\) - g, on=Face\(x, 'min'\)\).*"
+                           r"Condition\(u\(x, y\), on=Periodic\(x\)\); nonlocal conditions cannot be written"),
+    "periodic_in_time": ("from pdec import Periodic\nt = sp.Symbol('t')\nw = sp.Function('w')(t, x)\n"
+                         "problem = Problem(name='p', domain=Box({t: (0, 1), x: (0, 1)}, time=t), unknowns=[w], "
+                         "interior=w.diff(t) - w.diff(x, 2), conditions={'bc': Condition(w, on=Periodic(t))})",
+                         r"Periodic\(t\): t is the time variable; periodicity pairs the faces of a spatial variable"),
+    "periodic_of_a_string": ("from pdec import Periodic\n"
+                             "problem = Problem(name='p', domain=Box({x: (0, 1), y: (0, 1)}), unknowns=[u], "
+                             "interior=u.diff(x, 2), conditions={'bc': Condition(u, on=Periodic('x'))})",
+                             r"Periodic takes the variable's Symbol, Periodic\(x\), not the string 'x'"),
+    "periodic_undeclared": ("from pdec import Periodic\n"
+                            "problem = Problem(name='p', domain=Box({x: (0, 1), y: (0, 1)}), unknowns=[u], "
+                            "interior=u.diff(x, 2), conditions={'bc': Condition(u, on=Periodic(sp.Symbol('z')))})",
+                            r"periodic variable z is not a domain variable"),
+    "periodic_combined": ("from pdec import Face, Periodic\n"
+                          "problem = Problem(name='p', domain=Box({x: (0, 1), y: (0, 1)}), unknowns=[u], "
+                          "interior=u.diff(x, 2), conditions={'bc': Condition(u, on=Periodic(x) | Face(y, 'min'))})",
+                          r"Periodic\(x\) cannot be combined with other regions: its residual pairs two points"),
+    "periodic_cut_domain": ("from pdec import Periodic\n"
+                            "problem = Problem(name='p', domain=Box({x: (0, 1), y: (0, 1)}, where=x + y < 1.5), "
+                            "unknowns=[u], interior=u.diff(x, 2), conditions={'bc': Condition(u, on=Periodic(x))})",
+                            r"Periodic\(x\) needs the whole box, but the domain is the part of the box where"),
 }
 
 

@@ -15,6 +15,7 @@ import sympy as sp
 from ..activations import Activation
 from ..analysis import multi_index_label
 from ..plan import Plan, TermPlan
+from ..spec import Periodic
 from ..text import math_text, name_list
 from .predicate import predicate_code, without_outer_parentheses
 from .printer import float_literal, print_torch, print_with_cse
@@ -559,6 +560,17 @@ def _sigma_context(activation: Activation, order: int) -> dict:
             "math": ", ".join(["σ"] + [f"σ{_primes(k)}" for k in range(1, order + 1)])}
 
 
+def _pair_context(problem, name: str) -> dict | None:
+    """For a condition on :class:`~pdec.spec.Periodic`: its variable's column and faces, else None."""
+    region = problem.condition_items[name].on if name != "interior" else None
+    if not isinstance(region, Periodic):
+        return None
+    column = problem.variables.index(region.var)
+    lo, hi = problem.domain.interval(region.var)
+    return {"var": str(region.var), "entry": (column, lo, hi),
+            "text": f"{region.var} = {lo:g} paired with {region.var} = {hi:g}"}
+
+
 def build_context(plan: Plan, options: Options, version: str, source_hash: str) -> dict:
     """Everything the module template needs, printed and ordered deterministically."""
     a = plan.analysis
@@ -585,6 +597,7 @@ def build_context(plan: Plan, options: Options, version: str, source_hash: str) 
             "last": _last_layer_context(tp, act, residual["read_columns"], polys),
             "residual": residual,
             "region": (problem.condition_items[name].on.describe() if name != "interior" else "interior"),
+            "pair": _pair_context(problem, name),
         })
     exact = None
     if problem.exact_solution:
@@ -630,6 +643,7 @@ def build_context(plan: Plan, options: Options, version: str, source_hash: str) 
         "S": _wrappable_repr({n: t.S for n, t in plan.terms.items()}),
         "residual_columns": repr({t["name"]: tuple(t["residual"]["read_columns"]) for t in terms}),
         "point_seeds": repr(tuple(t["name"] for t in terms if t["seed"] and t["seed"]["xdep"])),
+        "periodic": ({t["name"]: t["pair"]["entry"] for t in terms if t["pair"]} or None),
         "activation": repr(options.activation.name),
         "hidden": repr(tuple(options.hidden)),
     }

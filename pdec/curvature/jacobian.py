@@ -8,6 +8,11 @@ For linear layer l with W̃ = (W b) and bias-augmented input stack Z̃⁽ˡ⁻¹
 
 g comes from one backward pass of Σ_n r_{n,m} per residual component m (not of the loss): the
 samples do not interact, so the gradient of the sum w.r.t. Z⁽ˡ⁾_n is sample n's own gradient.
+
+A periodic term's residual r_n = q(x_n) − q(x_n') reads the network at two points, so its sample
+n has the stacks of both: they are joined along the shared axis, S' = 2S columns (x_n's, then
+x_n''s), and every formula above holds with s running over both points (g carries the minus sign
+of x_n'). The factors then treat the pair as weight sharing over 2S positions.
 """
 
 from __future__ import annotations
@@ -99,7 +104,8 @@ def linearize(model: GeneratedPINN, term: str, X: torch.Tensor, n_total: int | N
         n_total: the term's count over all ranks when X is one rank's shard (default N).
 
     Returns:
-        :class:`Linearization` with r (N, M), Z̃ (N, S, h_{l-1}+1) and g (N, M, S, h_l) per layer.
+        :class:`Linearization` with r (N, M), Z̃ (N, S, h_{l-1}+1) and g (N, M, S, h_l) per layer
+        (S' = 2S for a periodic term).
     """
     with torch.enable_grad():
         stacks = model.propagate(term, X)
@@ -107,7 +113,18 @@ def linearize(model: GeneratedPINN, term: str, X: torch.Tensor, n_total: int | N
             raise RuntimeError("linearize needs the model's parameters to require grad")
         r = model.residual(term, X, stacks)
         grads = output_gradients(r, stacks.outputs)
-    return Linearization(term, r.detach(), [augment(Z.detach()) for Z in stacks.inputs], grads, n_total)
+    inputs = [augment(Z.detach()) for Z in stacks.inputs]
+    if term in model.periodic:   # rows n and N + n are one sample's two points: (2N, S, ·) -> (N, 2S, ·)
+        inputs = [join_pairs(Zt, dim=1) for Zt in inputs]
+        grads = [join_pairs(g, dim=2) for g in grads]
+    return Linearization(term, r.detach(), inputs, grads, n_total)
+
+
+def join_pairs(T: torch.Tensor, dim: int) -> torch.Tensor:
+    """A periodic term's rows as pairs: T (2N, …) whose rows n and N + n belong to sample n ->
+    (N, …) with the two halves concatenated along ``dim`` (the shared axis S)."""
+    n = T.shape[0] // 2
+    return torch.cat([T[:n], T[n:]], dim=dim)
 
 
 def per_sample_jacobians(lin: Linearization) -> list[torch.Tensor]:

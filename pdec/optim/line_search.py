@@ -31,7 +31,8 @@ CHUNK_MB = {"cpu": 256.0, "cuda": 2048.0}
 def _stack_bytes(model: GeneratedPINN, batch: Batch) -> int:
     width = max(model.widths)
     elem = next(model.parameters()).element_size()
-    return sum(X.shape[0] * model.S[term] * width * elem for term, X in batch.items())
+    rows = {term: X.shape[0] * (2 if term in model.periodic else 1) for term, X in batch.items()}
+    return sum(n * model.S[term] * width * elem for term, n in rows.items())
 
 
 def _map(A: torch.Tensor, W: torch.Tensor) -> torch.Tensor:
@@ -71,6 +72,7 @@ def trial_losses(model: GeneratedPINN, batch: Batch, base: Sequence[torch.Tensor
     hidden, W_out = weights[:-1], weights[-1]
     total = alphas.new_zeros(K)
     for term, X in batch.items():
+        X = model.term_points(term, X)                         # (2N, d) for a periodic term
         N, d = X.shape
         S = model.S[term]
         cols = model.seed_columns(term, X)                     # (n, S-1, d), n = 1 when shared
@@ -102,6 +104,7 @@ def trial_losses(model: GeneratedPINN, batch: Batch, base: Sequence[torch.Tensor
             full[:, :, columns] = out
             out = full
         r = getattr(model, f"residual_{term}")(X, out)         # (K, N, M); X (N, d) broadcasts
+        r = model.paired_difference(term, r)                   # q(X) − q(X') for a periodic term
         total += 0.5 * r.pow(2).sum(dim=(1, 2)) / batch_total(batch, term)
     return total
 

@@ -19,7 +19,7 @@ import torch
 from ..domain import domain_predicate, keep_inside, where_text
 from ..errors import PdecError, PdecWarning
 from ..parallel import shard_batch
-from ..spec import Boundary, Combined, Face, Initial, Problem, Region, Sampler, SpatialBoundary
+from ..spec import Boundary, Combined, Face, Initial, Periodic, Problem, Region, Sampler, SpatialBoundary
 from ..user_points import bound_slack, sampler_points
 
 
@@ -84,6 +84,9 @@ def _faces(problem: Problem, region: Region) -> list[tuple[int, float]]:
         i = variables.index(region.var)
         lo, hi = problem.domain.interval(region.var)
         return [(i, lo if region.side == "min" else hi)]
+    elif isinstance(region, Periodic):   # the points lie on the lower face; the model pairs each with its image
+        i = variables.index(region.var)
+        return [(i, problem.domain.interval(region.var)[0])]
     elif isinstance(region, Initial):
         i = variables.index(problem.domain.time)
         return [(i, problem.domain.interval(problem.domain.time)[0])]
