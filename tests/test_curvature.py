@@ -9,6 +9,7 @@ Cases (problem × mode × widths), float64, small N:
     taylor4    biharmonic u_xxxx + 2 u_xxyy + u_yyyy (4th order, S = 13)
     system     two unknowns, M = 2 interior residuals, a condition per unknown
     periodic   1+1d advection–diffusion with a Periodic(x) condition [u, ∂_x u] (paired points)
+    periodic-taylor  KdV on a ring, [u, ∂_x u, ∂_xx u] periodic (Taylor mode)
 """
 
 from __future__ import annotations
@@ -105,6 +106,9 @@ CASES = {
                          "laplacian", 3),
     # a periodic condition [u, ∂_x u] on Periodic(x): each sample reads the network at two points
     "periodic": (lambda: pdec.load_spec(ROOT / "specs" / "advection1d.py"), (6, 5), "auto", "collapsed", 1),
+    # the same in Taylor mode: KdV on a ring, [u, ∂_x u, ∂_xx u] periodic (M = 3, S = 3 per point)
+    "periodic-taylor": (lambda: pdec.load_spec(ROOT / "tests" / "specs" / "kdv_periodic.py"), (4, 6), "auto",
+                        "taylor", 1),
 }
 
 
