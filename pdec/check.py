@@ -138,10 +138,21 @@ def _is_zero(expr: sp.Expr) -> bool | None:
 # --------------------------------------------------------------------------- regions
 
 
+def exact_bound(value) -> sp.Expr:
+    """A box bound as SymPy: a float as the short rational it was written as (0.5 -> 1/2, 0.1 ->
+    1/10) when that rational rounds to it; else the float itself (2 * math.pi stays a 53-bit Float,
+    so the numeric check allows for its precision, not a nearby rational that is neither it nor 2π)."""
+    value = sp.sympify(value)
+    if not isinstance(value, sp.Float):
+        return value
+    simple = sp.nsimplify(value)
+    return simple if float(simple) == float(value) else value
+
+
 def _faces(problem: Problem, region: Region) -> list[tuple[sp.Symbol, sp.Expr]] | None:
     """The faces ``(var, exact bound)`` making up a face-type region, or None (Sampler)."""
     dom = problem.domain
-    bound = lambda v, side: sp.nsimplify(sp.sympify(dom.bounds[v][0 if side == "min" else 1]))  # noqa: E731
+    bound = lambda v, side: exact_bound(dom.bounds[v][0 if side == "min" else 1])  # noqa: E731
     if isinstance(region, Boundary):
         return [(v, bound(v, s)) for v in dom.variables for s in ("min", "max")]
     if isinstance(region, SpatialBoundary):
@@ -261,7 +272,7 @@ def _check_term(problem: Problem, name: str, residual: sp.Expr, region: Region |
     except Exception as exc:  # pragma: no cover - defensive
         return TermCheck(name, False, "symbolic", message=f"substitution failed: {exc}")
     if isinstance(region, Periodic):   # r = q(x = lo) − q(x = hi)
-        lo, hi = (sp.nsimplify(sp.sympify(b)) for b in problem.domain.bounds[region.var])
+        lo, hi = (exact_bound(b) for b in problem.domain.bounds[region.var])
         r = r.subs(region.var, lo) - r.subs(region.var, hi)
     if _is_zero(r):
         return TermCheck(name, True, "symbolic", message="residual simplifies to 0")

@@ -129,7 +129,8 @@ class GeneratedPINN(nn.Module):
     def term_points(self, term: str, X: torch.Tensor) -> torch.Tensor:
         """The points a term's forward pass runs on: X (N, d) itself, or for a periodic term
         (``periodic[term] = (c, lo, hi)``) X stacked on its images X' (X with column c set to hi):
-        (2N, d), rows n and N + n a pair."""
+        (2N, d), rows n and N + n a pair. X's own column c is not checked (the samplers put it at
+        lo): a point already on c = hi is paired with itself, and its residual is 0."""
         pair = self.periodic.get(term)
         if pair is None:
             return X

@@ -159,7 +159,7 @@ class Periodic(Region):
     var: sp.Symbol
 
     def describe(self) -> str:
-        return f"faces {self.var} = min and {self.var} = max, paired (periodic in {self.var})"
+        return f"paired faces {self.var} = min, max"
 
     def __repr__(self) -> str:
         return f"Periodic({self.var})"
@@ -496,7 +496,7 @@ class Problem:
         """What in a valid problem is likely not what its author meant (``validate`` warns each):
         no condition, fewer interior residuals than unknowns, ``Boundary()`` on a domain with time
         (it holds the final time's face too), a combined region that holds a face twice, a
-        parameter that appears nowhere."""
+        condition on the faces a periodic one pairs, a parameter that appears nowhere."""
         out = []
         if not self.conditions:
             out.append("no conditions: without boundary or initial values most PDEs have many solutions, "
@@ -518,6 +518,19 @@ class Problem:
                 (var, side), first, second = twice
                 out.append(f"condition {name!r} holds the face {var} = {side} twice, in {first!r} and in "
                            f"{second!r}, so its points weigh double there")
+        periodic = {}   # variable -> the condition that pairs its faces
+        for name, c in self.condition_items.items():
+            if isinstance(c.on, Periodic):
+                periodic.setdefault(c.on.var, name)
+        for name, c in self.condition_items.items():
+            parts = c.on.parts if isinstance(c.on, Combined) else (c.on,)
+            held = sorted({v for p in parts for v, _ in self._region_faces(p) if v in periodic}, key=str)
+            if held:
+                v = held[0]
+                out.append(f"condition {name!r} also holds values on the faces of {v} that condition "
+                           f"{periodic[v]!r} pairs (Periodic({v})); a periodic problem has none there "
+                           f"(SpatialBoundary() and Boundary() include those faces: name the others with "
+                           f"Face(...))")
         used = set().union(*(sp.sympify(e).free_symbols for e in self._raw_expressions()),
                            sp.sympify(self.domain.where).free_symbols if self.domain.where is not None else set())
         unused = [str(k) for k in self.parameters if k not in used]
@@ -536,8 +549,6 @@ class Problem:
             return [(self.domain.time, "min")]
         if isinstance(region, Face):
             return [(region.var, region.side)]
-        if isinstance(region, Periodic):
-            return [(region.var, "min"), (region.var, "max")]
         return []
 
     def _face_held_twice(self, parts) -> tuple | None:
@@ -603,7 +614,9 @@ class Problem:
                             "(or Initial(), SpatialBoundary(), Face(x, 'min'), Periodic(x), Sampler(fn))",
                             spec=src, term=term)
         if isinstance(region, type) and issubclass(region, Region):
-            raise SpecError(f"on={region.__name__} is the class; write on={region.__name__}()", spec=src, term=term)
+            call = {"Face": "Face(x, 'min')", "Periodic": "Periodic(x)", "Sampler": "Sampler(fn)"}.get(
+                region.__name__, f"{region.__name__}()")
+            raise SpecError(f"on={region.__name__} is the class; write on={call}", spec=src, term=term)
         if not isinstance(region, Region):
             hint = (": combine regions with |, such as on=Initial() | SpatialBoundary()"
                     if isinstance(region, (list, tuple)) and region and all(isinstance(r, Region) for r in region)

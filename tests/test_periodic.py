@@ -6,6 +6,7 @@ against autograd in tests/test_generated_reference.py, its line search in tests/
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import pytest
@@ -13,7 +14,7 @@ import sympy as sp
 import torch
 
 import pdec
-from pdec import Box, Condition, Initial, Periodic, Problem
+from pdec import Box, Condition, Initial, Periodic, Problem, SpatialBoundary
 from pdec.train.sampling import PointSampler, on_region
 from conftest import ROOT
 
@@ -99,3 +100,39 @@ def test_curvature_optimizers_lower_the_loss(optimizer):
     first, last = run.history[0]["loss"], run.history[-1]["loss"]
     assert last < 0.1 * first, (first, last)
     assert run.history[-1]["loss_periodic"] < run.history[0]["loss_periodic"]
+
+
+def test_check_passes_with_float_bounds():
+    """x in [0, 2 * math.pi] (a float): the pair is compared at the float bound, within float64."""
+    floated = dataclasses.replace(_advection(), domain=Box({t: (0, 1), x: (0, 2 * math.pi)}, time=t), source=None)
+    report = pdec.check_problem(floated)
+    assert report.passed, str(report)
+
+
+def test_given_points_on_the_upper_face_are_refused_with_the_pairing_named():
+    compiled = pdec.compile(_advection(), hidden=(4,), write=False)
+    points = PointSampler(compiled.problem, 20, 20, seed=0).batch
+    upper = points["periodic"].clone()
+    upper[:, 1] = 2 * math.pi
+    with pytest.raises(pdec.PdecError, match=r"not on the face x = 0: give each pair by that point, the "
+                                             r"condition pairs it with its image on x = 6\.28319"):
+        pdec.train(compiled, "adam", steps=1, save=False, progress=False, points={**points, "periodic": upper})
+
+
+def test_a_face_condition_on_paired_faces_is_doubted():
+    problem = Problem(name="p", domain=Box({t: (0, 1), x: (0, 1)}, time=t), unknowns=[u],
+                      interior=u.diff(t) - u.diff(x, 2),
+                      conditions={"rest": Condition(u - sp.sin(2 * sp.pi * x), on=Initial() | SpatialBoundary()),
+                                  "periodic": Condition(u, on=Periodic(x))})
+    assert any("condition 'rest' also holds values on the faces of x that condition 'periodic' pairs" in d
+               for d in problem.doubts())
+    fine = dataclasses.replace(problem, conditions={"rest": Condition(u - sp.sin(2 * sp.pi * x), on=Initial()),
+                                                    "periodic": Condition(u, on=Periodic(x))})
+    assert not fine.doubts()
+
+
+def test_the_class_instead_of_a_region_gets_the_call_to_write():
+    problem = Problem(name="p", domain=Box({t: (0, 1), x: (0, 1)}, time=t), unknowns=[u],
+                      interior=u.diff(t) - u.diff(x, 2), conditions={"periodic": Condition(u, on=Periodic)})
+    with pytest.raises(pdec.SpecError, match=r"on=Periodic is the class; write on=Periodic\(x\)"):
+        problem.validate()

@@ -567,8 +567,9 @@ def _pair_context(problem, name: str) -> dict | None:
         return None
     column = problem.variables.index(region.var)
     lo, hi = problem.domain.interval(region.var)
+    lo_text, hi_text = (math_text(sp.sympify(b)) for b in problem.domain.bounds[region.var])
     return {"var": str(region.var), "entry": (column, lo, hi),
-            "text": f"{region.var} = {lo:g} paired with {region.var} = {hi:g}"}
+            "text": f"{region.var} = {lo_text} paired with {region.var} = {hi_text}"}
 
 
 def build_context(plan: Plan, options: Options, version: str, source_hash: str) -> dict:
@@ -643,7 +644,8 @@ def build_context(plan: Plan, options: Options, version: str, source_hash: str) 
         "S": _wrappable_repr({n: t.S for n, t in plan.terms.items()}),
         "residual_columns": repr({t["name"]: tuple(t["residual"]["read_columns"]) for t in terms}),
         "point_seeds": repr(tuple(t["name"] for t in terms if t["seed"] and t["seed"]["xdep"])),
-        "periodic": ({t["name"]: t["pair"]["entry"] for t in terms if t["pair"]} or None),
+        "periodic": (_wrappable_repr({t["name"]: t["pair"]["entry"] for t in terms if t["pair"]})
+                     if any(t["pair"] for t in terms) else None),
         "activation": repr(options.activation.name),
         "hidden": repr(tuple(options.hidden)),
     }

@@ -17,7 +17,10 @@ sum the output gradients over the shared axis, then one expectation approximatio
 
 The 1/S² keeps the scale of A independent of S: if every column Z̃_{n,s} equals z̄_n, then
 J_{n,m} = ḡ_{n,m} z̄_nᵀ exactly (so A ⊗ B is the exact Gramian for N = 1, M = 1). Both
-approximations coincide for S = 1 (condition terms).
+approximations coincide for S = 1 (condition terms on the value). A periodic term's sample joins
+its two points' stacks (S = 2 for a value; :mod:`.jacobian`), where reduce is the cruder one: it
+approximates J = g₁z₁ᵀ + g₂z₂ᵀ by (g₁ + g₂)(z₁ + z₂)ᵀ/2, and g₂ ≈ −g₁ (the image's gradient
+carries the difference's minus sign), so its B nearly cancels; expand (the default) keeps both.
 The vector-residual (M-component) form sums the B contributions over m (Λ = I, squared loss).
 """
 

@@ -55,14 +55,15 @@ class Linearization:
         return term_loss(self.residual, self.n_samples)
 
 
-def augment(Z: torch.Tensor) -> torch.Tensor:
+def augment(Z: torch.Tensor, values: tuple[int, ...] = (0,)) -> torch.Tensor:
     """Append the bias feature to a stack: Z (N, S, h) -> Z̃ (N, S, h+1).
 
-    The new feature is 1 on the value column (s = 0) and 0 on the derivative columns, because the
-    bias enters only the value (derivatives of a constant vanish).
+    The new feature is 1 on the value column (s = 0; ``values``: the value columns, (0, S/2) for a
+    periodic pair's joined stack) and 0 on the derivative columns, because the bias enters only
+    the value (derivatives of a constant vanish).
     """
     bias = torch.zeros(*Z.shape[:-1], 1, dtype=Z.dtype, device=Z.device)
-    bias[:, 0] = 1.0
+    bias[:, list(values)] = 1.0
     return torch.cat([Z, bias], dim=-1)
 
 
@@ -113,9 +114,11 @@ def linearize(model: GeneratedPINN, term: str, X: torch.Tensor, n_total: int | N
             raise RuntimeError("linearize needs the model's parameters to require grad")
         r = model.residual(term, X, stacks)
         grads = output_gradients(r, stacks.outputs)
-    inputs = [augment(Z.detach()) for Z in stacks.inputs]
-    if term in model.periodic:   # rows n and N + n are one sample's two points: (2N, S, ·) -> (N, 2S, ·)
-        inputs = [join_pairs(Zt, dim=1) for Zt in inputs]
+    if term not in model.periodic:
+        inputs = [augment(Z.detach()) for Z in stacks.inputs]
+    else:   # rows n and N + n are one sample's two points: (2N, S, ·) -> (N, 2S, ·)
+        S = stacks.inputs[0].shape[1]
+        inputs = [augment(join_pairs(Z.detach(), dim=1), values=(0, S)) for Z in stacks.inputs]
         grads = [join_pairs(g, dim=2) for g in grads]
     return Linearization(term, r.detach(), inputs, grads, n_total)
 

@@ -344,6 +344,11 @@ class GivenPoints:
                 raise PdecError(f"{cut_off} of the {len(full[name])} points given for condition {name!r} lie on "
                                 f"its region's face ({region.describe()}) but outside the domain: "
                                 f"{where_text(self.problem)} is false there")
+            if off and isinstance(region, Periodic):
+                lo, hi = self.problem.domain.interval(region.var)
+                raise PdecError(f"{off} of the {len(full[name])} points given for the periodic condition {name!r} "
+                                f"are not on the face {region.var} = {lo:g}: give each pair by that point, the "
+                                f"condition pairs it with its image on {region.var} = {hi:g}")
             if off:
                 raise PdecError(f"{off} of the {len(full[name])} points given for condition {name!r} are not on "
                                 f"its region, {region.describe()}: the condition would be imposed elsewhere, "
