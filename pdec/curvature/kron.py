@@ -238,6 +238,14 @@ class KronPreconditioner:
         self.n_updates += 1
         self._inverses = None
 
+    def set_damping(self, damping: float) -> None:
+        """Change λ (≥ 0); the inverses are recomputed at their next use."""
+        if damping < 0:
+            raise ValueError(f"damping must be >= 0, got {damping}")
+        if damping != self.damping:
+            self.damping = damping
+            self._inverses = None
+
     def damped_pairs(self, layer: int) -> list[KronFactors]:
         """Layer ``layer``'s merged, damped pair per group: [Ã_g, B̃_g] (one or two)."""
         pairs = []
