@@ -33,7 +33,8 @@ def _compiled(name="heat1d", hidden=(6, 5)):
 
 
 @pytest.mark.parametrize("optimizer,extra", [("adam", {"lr": 1e-2}), ("lbfgs", {}),
-                                             ("sgd", {"lr": 1e-3, "resample_every": 3})])
+                                             ("sgd", {"lr": 1e-3, "resample_every": 3}),
+                                             ("kfac", {"adaptive_damping": True})])
 def test_resume_matches_uninterrupted_run(tmp_path, optimizer, extra):
     full = pdec.train(_compiled(), optimizer, steps=8, seed=3, run_root=tmp_path / "a", **SMALL, **extra)
     part = pdec.train(_compiled(), optimizer, steps=5, seed=3, run_root=tmp_path / "b", **SMALL, **extra)
@@ -807,8 +808,11 @@ def test_a_stalled_line_search_is_warned_about():
 
     stalled = [2e-3, 1e-3, 6e-5, 2e-6, 5e-7, 9e-7]   # allen_cahn's KFAC at the defaults
     with pytest.warns(pdec.PdecWarning, match=r"^kfac: training stalled.*steps 200–300; raise its damping \(now "
-                                              r"1\.5e-12; e\.g\. --set damping=1e-06\)"):
+                                              r"1\.5e-12; e\.g\. --set damping=1e-06\) or let it follow the line "
+                                              r"search \(--set adaptive_damping=true\)"):
         _warn_if_stalled(run("kfac", stalled))
+    with pytest.warns(pdec.PdecWarning, match=r"--set damping=1e-06\), or see") as caught:   # adapting already
+        _warn_if_stalled(run("kfac", stalled, adaptive_damping=True))
     with pytest.warns(pdec.PdecWarning, match=r"--set damping=1e-04\)"):   # 100× what it is
         _warn_if_stalled(run("kfac", stalled, damping=1e-6))
     with pytest.warns(pdec.PdecWarning, match=r"--set ema=0, now 0.3\) or raise its damping"):

@@ -553,6 +553,8 @@ def _stall_advice(optimizer: str, hyper: dict) -> str:
                      f"{max(1e-6, 100 * damping):.0e})")
     if optimizer in ("engd", "engd-layerwise") and hyper.get("ema", 0) > 0:
         return f"drop the Gramian's average (--set ema=0, now {hyper['ema']:g}) or {raise_damping}"
+    if optimizer == "kfac" and not hyper.get("adaptive_damping"):
+        return f"{raise_damping} or let it follow the line search (--set adaptive_damping=true)"
     return raise_damping
 
 
