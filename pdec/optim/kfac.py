@@ -90,10 +90,10 @@ class KFAC(PINNOptimizer):
 
     With ``adaptive_damping`` λ follows the line search: a step whose α* is at most 2⁻⁸ (or no
     step: the direction overshoots, the factors are too weakly damped) multiplies λ by 3/2, a step
-    with α* ≥ ¼ multiplies it by 2/3, and λ stays in [1e-15, 1e6]. (The thresholds were chosen on
-    2d Poisson seed 0, 1+1d heat, Allen–Cahn and the biharmonic spec; README, "When training
-    stalls", has the measurements.) Off by default (the paper's fixed
-    λ); it is for problems where the paper's tiny λ stalls (README, "When training stalls").
+    with α* ≥ ¼ multiplies it by 2/3, and λ stays in [1e-15, 1e6]. Off by default (the paper's
+    fixed λ); it is for problems where the paper's tiny λ stalls. The thresholds were chosen on 2d
+    Poisson seed 0, 1+1d heat, Allen–Cahn and the biharmonic spec (README, "When training stalls",
+    has the measurements).
     Hessian-free's ``adaptive_damping`` is Levenberg–Marquardt's rule on its quadratic model; KFAC's
     model is the Kronecker one, and its step length is the line search's, so the line search's α*
     is the signal here.
