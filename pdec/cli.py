@@ -1,4 +1,4 @@
-"""The ``pdec`` command line: compile, inspect, check, list, train, plot, compare.
+"""The ``pdec`` command line: compile, inspect, check, list, train, settings, plot, compare.
 
 Every command takes a spec file; errors caused by the input print one message and exit 2.
 """

@@ -17,7 +17,7 @@ def test_every_command_documents_itself(capsys):
     parser = build_parser()
     commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
     assert {c.dest for c in commands._choices_actions} == set(commands.choices) == {
-        "compile", "inspect", "check", "list", "train", "plot", "compare"}
+        "compile", "inspect", "check", "list", "train", "settings", "plot", "compare"}
     assert all(c.help for c in commands._choices_actions)
     for name, sub in commands.choices.items():
         undocumented = [a.dest for a in sub._actions if not a.help]
@@ -26,6 +26,29 @@ def test_every_command_documents_itself(capsys):
         main(["--version"])
     assert capsys.readouterr().out.strip() == f"pdec {pdec.__version__}"
 
+
+
+def test_settings_lists_every_key_with_its_default(capsys):
+    """pdec settings prints each training setting and each optimizer's hyperparameters with the
+    defaults the run would use; every key has a line of help."""
+    from pdec.cli import main
+    from pdec.optim import OPTIMIZERS, get_optimizer
+    from pdec.train.config import SETTING_HELP, TRAIN_KEYS
+
+    assert set(SETTING_HELP) == TRAIN_KEYS
+    assert main(["settings", "--optimizer", "kfac"]) == 0
+    out = capsys.readouterr().out
+    assert "  n_interior = 900 " in out and "kfac hyperparameters:" in out and "adam hyperparameters:" not in out
+    assert "  damping = 1.544099e-12 " in out and "λ added to every Kronecker factor (≥ 0)" in out
+    assert "  adaptive_damping = False " in out and "  init = 'identity' " in out and "(identity or zero)" in out
+    assert main(["settings"]) == 0
+    out = capsys.readouterr().out
+    for name in OPTIMIZERS:
+        assert f"{name} hyperparameters:" in out
+        for key in get_optimizer(name).HYPERPARAMETERS:
+            assert f"\n  {key} = " in out
+    assert main(["settings", "--optimizer", "kfca"]) == 2
+    assert "did you mean 'kfac'" in capsys.readouterr().err
 
 
 def test_list_takes_spec_files(capsys):

@@ -51,6 +51,11 @@ def add_training_commands(sub) -> None:
                         "NCCL on GPUs; the same as torchrun --nproc-per-node N -m pdec train ...)")
     p.set_defaults(handler=cmd_train)
 
+    p = sub.add_parser("settings", help="the settings and hyperparameters --set and a config file take, "
+                                        "with their defaults")
+    p.add_argument("--optimizer", help="only this optimizer's hyperparameters (default: every optimizer's)")
+    p.set_defaults(handler=cmd_settings)
+
     p = sub.add_parser("plot", help="loss and error curves of runs (PNG), and the learned solution")
     p.add_argument("runs", nargs="+", type=Path, help="run directories (runs/<spec>/<run-id>); several are overlaid")
     p.add_argument("--out", type=Path, help="PNG path (default: <first run>/curves.png)")
@@ -306,6 +311,17 @@ def _train_here(args) -> int:
     _print_result(run)
     if run.status == "interrupted":
         return 128 + int(run.stop_signal or 2)
+    return 0
+
+
+def cmd_settings(args) -> int:
+    """``pdec settings [--optimizer NAME]``: every key ``--set`` accepts, its default and meaning."""
+    from ..optim import get_optimizer
+    from .config import describe_settings
+
+    if args.optimizer:
+        get_optimizer(args.optimizer)   # an unknown name: the error with the closest valid one
+    print(describe_settings(args.optimizer))
     return 0
 
 

@@ -63,6 +63,49 @@ class TrainConfig:
 
 
 TRAIN_KEYS = {f.name for f in fields(TrainConfig)}
+
+#: One line per training setting, for ``pdec settings``.
+SETTING_HELP = {
+    "optimizer": "kfac, kfac-star, engd, engd-layerwise, hessian-free, adam, sgd or lbfgs",
+    "steps": "step limit (0: none, then time_budget is required)",
+    "time_budget": "seconds of optimisation, evaluation excluded (0: none)",
+    "seed": "seeds the initial weights and every sampler",
+    "hidden": "hidden widths (--hidden 64,64)",
+    "activation": "tanh, sin, sigmoid, softplus, or a SymPy expression of z",
+    "mode": "propagation of the interior residual: auto, laplacian, collapsed or taylor",
+    "dtype": "float64 (the paper's) or float32",
+    "device": "cpu or cuda",
+    "n_interior": "interior points per batch",
+    "n_condition": "condition points per batch, split evenly over the conditions",
+    "n_eval": "held-out points for the error metrics",
+    "resample_every": "draw a new batch every K steps (0: fixed points)",
+    "sampling": "training points: uniform (pseudo-random) or sobol (quasi-random)",
+    "eval_every": "log and evaluate every K steps",
+    "checkpoint_every": "checkpoint every K steps (and at the end, on Ctrl-C and on SIGTERM)",
+    "progress": "a progress bar (or a line every 10 s in a log file)",
+    "keep_freed_memory": "glibc: keep freed memory mapped (faster steps)",
+    "memory_check": "refuse a run whose estimated memory exceeds what is free",
+    "torch_compile": "torch.compile the loss and the line search's trial pass",
+}
+
+
+def describe_settings(optimizer: str | None = None) -> str:
+    """The settings ``--set`` and a TOML file accept, with defaults and one line of help each: the
+    training settings, then the hyperparameters of ``optimizer`` (None: of every optimizer)."""
+    def row(key: str, default: Any, text: str) -> str:
+        return f"  {key} = {default!r}".ljust(34) + f"  {text}"
+
+    defaults = asdict(TrainConfig())
+    lines = ["training settings:"] + [row(k, defaults[k], SETTING_HELP[k]) for k in defaults]
+    for name in ([optimizer] if optimizer else sorted(OPTIMIZERS)):
+        cls = get_optimizer(name)
+        lines += ["", f"{name} hyperparameters:"]
+        for key, h in cls.HYPERPARAMETERS.items():
+            limits = ([f"{'>' if h.lo_open else '≥'} {h.lo}"] if h.lo is not None else []) + \
+                     ([f"≤ {h.hi}"] if h.hi is not None else []) + \
+                     ([" or ".join(map(str, h.choices))] if h.choices else [])
+            lines.append(row(key, h.default, h.help + (f" ({', '.join(limits)})" if limits else "")))
+    return "\n".join(lines)
 #: The settings a resumed run may change: how long it runs and how it executes, not what it computes
 #: (torch_compile changes round-off only).
 RESUME_OVERRIDES = ("steps", "time_budget", "progress", "torch_compile")
