@@ -39,8 +39,13 @@ def test_settings_lists_every_key_with_its_default(capsys):
     assert main(["settings", "--optimizer", "kfac"]) == 0
     out = capsys.readouterr().out
     assert "  n_interior = 900 " in out and "kfac hyperparameters:" in out and "adam hyperparameters:" not in out
-    assert "  damping = 1.544099e-12 " in out and "λ added to every Kronecker factor (≥ 0)" in out
-    assert "  adaptive_damping = False " in out and "  init = 'identity' " in out and "(identity or zero)" in out
+    assert "  damping = 1.544099e-12 " in out and "λ added to every Kronecker factor" in out and "[≥ 0]" in out
+    # TOML values, so that a line can be copied into a config file
+    assert "  adaptive_damping = false " in out and '  init = "identity" ' in out and "[identity or zero]" in out
+    assert "  hidden = [64] " in out and "  progress = true " in out
+    import tomllib
+    line = next(l for l in out.splitlines() if l.startswith("  hidden = "))
+    assert tomllib.loads(line.split("  ", 2)[1].strip())["hidden"] == [64]
     assert main(["settings"]) == 0
     out = capsys.readouterr().out
     for name in OPTIMIZERS:
@@ -49,6 +54,7 @@ def test_settings_lists_every_key_with_its_default(capsys):
             assert f"\n  {key} = " in out
     assert main(["settings", "--optimizer", "kfca"]) == 2
     assert "did you mean 'kfac'" in capsys.readouterr().err
+    assert main(["settings", "--optimizer", ""]) == 2
 
 
 def test_list_takes_spec_files(capsys):

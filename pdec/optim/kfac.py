@@ -31,10 +31,11 @@ from .line_search import grid_line_search
 # Its published run used more digits; any rounding changes the path within a few steps (the runs
 # are chaotic; tests/test_paper_runs.py uses the published values).
 _SHARED = {
-    "damping": Hyper(1.544099e-12, "λ added to every Kronecker factor", lo=0),
+    "damping": Hyper(1.544099e-12, "λ added to every Kronecker factor (with adaptive_damping, its start)", lo=0),
     "ema": Hyper(0.4496490, "β of the factor moving average Â ← β Â + (1 − β) A", lo=0, hi=0.999999),
     "init": Hyper("identity", "initial factors", choices=("identity", "zero")),
-    "update_period": Hyper(1, "T: refresh factors and inverses every T steps", lo=1),
+    "update_period": Hyper(1, "T: refresh factors and inverses every T steps (with adaptive_damping, the "
+                           "inverses also after each change of λ)", lo=1),
     "approximation": Hyper("expand", "KFAC-expand (paper) or KFAC-reduce", choices=("expand", "reduce")),
     "merge_conditions": Hyper(True, "one Kronecker pair for all conditions (else interior only)"),
     # spread measured faster in 3 of 3 runs of benchmarks/scaling.py (2 ranks, 5d Poisson,
@@ -182,6 +183,7 @@ class KFACStar(KFAC):
     name = "kfac-star"
     # the paper's best KFAC* run on 2d Poisson, D = 257 (appendix A.2)
     HYPERPARAMETERS = {**_SHARED, "damping": Hyper(1.215640e-10, "λ of the factors and of the quadratic model", lo=0),
+                       "update_period": Hyper(1, "T: refresh factors and inverses every T steps", lo=1),
                        "ema": Hyper(0.9263314, _SHARED["ema"].help, lo=0, hi=0.999999),
                        # The paper's code takes its first step with α = 1e-6 (first_lr = 1e-6 reproduces
                        # its logged runs, tests/test_paper_runs.py). On 5d Poisson with the settings of

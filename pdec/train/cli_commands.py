@@ -319,7 +319,7 @@ def cmd_settings(args) -> int:
     from ..optim import get_optimizer
     from .config import describe_settings
 
-    if args.optimizer:
+    if args.optimizer is not None:
         get_optimizer(args.optimizer)   # an unknown name: the error with the closest valid one
     print(describe_settings(args.optimizer))
     return 0
@@ -367,6 +367,10 @@ def cmd_compare(args) -> int:
     # optimizer's hyperparameter goes to the optimizers that have it; a key no one has is an error.
     keys = {item.split("=", 1)[0].strip() for item in args.set if "=" in item}
     known = set(TRAIN_KEYS).union(*(get_optimizer(n).HYPERPARAMETERS for n in names))
+    for key in sorted(keys - set(TRAIN_KEYS)):
+        takers = [n for n in names if key in get_optimizer(n).HYPERPARAMETERS]
+        if takers:   # one name can mean different things to two optimizers (adaptive_damping)
+            print(f"--set {key}: applies to {', '.join(takers)}")
     plans = []
     for name in names:
         ours = set(TRAIN_KEYS) | set(get_optimizer(name).HYPERPARAMETERS) | (keys - known)

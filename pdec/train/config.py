@@ -9,6 +9,7 @@ error that suggests the closest valid one.
 from __future__ import annotations
 
 import ast
+import json
 import tomllib
 from dataclasses import asdict, dataclass, fields
 from difflib import get_close_matches
@@ -90,10 +91,11 @@ SETTING_HELP = {
 
 
 def describe_settings(optimizer: str | None = None) -> str:
-    """The settings ``--set`` and a TOML file accept, with defaults and one line of help each: the
-    training settings, then the hyperparameters of ``optimizer`` (None: of every optimizer)."""
+    """The settings ``--set`` and a TOML file accept, with defaults (as TOML values) and one line of
+    help each: the training settings, then the hyperparameters of ``optimizer`` (None: of every
+    optimizer) with their ranges or choices in brackets."""
     def row(key: str, default: Any, text: str) -> str:
-        return f"  {key} = {default!r}".ljust(34) + f"  {text}"
+        return f"  {key} = {toml_value(default)}".ljust(34) + f"  {text}"
 
     defaults = asdict(TrainConfig())
     lines = ["training settings:"] + [row(k, defaults[k], SETTING_HELP[k]) for k in defaults]
@@ -104,8 +106,19 @@ def describe_settings(optimizer: str | None = None) -> str:
             limits = ([f"{'>' if h.lo_open else '≥'} {h.lo}"] if h.lo is not None else []) + \
                      ([f"≤ {h.hi}"] if h.hi is not None else []) + \
                      ([" or ".join(map(str, h.choices))] if h.choices else [])
-            lines.append(row(key, h.default, h.help + (f" ({', '.join(limits)})" if limits else "")))
+            lines.append(row(key, h.default, h.help + (f" [{', '.join(limits)}]" if limits else "")))
     return "\n".join(lines)
+
+
+def toml_value(value: Any) -> str:
+    """A default as a TOML file writes it: true, 1.5e-12, "kfac", [64]."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return json.dumps(value, ensure_ascii=False)
+    if isinstance(value, (tuple, list)):
+        return "[" + ", ".join(toml_value(v) for v in value) + "]"
+    return repr(value)
 #: The settings a resumed run may change: how long it runs and how it executes, not what it computes
 #: (torch_compile changes round-off only).
 RESUME_OVERRIDES = ("steps", "time_budget", "progress", "torch_compile")

@@ -546,9 +546,13 @@ _LINE_SEARCH = ("kfac", "engd", "engd-layerwise", "hessian-free")
 STALLED_STEP = 2.0**-15
 
 
-def _stall_advice(optimizer: str, hyper: dict) -> str:
-    """What to change when the line search of ``optimizer`` with ``hyper`` stalls."""
+def _stall_advice(optimizer: str, hyper: dict, last_damping: float | None = None) -> str:
+    """What to change when the line search of ``optimizer`` with ``hyper`` stalls (``last_damping``:
+    KFAC's λ on the last logged step, when adaptive damping moved it)."""
     damping = hyper.get("damping")
+    if optimizer == "kfac" and hyper.get("adaptive_damping") and last_damping is not None:
+        return (f"adaptive damping had taken λ from {damping:.1e} to {last_damping:.1e}, so the damping alone "
+                f"does not hold it back: try kfac-star or engd, or weigh the terms (interior_weight, weight)")
     raise_damping = (f"raise its damping (now {damping:.1e}; e.g. --set damping="
                      f"{max(1e-6, 100 * damping):.0e})")
     if optimizer in ("engd", "engd-layerwise") and hyper.get("ema", 0) > 0:
@@ -572,7 +576,8 @@ def _warn_if_stalled(run: Run) -> None:
         warnings.warn(f"{run.config.optimizer}: training stalled: the line search's step size stayed at or "
                       f"below 2^-15 (largest {max(steps):.1e}) on the logged steps "
                       f"{late[0]['step']}–{late[-1]['step']}; "
-                      f"{_stall_advice(run.config.optimizer, run.hyper)}, or see the README's 'When training "
+                      f"{_stall_advice(run.config.optimizer, run.hyper, late[-1].get('damping'))}, or see the "
+                      f"README's 'When training "
                       f"stalls'", PdecWarning, stacklevel=3)
 
 
