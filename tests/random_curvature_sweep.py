@@ -216,7 +216,6 @@ def main() -> None:
             if time.time() - t0 > args.budget:
                 print(f"budget reached before seed {seed}")
                 break
-            problem = random_problem(seed)
             modes_seen = set()
             for mode, hidden, res in run_seed(seed, gram=not args.no_gram, activation=args.activation):
                 modes_seen.add(mode)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import re
 import signal
 import subprocess
@@ -888,6 +887,12 @@ def test_plot_draws_a_problem_of_one_variable_and_tells_reruns_apart(tmp_path, c
     monkeypatch.setattr(matplotlib.axes.Axes, "legend", legend)
     plot_curves(runs, tmp_path / "curves.png")
     assert seen["labels"] == [f"adam (D=13, seed 0) {r.name}" for r in runs]
+    # runs that differ in a setting (here Adam's learning rate) are told apart by it
+    other = pdec.train(compiled, "adam", steps=2, seed=0, run_root=tmp_path, lr=0.01, **SMALL).run_dir
+    seen.clear()
+    plot_curves([runs[0], other], tmp_path / "curves.png")
+    default = get_optimizer("adam").HYPERPARAMETERS["lr"].default
+    assert seen["labels"] == [f"adam (D=13, seed 0) lr={default}", "adam (D=13, seed 0) lr=0.01"]
 
 
 def test_a_system_logs_each_unknowns_errors(tmp_path):

@@ -17,7 +17,7 @@ from pdec import Box, Condition, Face, Initial, Problem, Sampler, SpatialBoundar
 from pdec.check import _points
 from pdec.domain import domain_predicate
 from pdec.train.plots import _blank_outside
-from pdec.train.sampling import PointSampler, sample_region
+from pdec.train.sampling import PointSampler
 from conftest import ROOT
 
 x, y, t = sp.symbols("x y t", real=True)

@@ -221,7 +221,6 @@ def _launch_ranks(args) -> int:
     """Check the command once here (errors print once, no rank starts), compile the module, then
     start ``args.nproc`` ranks running the same command."""
     from ..parallel.launch import launch, strip_nproc
-    from .config import resolve_config
     from .runs import CHECKPOINT
 
     if args.resume is not None and args.init_from is not None:
@@ -347,7 +346,6 @@ def cmd_plot(args) -> int:
 
 
 def cmd_compare(args) -> int:
-    from .config import resolve_config
     from .loop import TrainingDiverged, train
     from .plots import plot_curves
 

@@ -119,6 +119,8 @@ def toml_value(value: Any) -> str:
     if isinstance(value, (tuple, list)):
         return "[" + ", ".join(toml_value(v) for v in value) + "]"
     return repr(value)
+
+
 #: The settings a resumed run may change: how long it runs and how it executes, not what it computes
 #: (torch_compile changes round-off only).
 RESUME_OVERRIDES = ("steps", "time_budget", "progress", "torch_compile")

@@ -34,6 +34,19 @@ def _label(run_dir: Path) -> str:
     return f"{settings['optimizer']} (D={cfg['parameters_D']}, {start})"
 
 
+def _told_apart(label: str, run_dir: Path, alike: list[Path]) -> str:
+    """``label`` plus the settings and hyperparameters in which ``run_dir`` differs from the other
+    runs of ``alike`` (``key=value``), or its run id when they differ in none."""
+    def settings(d: Path) -> dict:
+        cfg = json.loads((d / "config.json").read_text())
+        return {**cfg.get("settings", {}), **cfg.get("hyperparameters", {})}
+
+    ours, others = settings(run_dir), [settings(d) for d in alike if d != run_dir]
+    ignored = {"steps", "time_budget", "progress", "eval_every", "checkpoint_every"}
+    differ = [k for k in ours if k not in ignored and any(o.get(k) != ours[k] for o in others)]
+    return f"{label} {', '.join(f'{k}={ours[k]}' for k in differ)}" if differ else f"{label} {run_dir.name}"
+
+
 def plot_curves(run_dirs: list[Path], out: Path, title: str | None = None) -> Path:
     """Loss and relative L2 against steps and wall time, runs overlaid: one 2×2 PNG."""
     fig, axes = plt.subplots(2, 2, figsize=(11, 8), constrained_layout=True)
@@ -46,9 +59,10 @@ def plot_curves(run_dirs: list[Path], out: Path, title: str | None = None) -> Pa
         if len(problems) > 1:   # runs of several problems: name each run's
             label = f"{json.loads((run_dir / 'config.json').read_text()).get('problem')}: {label}"
         labels.append(label)
-    # runs alike in all the label says (a rerun) are told apart by their run ids
-    labels = [f"{label} {run_dir.name}" if labels.count(label) > 1 else label
-              for label, run_dir in zip(labels, run_dirs)]
+    # runs alike in all the label says are told apart by the settings in which they differ (fixed
+    # against adaptive damping), or by their run ids (a rerun)
+    labels = [_told_apart(label, run_dir, [d for d, other in zip(run_dirs, labels) if other == label])
+              if labels.count(label) > 1 else label for label, run_dir in zip(labels, run_dirs)]
     for run_dir, label in zip(run_dirs, labels):
         rows = read_metrics(run_dir)
         steps = [r["step"] for r in rows]
