@@ -16,7 +16,8 @@ from conftest import ROOT
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 
-SPECS = {  # name -> (path, hidden); kdv needs Taylor mode (third order)
+SPECS = {  # name -> (path, hidden); kdv needs Taylor mode (third order); advection1d a periodic pair
+    "advection1d": (ROOT / "specs" / "advection1d.py", (16, 12)),
     "heat1d": (ROOT / "specs" / "heat1d.py", (16, 12)),
     "poisson2d": (ROOT / "specs" / "poisson2d.py", (16, 12)),
     "kdv": (ROOT / "tests" / "specs" / "kdv.py", (16, 12)),
