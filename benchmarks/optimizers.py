@@ -12,6 +12,7 @@ what it measured. Targets (issue 3) are checked and printed at the end.
 
     python benchmarks/optimizers.py                     # everything (about 8 minutes on 2 cores)
     python benchmarks/optimizers.py --part steps --seeds 1
+    python benchmarks/optimizers.py --part steps --kfac-set adaptive_damping=true   # KFAC's opt-in
 """
 
 from __future__ import annotations
@@ -30,13 +31,14 @@ ROOT = Path(__file__).resolve().parents[1]
 COMMON = dict(n_interior=900, n_condition=120, n_eval=9000, resample_every=0, progress=False)
 
 
-def run_one(optimizer: str, seed: int, steps: int = 0, time_budget: float = 0.0) -> dict:
+def run_one(optimizer: str, seed: int, steps: int = 0, time_budget: float = 0.0, hyper: dict | None = None) -> dict:
     problem = pdec.load_spec(ROOT / "specs" / "poisson2d.py")
     compiled = pdec.compile(problem, hidden=(64,), write=False)
     eval_every = steps if steps else 10**9
     run = pdec.train(compiled, optimizer, steps=steps, time_budget=time_budget, seed=seed, save=False,
-                     eval_every=max(eval_every, 1), **COMMON)
-    return {"optimizer": optimizer, "seed": seed, "steps": run.steps, "time": run.elapsed,
+                     eval_every=max(eval_every, 1), **COMMON, **(hyper or {}))
+    return {"optimizer": optimizer, **({"hyper": hyper} if hyper else {}), "seed": seed, "steps": run.steps,
+            "time": run.elapsed,
             "ms_per_step": 1e3 * run.elapsed / max(run.steps, 1), "rel_l2": run.final.get("rel_l2"),
             "abs_rms": run.final.get("abs_rms"), "status": run.status,
             "budget": f"{steps} steps" if steps else f"{time_budget:g} s"}
@@ -52,7 +54,14 @@ def main() -> int:
                         help="equal-time part (comma-separated)")
     parser.add_argument("--results", type=Path, default=Path("benchmarks/results/optimizers.jsonl"))
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
+    parser.add_argument("--kfac-set", action="append", default=[], metavar="KEY=VALUE",
+                        help="a hyperparameter of the KFAC runs (repeatable), e.g. adaptive_damping=true; "
+                             "recorded in their rows")
     args = parser.parse_args()
+    kfac_hyper = {}
+    for item in args.kfac_set:
+        key, _, value = item.partition("=")
+        kfac_hyper[key.strip()] = {"true": True, "false": False}.get(value.strip().lower(), value.strip())
     if args.threads:
         torch.set_num_threads(args.threads)
     args.results.parent.mkdir(parents=True, exist_ok=True)
@@ -69,12 +78,13 @@ def main() -> int:
 
     if args.part in ("all", "steps"):
         for seed in range(args.seeds):
-            record(run_one("kfac", seed, steps=args.steps))
+            record(run_one("kfac", seed, steps=args.steps, hyper=kfac_hyper))
         for name in ("engd", "engd-layerwise"):
             record(run_one(name, 0, steps=args.steps))
     if args.part in ("all", "time"):
         for name in args.optimizers.split(","):
-            record(run_one(name.strip(), 0, time_budget=args.time_budget))
+            record(run_one(name.strip(), 0, time_budget=args.time_budget,
+                           hyper=kfac_hyper if name.strip() == "kfac" else None))
 
     print(f"\n{'optimizer':15s} {'budget':>10s} {'seeds':>5s} {'steps':>7s} {'ms/step':>8s} {'rel L2':>9s} {'abs RMS':>9s}")
     groups: dict[tuple, list] = {}
