@@ -11,7 +11,7 @@ from __future__ import annotations
 import ast
 import json
 import tomllib
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields
 from difflib import get_close_matches
 from pathlib import Path
 from typing import Any, Mapping
@@ -21,30 +21,37 @@ from ..optim import OPTIMIZERS, get_optimizer
 from .sampling import SAMPLINGS
 
 
+def _setting(default: Any, help: str):
+    """A :class:`TrainConfig` field with its line of help (``pdec settings``)."""
+    return field(default=default, metadata={"help": help})
+
+
 @dataclass
 class TrainConfig:
-    """Training settings (everything but the optimizer's own hyperparameters)."""
+    """Training settings (everything but the optimizer's own hyperparameters); each field's help
+    is its ``metadata["help"]`` (:data:`SETTING_HELP`)."""
 
-    optimizer: str = "kfac"
-    steps: int = 0                 # 0: no step limit (then a time budget is required)
-    time_budget: float = 0.0       # seconds of optimisation (evaluation excluded); 0: none
-    seed: int = 0
-    hidden: tuple[int, ...] = (64,)
-    activation: str = "tanh"
-    mode: str = "auto"
-    dtype: str = "float64"
-    device: str = "cpu"
-    n_interior: int = 900
-    n_condition: int = 120
-    n_eval: int = 9000
-    resample_every: int = 0        # 0: fixed points for the whole run
-    sampling: str = "uniform"      # training points: "uniform" (pseudo-random) or "sobol" (quasi-random)
-    eval_every: int = 50
-    checkpoint_every: int = 500
-    progress: bool = True
-    keep_freed_memory: bool = True  # glibc: keep freed memory mapped (pdec.train.allocator)
-    memory_check: bool = True      # refuse a run whose estimated memory per rank exceeds what is free
-    torch_compile: bool = False    # torch.compile the loss and the line search's trial pass (pdec.torch_compile)
+    optimizer: str = _setting("kfac", " or ".join([", ".join(sorted(OPTIMIZERS)[:-1]), sorted(OPTIMIZERS)[-1]]))
+    steps: int = _setting(0, "step limit (0: none, then time_budget is required)")
+    time_budget: float = _setting(0.0, "seconds of optimisation, evaluation excluded (0: none)")
+    seed: int = _setting(0, "seeds the initial weights and every sampler")
+    hidden: tuple[int, ...] = _setting((64,), "hidden widths (--hidden 64,64)")
+    activation: str = _setting("tanh", "tanh, sin, sigmoid, softplus, or a SymPy expression of z")
+    mode: str = _setting("auto", "propagation of the interior residual: auto, laplacian, collapsed or taylor")
+    dtype: str = _setting("float64", "float64 (the paper's) or float32")
+    device: str = _setting("cpu", "cpu or cuda")
+    n_interior: int = _setting(900, "interior points per batch")
+    n_condition: int = _setting(120, "condition points per batch, split evenly over the conditions")
+    n_eval: int = _setting(9000, "held-out points for the error metrics")
+    resample_every: int = _setting(0, "draw a new batch every K steps (0: fixed points)")
+    sampling: str = _setting("uniform", "training points: uniform (pseudo-random) or sobol (quasi-random)")
+    eval_every: int = _setting(50, "log and evaluate every K steps")
+    checkpoint_every: int = _setting(500, "checkpoint every K steps (and at the end, on Ctrl-C and on SIGTERM)")
+    progress: bool = _setting(True, "a progress bar (or a line every 10 s in a log file)")
+    keep_freed_memory: bool = _setting(True, "glibc: keep freed memory mapped (faster steps; pdec.train.allocator)")
+    memory_check: bool = _setting(True, "refuse a run whose estimated memory per rank exceeds what is free")
+    torch_compile: bool = _setting(False, "torch.compile the loss and the line search's trial pass "
+                                          "(pdec.torch_compile)")
 
     def validate(self) -> "TrainConfig":
         if self.steps < 0 or self.time_budget < 0:
@@ -66,28 +73,7 @@ class TrainConfig:
 TRAIN_KEYS = {f.name for f in fields(TrainConfig)}
 
 #: One line per training setting, for ``pdec settings``.
-SETTING_HELP = {
-    "optimizer": "kfac, kfac-star, engd, engd-layerwise, hessian-free, adam, sgd or lbfgs",
-    "steps": "step limit (0: none, then time_budget is required)",
-    "time_budget": "seconds of optimisation, evaluation excluded (0: none)",
-    "seed": "seeds the initial weights and every sampler",
-    "hidden": "hidden widths (--hidden 64,64)",
-    "activation": "tanh, sin, sigmoid, softplus, or a SymPy expression of z",
-    "mode": "propagation of the interior residual: auto, laplacian, collapsed or taylor",
-    "dtype": "float64 (the paper's) or float32",
-    "device": "cpu or cuda",
-    "n_interior": "interior points per batch",
-    "n_condition": "condition points per batch, split evenly over the conditions",
-    "n_eval": "held-out points for the error metrics",
-    "resample_every": "draw a new batch every K steps (0: fixed points)",
-    "sampling": "training points: uniform (pseudo-random) or sobol (quasi-random)",
-    "eval_every": "log and evaluate every K steps",
-    "checkpoint_every": "checkpoint every K steps (and at the end, on Ctrl-C and on SIGTERM)",
-    "progress": "a progress bar (or a line every 10 s in a log file)",
-    "keep_freed_memory": "glibc: keep freed memory mapped (faster steps)",
-    "memory_check": "refuse a run whose estimated memory exceeds what is free",
-    "torch_compile": "torch.compile the loss and the line search's trial pass",
-}
+SETTING_HELP = {f.name: f.metadata["help"] for f in fields(TrainConfig)}
 
 
 def describe_settings(optimizer: str | None = None) -> str:
