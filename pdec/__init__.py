@@ -7,7 +7,7 @@ optimizers -> training. Public entry points: :func:`load_spec`, :func:`compile`,
 __version__ = "0.1.0"
 
 from .errors import ModeError, PdecError, PdecWarning, SpecError  # noqa: E402
-from .spec import (Boundary, Box, Combined, Condition, Face, Initial, Periodic, Problem,  # noqa: E402
+from .spec import (Boundary, Box, Combined, Condition, Data, Face, Initial, Periodic, Problem,  # noqa: E402
                    Region, Sampler, SpatialBoundary)
 from .loader import load_spec  # noqa: E402
 from .compiler import Compiled, compile  # noqa: E402
@@ -16,5 +16,6 @@ from .train import Run, TrainingDiverged, load_run, train  # noqa: E402
 
 __all__ = ["__version__", "load_spec", "compile", "Compiled", "check_problem", "train", "load_run", "Run",
            "TrainingDiverged", "Problem", "Box", "Condition",
-           "Boundary", "SpatialBoundary", "Face", "Initial", "Periodic", "Sampler", "Combined", "Region", "SpecError",
+           "Boundary", "SpatialBoundary", "Face", "Initial", "Periodic", "Sampler", "Data", "Combined", "Region",
+           "SpecError",
            "ModeError", "PdecError", "PdecWarning"]

@@ -11,7 +11,8 @@ derivative of its exact expression) and the result is
    Conditions hold only on their region, so for regions made of box faces (``Boundary``,
    ``SpatialBoundary``, ``Face``, ``Initial``) the face's variable is fixed to its exact bound
    first and every face is checked. A ``Periodic(x)`` condition's residual q is checked as
-   q(x = lo) − q(x = hi);
+   q(x = lo) − q(x = hi). A condition on ``Data`` holds measurements, not an equation: it is
+   skipped, and its message says how far the exact solution lies from the observed values;
 2. otherwise evaluated *numerically* with ``digits`` significant digits (mpmath via ``evalf``) at
    ``n_points`` random points of the term's region, and passes when
    ``max |r| <= 10^(-digits/2) * max(1, size of the terms)``, where the size of the terms is the
@@ -31,7 +32,7 @@ from sympy.core.function import AppliedUndef
 from .domain import domain_predicate, keep_inside
 from .errors import PdecError
 from .functions import sigmoid, softplus
-from .spec import Boundary, Combined, Face, Initial, Periodic, Problem, Region, Sampler, SpatialBoundary
+from .spec import Boundary, Combined, Data, Face, Initial, Periodic, Problem, Region, Sampler, SpatialBoundary
 from .user_points import sampler_points
 
 #: Largest ``count_ops`` on which ``trigsimp`` / ``simplify`` are attempted.
@@ -47,7 +48,8 @@ class TermCheck:
             (``"name[i]"`` for a condition of several components).
         passed: whether the exact solution satisfies the term.
         method: ``"symbolic"`` (the residual simplified to 0), ``"numeric"``, or ``"skipped"``
-            (the term involves an unknown without an exact solution; ``passed`` is then True).
+            (the term involves an unknown without an exact solution, or it is a condition on
+            observed values; ``passed`` is then True).
         max_abs: the largest |residual| over the sampled points (numeric checks), else None.
         message: a short human-readable explanation.
     """
@@ -324,7 +326,7 @@ def check_problem(problem: Problem, n_points: int = 5, seed: int = 0,
         where = problem.source or f"problem {problem.name!r}"
         raise PdecError(f"{where}: no exact solution to check (give Problem(..., exact={{u: ...}}))")
     if problem.where is not None:   # an empty domain, or a face it does not meet, is an error here too
-        for region in [None, *(c.on for c in problem.condition_items.values())]:
+        for region in [None, *(c.on for c in problem.condition_items.values() if not isinstance(c.on, Data))]:
             _points(problem, region, 1, seed, digits)
     report = CheckReport(problem.name)
     residuals = problem.interior_residuals
@@ -334,6 +336,27 @@ def check_problem(problem: Problem, n_points: int = 5, seed: int = 0,
         report.results.append(_check_term(problem, name, r, None, exact, n_points, seed, digits))
     for name, cond in problem.condition_items.items():
         for i, r in enumerate(cond.residuals):
-            report.results.append(_check_term(problem, cond.component_label(name, i), r, cond.on, exact,
-                                              n_points, seed, digits))
+            label = cond.component_label(name, i)
+            if isinstance(cond.on, Data):
+                report.results.append(_check_data(problem, name, label, i, r, exact))
+            else:
+                report.results.append(_check_term(problem, label, r, cond.on, exact, n_points, seed, digits))
     return report
+
+
+def _check_data(problem: Problem, name: str, label: str, i: int, q: sp.Expr, exact: dict) -> TermCheck:
+    """A data condition's component i: measurements, so nothing to prove; the message says how far
+    the exact solution's q lies from the observed values (float64, at every point)."""
+    given = {u.func for u in exact}
+    without = sorted({str(f) for f in sp.sympify(q).atoms(AppliedUndef) if f.func not in given})
+    if without:
+        return TermCheck(label, True, "skipped", message=f"observed values, and it involves {', '.join(without)}, "
+                                                         f"which has no exact solution")
+    table = problem.data_table(name)
+    d = len(problem.variables)
+    f = sp.lambdify(problem.variables, _evaluable(substitute_exact(q, exact)), "math")
+    misfit = [abs(f(*row[:d]) - row[d + i]) for row in table.tolist()]
+    rms = (sum(m * m for m in misfit) / len(misfit)) ** 0.5
+    return TermCheck(label, True, "skipped",
+                     message=f"observed values, not an equation; the exact solution differs from them by "
+                             f"max {max(misfit):.2e}, RMS {rms:.2e} over {len(misfit)} points")

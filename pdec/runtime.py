@@ -81,6 +81,9 @@ class GeneratedPINN(nn.Module):
     torch_compiled: bool = False
     #: periodic terms (conditions on ``Periodic(x)``): term -> (column c, lo, hi); see :meth:`term_points`
     periodic: dict[str, tuple[int, float, float]] = {}
+    #: data terms (conditions on ``Data``): term -> M; their points are rows (x, y), the d
+    #: coordinates then the M observed values (see :meth:`term_points`, :meth:`residual`)
+    observed: dict[str, int] = {}
 
     def exact_columns(self) -> list[int]:
         """Output columns that ``exact_solution`` gives, in its column order (all unknowns unless
@@ -122,15 +125,21 @@ class GeneratedPINN(nn.Module):
         if term not in self.term_names:
             raise KeyError(f"unknown term {term!r}; terms: {', '.join(self.term_names)}")
 
-    def _check_points(self, X: torch.Tensor) -> None:
-        if X.ndim != 2 or X.shape[1] != self.n_in:
-            raise ValueError(f"points must have shape (N, {self.n_in}), got {tuple(X.shape)}")
+    def _check_points(self, term: str, X: torch.Tensor) -> None:
+        observed = self.observed.get(term, 0)
+        if X.ndim != 2 or X.shape[1] != self.n_in + observed:
+            what = (f"(N, {self.n_in} + {observed}) for the data term {term!r}: the coordinates, then the "
+                    f"observed values" if observed else f"(N, {self.n_in})")
+            raise ValueError(f"points must have shape {what}, got {tuple(X.shape)}")
 
     def term_points(self, term: str, X: torch.Tensor) -> torch.Tensor:
-        """The points a term's forward pass runs on: X (N, d) itself, or for a periodic term
+        """The points a term's forward pass runs on: X (N, d) itself; for a data term
+        (``observed[term] = M``, X (N, d + M)) its first d columns; for a periodic term
         (``periodic[term] = (c, lo, hi)``) X stacked on its images X' (X with column c set to hi):
         (2N, d), rows n and N + n a pair. X's own column c is not checked (the samplers put it at
         lo): a point already on c = hi is paired with itself, and its residual is 0."""
+        if term in self.observed:
+            return X[:, :self.n_in]
         pair = self.periodic.get(term)
         if pair is None:
             return X
@@ -138,6 +147,11 @@ class GeneratedPINN(nn.Module):
         image = X.clone()
         image[:, column] = hi
         return torch.cat([X, image])
+
+    def residual_points(self, term: str, X: torch.Tensor) -> torch.Tensor:
+        """What ``residual_<term>`` reads for points X: a data term's whole rows (coordinates, then
+        the observed values it subtracts), else :meth:`term_points`."""
+        return X if term in self.observed else self.term_points(term, X)
 
     def paired_difference(self, term: str, q: torch.Tensor) -> torch.Tensor:
         """A periodic term's residual from its per-point quantity on :meth:`term_points`:
@@ -152,14 +166,15 @@ class GeneratedPINN(nn.Module):
 
         Args:
             term: "interior" or a condition name.
-            X: points (N, d). A periodic term runs on :meth:`term_points`, so its stacks have 2N
-                rows: the points', then their images'.
+            X: points (N, d); a data term's (N, d + M), of which the network reads the first d. A
+                periodic term runs on :meth:`term_points`, so its stacks have 2N rows: the points',
+                then their images'.
             keep: keep every linear layer's input and output stack (for curvature); with False
                 only the output stack is returned (``Stacks([], [out])``), so each layer's stacks
                 are freed as soon as the next is computed.
         """
         self._check_term(term)
-        self._check_points(X)
+        self._check_points(term, X)
         X = self.term_points(term, X)
         activate = getattr(self, f"activate_{term}")
         Z = getattr(self, f"seed_{term}")(X)
@@ -205,7 +220,7 @@ class GeneratedPINN(nn.Module):
         if activate_last is None:  # S = 1: the stack is the value
             return self.propagate(term, X, keep=False).outputs[-1]
         self._check_term(term)
-        self._check_points(X)
+        self._check_points(term, X)
         X = self.term_points(term, X)
         N, S = X.shape[0], self.S[term]
         first = self.layers[0]
@@ -231,9 +246,10 @@ class GeneratedPINN(nn.Module):
     def residual(self, term: str, X: torch.Tensor, stacks: Stacks | None = None) -> torch.Tensor:
         """Residual of a term at points X: (N, M). Pass ``stacks`` to reuse a forward pass (of
         :meth:`propagate`); without them the output stack comes from :meth:`propagate_read`. A
-        periodic term's residual is q(X) − q(X') (:meth:`paired_difference`)."""
+        periodic term's residual is q(X) − q(X') (:meth:`paired_difference`); a data term's is
+        q(x) − y, X = (x, y) (N, d + M)."""
         out = self.propagate_read(term, X) if stacks is None else stacks.outputs[-1]
-        q = getattr(self, f"residual_{term}")(self.term_points(term, X), out)
+        q = getattr(self, f"residual_{term}")(self.residual_points(term, X), out)
         return self.paired_difference(term, q)
 
     def interior_residual(self, X: torch.Tensor) -> torch.Tensor:
@@ -241,7 +257,8 @@ class GeneratedPINN(nn.Module):
         return self.residual("interior", X)
 
     def condition_residual(self, name: str, X: torch.Tensor) -> torch.Tensor:
-        """Residual of condition ``name`` at points X (N, d): (N, M_c)."""
+        """Residual of condition ``name`` at points X (N, d), for a data term rows (x, y) (N, d + M):
+        (N, M_c)."""
         if name not in self.condition_names:
             raise KeyError(f"unknown condition {name!r}; conditions: {', '.join(self.condition_names)}")
         return self.residual(name, X)

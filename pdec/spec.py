@@ -28,13 +28,16 @@ import keyword
 import math
 import warnings
 from dataclasses import dataclass, field
-from typing import Callable, Mapping, Sequence, Union
+from typing import TYPE_CHECKING, Callable, Mapping, Sequence, Union
 
 import sympy as sp
 from sympy.core.function import AppliedUndef
 
 from .errors import PdecWarning, SpecError
 from .functions import is_supported_function
+
+if TYPE_CHECKING:
+    import torch
 
 # --------------------------------------------------------------------------- domain and regions
 
@@ -176,6 +179,98 @@ class Sampler(Region):
         return self.description
 
 
+@dataclass(frozen=True, eq=False)
+class Data(Region):
+    """Observed values at given points: ``Condition(q, on=Data(points, values))`` has the residual
+    r_n = q(x_n) − y_n, so the network's q is fitted to the measurements y (data assimilation: a
+    PDE whose initial or boundary values are unknown, completed by measurements inside).
+
+    Args:
+        points: where the values were observed: an array (N, d) whose columns are the domain's
+            variables in order, or a dict variable -> array (N,) (tensors, NumPy arrays or lists).
+        values: the observations, (N,) or (N, M): one column per component of the condition's
+            residual (``Condition([u, v], on=Data(X, np.stack([u_obs, v_obs], 1)))``).
+        description: free text shown by ``pdec inspect``, e.g. the file the data came from.
+
+    Every batch holds all N points (they are not re-sampled; data-parallel ranks take a block of
+    rows each) and the condition's points do not count in ``n_condition``. The data enter the
+    problem's fingerprint, so a run does not resume on other data. A data term's points in the
+    generated module are rows (x, y): the d coordinates, then the M observed values.
+    """
+
+    points: object
+    values: object
+    description: str = ""
+
+    def describe(self) -> str:
+        n = _length(self.points)
+        text = f"{n} observed points" if n is not None else "observed points"
+        return f"{text} ({self.description})" if self.description else text
+
+    def __repr__(self) -> str:
+        return f"Data({self.describe()})"
+
+    def table(self, variables: Sequence[sp.Symbol], components: int) -> "torch.Tensor":
+        """The observations as one float64 tensor (N, d + M): the points' coordinates in the order
+        of ``variables``, then the M = ``components`` observed values. Raises ValueError with a
+        message for the user on arrays of the wrong shape, non-finite numbers or (for a dict of
+        points) variables that are missing or not the domain's."""
+        import torch
+
+        def as_float64(array, what: str) -> torch.Tensor:
+            try:
+                t = torch.as_tensor(array.detach() if isinstance(array, torch.Tensor) else array)
+                return t.to(torch.float64)
+            except (TypeError, ValueError, RuntimeError) as exc:
+                raise ValueError(f"{what} is not an array of numbers ({exc})") from None
+
+        d = len(variables)
+        if isinstance(self.points, Mapping):
+            missing = [str(v) for v in variables if v not in self.points]
+            extra = [str(v) for v in self.points if v not in variables]
+            if missing or extra:
+                raise ValueError("the points' dict must have one array per domain variable ("
+                                 + ", ".join(map(str, variables)) + ")"
+                                 + (f"; missing {', '.join(missing)}" if missing else "")
+                                 + (f"; not a domain variable: {', '.join(extra)}" if extra else ""))
+            columns = [as_float64(self.points[v], f"points[{v}]") for v in variables]
+            if any(c.dim() != 1 for c in columns) or len({c.shape[0] for c in columns}) != 1:
+                raise ValueError("the points' arrays must be one-dimensional and of one length, got shapes "
+                                 + ", ".join(f"{v}: {tuple(c.shape)}" for v, c in zip(variables, columns)))
+            X = torch.stack(columns, dim=1)
+        else:
+            X = as_float64(self.points, "points")
+            if X.dim() != 2 or X.shape[1] != d:
+                raise ValueError(f"points have shape {tuple(X.shape)}; expected (N, {d}): one row per point, "
+                                 f"columns {', '.join(map(str, variables))} (or a dict variable -> array)")
+        Y = as_float64(self.values, "values")
+        if Y.dim() == 1:
+            Y = Y[:, None]
+        if Y.dim() != 2 or Y.shape[1] != components:
+            want = "(N,) or (N, 1)" if components == 1 else f"(N, {components})"
+            raise ValueError(f"values have shape {tuple(as_float64(self.values, 'values').shape)}; expected {want}: "
+                             f"one column per component of the condition's residual")
+        if X.shape[0] < 1 or Y.shape[0] != X.shape[0]:
+            raise ValueError(f"{X.shape[0]} points and {Y.shape[0]} values: give one value row per point "
+                             f"(and at least one point)")
+        table = torch.cat([X, Y], dim=1)
+        bad = int((~torch.isfinite(table)).any(dim=1).sum())
+        if bad:
+            raise ValueError(f"{bad} of the {X.shape[0]} rows hold a non-finite point or value (NaN or inf): "
+                             f"drop the missing measurements")
+        return table
+
+
+def _length(array) -> int | None:
+    """Rows of an array given as points (a dict's first column), or None when it has no length."""
+    if isinstance(array, Mapping):
+        array = next(iter(array.values()), None)
+    try:
+        return len(array)
+    except TypeError:
+        return None
+
+
 @dataclass(frozen=True, init=False)
 class Combined(Region):
     """Several regions as ONE condition term, ``Initial() | SpatialBoundary()``.
@@ -307,6 +402,11 @@ class Problem:
         return out
 
     @property
+    def data_conditions(self) -> dict[str, int]:
+        """The conditions on :class:`Data` regions: name -> M, the observed values per point."""
+        return {name: len(c.residuals) for name, c in self.condition_items.items() if isinstance(c.on, Data)}
+
+    @property
     def exact_solution(self) -> dict[sp.Expr, sp.Expr] | None:
         """Exact solution per unknown (parameters substituted), or None."""
         if not self.exact:
@@ -316,8 +416,9 @@ class Problem:
     def fingerprint(self) -> str:
         """A hash of what the problem computes: name, domain (variables in their order, bounds as
         numbers, ``where``), unknowns, residuals, conditions and their regions, exact solution
-        (parameters substituted). Comments and formatting of the spec file do not change it; a
-        :class:`Sampler` region counts by its description only (its function is not hashed).
+        (parameters substituted), and a :class:`Data` region's points and values. Comments and
+        formatting of the spec file do not change it; a :class:`Sampler` region counts by its
+        description only (its function is not hashed).
         Hex digest (16 characters)."""
         parts = [self.name, repr([(str(v), self.domain.interval(v)) for v in self.variables]),
                  str(self.domain.time), repr([sp.srepr(u) for u in self.unknowns]),
@@ -328,6 +429,9 @@ class Problem:
         for name, c in self.condition_items.items():
             parts.append(f"{name}: {[sp.srepr(r) for r in c.residuals] if c.is_vector else sp.srepr(c.residual)} "
                          f"on {c.on.describe()}" + (f" weight {c.weight!r}" if c.weight != 1 else ""))
+            if isinstance(c.on, Data):   # the observations themselves, not only their count
+                table = self.data_table(name).clone()   # a storage of its own: its bytes are the table's
+                parts.append(f"{name} data {hashlib.sha256(bytes(table.untyped_storage())).hexdigest()}")
         if self.exact_solution:
             parts.append(repr(sorted((sp.srepr(u), sp.srepr(e)) for u, e in self.exact_solution.items())))
         return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
@@ -465,6 +569,8 @@ class Problem:
                 fail("a condition may not be named 'interior': that is the PDE's own term", term=name)
             c = _as_condition(name, cond, src)
             self._check_region(name, c.on, src)
+            if isinstance(c.on, Data):
+                self._check_data(name, c, src)
             _check_weight(c.weight, f"condition {name}", "weight", src)
             if c.is_vector and not c.residuals:
                 fail("the condition's residual is an empty list", term=f"condition {name}")
@@ -495,8 +601,9 @@ class Problem:
     def doubts(self) -> list[str]:
         """What in a valid problem is likely not what its author meant (``validate`` warns each):
         no condition, fewer interior residuals than unknowns, ``Boundary()`` on a domain with time
-        (it holds the final time's face too), a combined region that holds a face twice, a
-        condition on the faces a periodic one pairs, a parameter that appears nowhere."""
+        (it holds the final time's face too), an evolution equation (a time derivative) with no
+        condition at the initial time, a combined region that holds a face twice, a condition on
+        the faces a periodic one pairs, a parameter that appears nowhere."""
         out = []
         if not self.conditions:
             out.append("no conditions: without boundary or initial values most PDEs have many solutions, "
@@ -505,6 +612,16 @@ class Problem:
             out.append(f"{len(self.interior_residuals)} interior residual(s) for {len(self.unknowns)} unknowns: "
                        f"the interior does not determine every unknown")
         time = self.domain.time
+        regions = [p for c in self.condition_items.values()
+                   for p in (c.on.parts if isinstance(c.on, Combined) else (c.on,))]
+        evolves = time is not None and any(v == time for r in self.interior_residuals
+                                           for d in sp.sympify(r).atoms(sp.Derivative) for v, _ in d.variable_count)
+        initial = any(isinstance(p, (Initial, Boundary, Sampler, Data)) or (isinstance(p, Face) and p.var == time)
+                      for p in regions)   # a Sampler's or the data's points may hold the initial values
+        if self.conditions and evolves and not initial:
+            out.append(f"no condition on the initial slice {time} = {self.domain.interval(time)[0]:g}: an "
+                       f"evolution equation needs its initial values (Condition(u - u0, on=Initial())), or "
+                       f"measurements of the solution (Data(points, values))")
         for name, c in self.condition_items.items():
             parts = c.on.parts if isinstance(c.on, Combined) else (c.on,)
             if time is not None and any(isinstance(p, Boundary) for p in parts):
@@ -611,10 +728,12 @@ class Problem:
         term = f"condition {name}"
         if region is None:
             raise SpecError("condition has no region: write Condition(residual, on=Boundary()) "
-                            "(or Initial(), SpatialBoundary(), Face(x, 'min'), Periodic(x), Sampler(fn))",
+                            "(or Initial(), SpatialBoundary(), Face(x, 'min'), Periodic(x), Sampler(fn), Data(points, "
+                            "values))",
                             spec=src, term=term)
         if isinstance(region, type) and issubclass(region, Region):
-            call = {"Face": "Face(x, 'min')", "Periodic": "Periodic(x)", "Sampler": "Sampler(fn)"}.get(
+            call = {"Face": "Face(x, 'min')", "Periodic": "Periodic(x)", "Sampler": "Sampler(fn)",
+                    "Data": "Data(points, values)"}.get(
                 region.__name__, f"{region.__name__}()")
             raise SpecError(f"on={region.__name__} is the class; write on={call}", spec=src, term=term)
         if not isinstance(region, Region):
@@ -622,12 +741,16 @@ class Problem:
                     if isinstance(region, (list, tuple)) and region and all(isinstance(r, Region) for r in region)
                     else ": the residual comes first, Condition(residual, on=region)"
                     if isinstance(region, (sp.Basic, list, tuple)) else
-                    " (Boundary(), SpatialBoundary(), Initial(), Face(x, 'min'), Periodic(x), Sampler(fn))")
+                    " (Boundary(), SpatialBoundary(), Initial(), Face(x, 'min'), Periodic(x), Sampler(fn), "
+                    "Data(points, values))")
             raise SpecError(f"region {region!r} is not a pdec region{hint}", spec=src, term=term)
         if isinstance(region, Combined):
             if len(region.parts) < 2:
                 raise SpecError("Combined needs at least two regions", spec=src, term=term)
             for part in region.parts:
+                if isinstance(part, Data):
+                    raise SpecError(f"{part!r} cannot be combined with other regions: its points and values are "
+                                    f"given; give it a condition of its own", spec=src, term=term)
                 if isinstance(part, Periodic):
                     raise SpecError(f"{part!r} cannot be combined with other regions: its residual pairs two "
                                     f"points; give it a condition of its own", spec=src, term=term)
@@ -667,6 +790,32 @@ class Problem:
                 raise SpecError(f"face side must be 'min' or 'max', got {region.side!r}", spec=src, term=term)
         if isinstance(region, Sampler) and not callable(region.fn):
             raise SpecError("Sampler needs a callable fn(n, generator) -> Tensor (n, d)", spec=src, term=term)
+
+    def data_table(self, name: str) -> "torch.Tensor":
+        """Condition ``name``'s observations (its region is :class:`Data`): float64 (N, d + M), the
+        points' coordinates in the domain's variable order, then the M observed values."""
+        c = self.condition_items[name]
+        return c.on.table(self.variables, len(c.residuals))
+
+    def _check_data(self, name: str, c: Condition, src: str) -> None:
+        """A :class:`Data` region's arrays: shapes, finite numbers, points inside the box."""
+        term = f"condition {name}"
+        try:
+            table = c.on.table(self.variables, len(c.residuals))
+        except ValueError as exc:
+            raise SpecError(f"Data: {exc}", spec=src, term=term) from None
+        d = len(self.variables)
+        lo, hi = (table.new_tensor(b) for b in self.domain.corners)
+        slack = 1e-12 * (hi - lo).clamp(min=1.0)
+        X = table[:, :d]
+        outside = (X < lo - slack) | (X > hi + slack)
+        if bool(outside.any()):
+            rows = int(outside.any(dim=1).sum())
+            column = int(outside.any(dim=0).nonzero()[0])
+            raise SpecError(f"Data: {rows} of the {X.shape[0]} points lie outside the domain's box "
+                            f"({self.domain.describe()}), e.g. in column {column} ({self.variables[column]}); "
+                            f"the columns are the domain's variables in order "
+                            f"({', '.join(map(str, self.variables))})", spec=src, term=term)
 
     def _check_expr(self, expr: sp.Expr, term: str, src: str, *, allow_unknowns: bool) -> None:
         variables = set(self.domain.variables)

@@ -11,7 +11,7 @@ import sympy as sp
 import torch
 import torch.nn.functional as F
 
-from pdec.spec import Periodic
+from pdec.spec import Data, Periodic
 
 ACTIVATIONS = {"tanh": torch.tanh, "sin": torch.sin, "sigmoid": torch.sigmoid, "softplus": F.softplus}
 NUMPY_FUNCTIONS = {"sigmoid": lambda z: 1 / (1 + np.exp(-z)), "softplus": lambda z: np.log1p(np.exp(z))}
@@ -105,10 +105,26 @@ def reference_point_residual(problem, term: str, model, X: torch.Tensor) -> np.n
     return scale * np.stack(cols, axis=1)
 
 
-def reference_residual(problem, term: str, model, X: torch.Tensor) -> np.ndarray:
-    """:func:`reference_point_residual`, or for a condition on ``Periodic(x)`` its pairs'
-    difference q(X) − q(X'), X' = X with x set to the box's upper bound (read off the spec)."""
+def term_input(problem, term: str, X: torch.Tensor, seed: int = 7) -> torch.Tensor:
+    """The rows a term's residual takes at points X (N, d): X itself, or for a condition on
+    ``Data`` X followed by M random observed values (N, d + M), drawn here."""
     region = problem.condition_items[term].on if term != "interior" else None
+    if not isinstance(region, Data):
+        return X
+    M = len(problem.condition_items[term].residuals)
+    g = torch.Generator().manual_seed(seed)
+    return torch.cat([X, torch.randn(X.shape[0], M, generator=g, dtype=X.dtype)], dim=1)
+
+
+def reference_residual(problem, term: str, model, X: torch.Tensor) -> np.ndarray:
+    """:func:`reference_point_residual`; for a condition on ``Periodic(x)`` its pairs' difference
+    q(X) − q(X'), X' = X with x set to the box's upper bound (read off the spec); for a condition
+    on ``Data``, X = (x, y) (N, d + M) and the residual √w (q(x) − y)."""
+    region = problem.condition_items[term].on if term != "interior" else None
+    if isinstance(region, Data):
+        d = len(problem.variables)
+        scale = float(np.sqrt(problem.condition_items[term].weight))
+        return reference_point_residual(problem, term, model, X[:, :d]) - scale * X[:, d:].numpy()
     q = reference_point_residual(problem, term, model, X)
     if not isinstance(region, Periodic):
         return q
@@ -121,7 +137,8 @@ def residual_errors(problem, model, X: torch.Tensor) -> dict[str, float]:
     """term -> ‖r − r_ref‖ / ‖r_ref‖ at X: the model's residual against :func:`reference_residual`."""
     out = {}
     for term in model.term_names:
-        got = model.residual(term, X).detach().numpy()
-        want = reference_residual(problem, term, model, X)
+        rows = term_input(problem, term, X)
+        got = model.residual(term, rows).detach().numpy()
+        want = reference_residual(problem, term, model, rows)
         out[term] = float(np.linalg.norm(got - want) / max(np.linalg.norm(want), 1e-300))
     return out

@@ -10,6 +10,7 @@ Cases (problem × mode × widths), float64, small N:
     system     two unknowns, M = 2 interior residuals, a condition per unknown
     periodic   1+1d advection–diffusion with a Periodic(x) condition [u, ∂_x u] (paired points)
     periodic-taylor  KdV on a ring, [u, ∂_x u, ∂_xx u] periodic (Taylor mode)
+    data       2d Poisson with measured [u, ∂_x u] (a Data condition: rows (x, y), weight 4)
 """
 
 from __future__ import annotations
@@ -109,6 +110,8 @@ CASES = {
     # the same in Taylor mode: KdV on a ring, [u, ∂_x u, ∂_xx u] periodic (M = 3, S = 3 per point)
     "periodic-taylor": (lambda: pdec.load_spec(ROOT / "tests" / "specs" / "kdv_periodic.py"), (4, 6), "auto",
                         "taylor", 1),
+    # measured values of [u, ∂_x u] (S = 2 stack, M = 2): the residual subtracts the rows' observed values
+    "data": (lambda: pdec.load_spec(ROOT / "tests" / "specs" / "measured_flux.py"), (6, 5), "auto", "laplacian", 1),
 }
 
 
@@ -124,7 +127,8 @@ def case(name: str):
     if expected is not None:
         assert model.modes["interior"] == expected
     gen = torch.Generator().manual_seed(1)
-    batch = {t: torch.rand(7 if t == "interior" else 6, model.n_in, generator=gen, dtype=DT)
+    batch = {t: torch.rand(7 if t == "interior" else 6, model.n_in + model.observed.get(t, 0), generator=gen,
+                           dtype=DT)   # a data term's rows end in its observed values
              for t in model.term_names}
     assert model.residual("interior", batch["interior"]).shape[1] == M
     return model, batch
@@ -162,8 +166,11 @@ def reference_jacobian_matrix(model, term, X) -> torch.Tensor:
 
 
 def forward_points(model, term, X) -> torch.Tensor:
-    """The rows a term's forward pass runs on: X, or for a periodic term X then its images (the
-    periodic column set to the upper bound), built here from ``model.periodic``."""
+    """The rows a term's forward pass runs on: X, for a data term its first d columns, or for a
+    periodic term X then its images (the periodic column set to the upper bound), built here from
+    ``model.observed`` and ``model.periodic``."""
+    if term in model.observed:
+        return X[:, :model.n_in]
     if term not in model.periodic:
         return X
     c, _, hi = model.periodic[term]
@@ -186,11 +193,13 @@ def reference_output_grads(model, term, X, l) -> torch.Tensor:
         Z = Zl
         for k in range(l + 1, L):
             Z = linear_stack(activate(Z, P), model.layers[k])
+        if term in model.observed:   # q(x) − y: the residual reads the whole rows
+            return getattr(model, f"residual_{term}")(X, Z)
         q = getattr(model, f"residual_{term}")(P, Z)
         return q if P is X else q[:N] - q[N:]
 
     jac = jacrev(rest)(stacks.outputs[l].detach())  # (n, m, rows, s, o)
-    rows = [torch.arange(N)] if P is X else [torch.arange(N), torch.arange(N, 2 * N)]
+    rows = [torch.arange(N)] if term not in model.periodic else [torch.arange(N), torch.arange(N, 2 * N)]
     diag = torch.cat([jac[torch.arange(N), :, r] for r in rows], dim=2)  # (n, m, S·pairs, o)
     off = jac.clone()
     for r in rows:

@@ -313,9 +313,9 @@ def _check_last_layer(c) -> None:
         assert hasattr(model, f"activate_{term}_last") == (model.modes[term] != "value")
         if model.modes[term] == "value":
             continue
-        X = model.term_points(term, X)   # a periodic term runs on its points and their images
+        X = model.term_points(term, X)   # a periodic term runs on its points and their images, a data term on x
         with torch.no_grad():
-            stacks = model.propagate(term, X[:batch[term].shape[0]])  # outputs[-2]: the last hidden pre-activation
+            stacks = model.propagate(term, batch[term])  # outputs[-2]: the last hidden pre-activation
             Z = stacks.outputs[-2]
             last = getattr(model, f"activate_{term}_last")(Z[:, 0], Z[:, 1:], X)
             # extra leading dims (the line search's trials) and columns broadcast over the samples

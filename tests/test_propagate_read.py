@@ -21,7 +21,7 @@ def test_read_columns_and_gradients_equal_the_full_stacks(path, hidden):
     gen = torch.Generator().manual_seed(3)
     params = list(model.parameters())
     for term in model.term_names:
-        X = torch.rand(9, model.n_in, generator=gen, dtype=torch.float64)
+        X = torch.rand(9, model.n_in + model.observed.get(term, 0), generator=gen, dtype=torch.float64)
         full = model.propagate(term, X, keep=False).outputs[-1]           # (N, S, m)
         got = model.propagate_read(term, X)
         read = list(model.residual_columns[term])

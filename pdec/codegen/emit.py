@@ -136,30 +136,43 @@ def _ranges(columns: list[int]) -> str:
     return ", ".join(str(r[0]) if len(r) == 1 else f"{r[0]}–{r[-1]}" for r in runs)
 
 
-def _residual_context(plan: TermPlan, variables, names) -> dict:
+def _residual_context(plan: TermPlan, variables, names, observed: int = 0) -> dict:
+    """The residual function's lines. ``observed`` = M for a data term: its points carry the M
+    observed values y after the d coordinates, and component j returns q_j − y_j."""
     namer = Namer()
-    used = set().union(*(sp.sympify(r).free_symbols for r in plan.residuals)) if plan.residuals else set()
+    residuals = list(plan.residuals)
+    data = []   # (symbol, column, label) of the observed values
+    if observed:
+        d = len(variables)
+        for j in range(observed):
+            y = sp.Dummy("y" if observed == 1 else f"y{j}")
+            data.append((y, d + j, "observed value" + (f" of component {j}" if observed > 1 else "")))
+            residuals[j] = residuals[j] - y
+    used = set().union(*(sp.sympify(r).free_symbols for r in residuals)) if residuals else set()
     var_lines = []
     for i, v in enumerate(variables):
         if v in used:
             var_lines.append((namer(v), f"X[..., {i}]", f"variable {v}"))
+    for y, column, label in data:
+        var_lines.append((namer(y, y.name), f"X[..., {column}]", label))
     out_lines = []
     for sym_name, (col, m) in sorted(plan.output_columns.items(), key=lambda kv: (kv[1], kv[0])):
         s = sp.Symbol(sym_name)
         if s in used:
             label = plan.columns[col].label.removesuffix(" h") + f" {names[m]}" if col else names[m]
             out_lines.append((namer(s), f"out[..., {col}, {m}]", label))
-    assigns, results = _print_exprs(plan.residuals, namer.names, "c")
+    assigns, results = _print_exprs(residuals, namer.names, "c")
     # A component that does not involve the network (a constant, or a function of x only) is
     # broadcast to the samples' shape of ``out``, so X may come with fewer leading dims.
     outputs = {sp.Symbol(name) for name in plan.output_columns}
     results = [r if sp.sympify(e).free_symbols & outputs
                else f"torch.broadcast_to({r}, out.shape[:-2])" if sp.sympify(e).free_symbols
                else f"torch.full_like(out[..., 0, 0], {r})"
-               for e, r in zip(plan.residuals, results)]
+               for e, r in zip(residuals, results)]
     read = sorted({col for name, (col, _) in plan.output_columns.items() if sp.Symbol(name) in used})
     return {"variables": var_lines, "outputs": out_lines, "assigns": assigns, "results": results,
-            "exprs": [math_text(r) for r in plan.residuals], "read_columns": read or [0],
+            "exprs": [math_text(r.xreplace({y: sp.Symbol(namer.names[y]) for y, _, _ in data}))
+                      for r in residuals], "read_columns": read or [0],
             "read_label": _ranges(read or [0])}
 
 
@@ -582,11 +595,12 @@ def build_context(plan: Plan, options: Options, version: str, source_hash: str) 
     orders = set()
     polys = _derivative_polynomials(options.activation, 2)
     weights = problem.weights
+    observed = problem.data_conditions
     for name, tp in plan.terms.items():
         act = _activation_context(tp, name, variables)
         if tp.mode != "value":
             orders.add(act["order"])
-        residual = _residual_context(tp, variables, a.unknown_names)
+        residual = _residual_context(tp, variables, a.unknown_names, observed.get(name, 0))
         residual["weight"] = _weight_context(weights[name])
         terms.append({
             "name": name, "mode": tp.mode, "S": tp.S, "M": tp.M,
@@ -599,6 +613,7 @@ def build_context(plan: Plan, options: Options, version: str, source_hash: str) 
             "residual": residual,
             "region": (problem.condition_items[name].on.describe() if name != "interior" else "interior"),
             "pair": _pair_context(problem, name),
+            "observed": observed.get(name, 0),
         })
     exact = None
     if problem.exact_solution:
@@ -646,6 +661,7 @@ def build_context(plan: Plan, options: Options, version: str, source_hash: str) 
         "point_seeds": repr(tuple(t["name"] for t in terms if t["seed"] and t["seed"]["xdep"])),
         "periodic": (_wrappable_repr({t["name"]: t["pair"]["entry"] for t in terms if t["pair"]})
                      if any(t["pair"] for t in terms) else None),
+        "observed": _wrappable_repr(observed) if observed else None,
         "activation": repr(options.activation.name),
         "hidden": repr(tuple(options.hidden)),
     }

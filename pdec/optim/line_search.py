@@ -51,7 +51,7 @@ def trial_losses(model: GeneratedPINN, batch: Batch, base: Sequence[torch.Tensor
 
     Args:
         model: generated module (its own parameters are not used).
-        batch: term -> points (N_τ, d).
+        batch: term -> points (N_τ, d); a data term's rows (N_τ, d + M) end in its observed values.
         base: θ₀ as layer matrices W̃ (h_l, h_{l-1}+1).
         direction: δ in the same layout.
         alphas: (K,) step sizes.
@@ -71,8 +71,8 @@ def trial_losses(model: GeneratedPINN, batch: Batch, base: Sequence[torch.Tensor
     weights = [W0 + a * D for W0, D in zip(base[1:], direction[1:])]   # (K, h_l, h_{l-1}+1)
     hidden, W_out = weights[:-1], weights[-1]
     total = alphas.new_zeros(K)
-    for term, X in batch.items():
-        X = model.term_points(term, X)                         # (2N, d) for a periodic term
+    for term, points in batch.items():
+        X = model.term_points(term, points)                    # (2N, d) for a periodic term, x of a data term
         N, d = X.shape
         S = model.S[term]
         cols = model.seed_columns(term, X)                     # (n, S-1, d), n = 1 when shared
@@ -103,7 +103,8 @@ def trial_losses(model: GeneratedPINN, batch: Batch, base: Sequence[torch.Tensor
             full = out.new_zeros(K, N, S, out.shape[-1])
             full[:, :, columns] = out
             out = full
-        r = getattr(model, f"residual_{term}")(X, out)         # (K, N, M); X (N, d) broadcasts
+        # (K, N, M); the points (N, ·) broadcast, a data term's with its observed values
+        r = getattr(model, f"residual_{term}")(model.residual_points(term, points), out)
         r = model.paired_difference(term, r)                   # q(X) − q(X') for a periodic term
         total += 0.5 * r.pow(2).sum(dim=(1, 2)) / batch_total(batch, term)
     return total

@@ -325,7 +325,10 @@ def cmd_settings(args) -> int:
 
 
 def cmd_plot(args) -> int:
+    import torch
+
     from .plots import plot_curves, plot_solution
+    from .runs import load_checkpoint
     from .saved import load_run
 
     files = [r for r in args.runs if r.is_file()]   # e.g. compare's PNG caught by runs/<spec>/*
@@ -341,7 +344,9 @@ def cmd_plot(args) -> int:
     print(f"wrote {plot_curves(args.runs, out)}")
     for r in args.runs:
         model = load_run(r).model   # the module the run trained, whatever the spec says now
-        print(f"wrote {plot_solution(model, r / 'solution.png')}")
+        saved = load_checkpoint(r)["sampler"]["batch"]   # a data condition's rows: its observation points
+        marks = [saved[t][:, :model.n_in] for t in model.observed if t in saved]
+        print(f"wrote {plot_solution(model, r / 'solution.png', marks=torch.cat(marks) if marks else None)}")
     return 0
 
 

@@ -455,6 +455,7 @@ def _run_record(compiled: Compiled, settings_record: dict, hyper: dict, n_params
         "ranks": comm.world_size, "memory_per_rank_bytes": memory.parts,
         "points": ({"source": "given", "per_batch": {t: len(X) for t, X in sampler.full_batch.items()},
                     "resampled": sampler.resamples} if points is not None else {"source": "sampled"}),
+        "data": {name: len(sampler.full_batch[name]) for name in problem.data_conditions},   # observations
         "eval_points": {"source": "given" if points is not None and sampler.eval_given else "sampled",
                         "N": 0 if sampler.eval_points is None else len(sampler.eval_points)},
         "initial_weights": initial_weights, "exact_solution_check": exact_check}
@@ -476,8 +477,8 @@ def _open_resume(run_dir: Path, compiled: Compiled, points, optimizer: str | Non
     started = json.loads(record_file.read_text()).get("problem_fingerprint") if record_file.is_file() else None
     if started is not None and started != compiled.problem.fingerprint():
         raise PdecError(f"the spec's problem changed since the run in {run_dir} started (its residuals, "
-                        f"conditions, weights, domain, parameters or exact solution): resuming would train "
-                        f"another problem. Start a new run (--init-from {run_dir} starts it from this "
+                        f"conditions, weights, domain, parameters, exact solution or observed data): resuming "
+                        f"would train another problem. Start a new run (--init-from {run_dir} starts it from this "
                         f"run's weights)")
     given = checkpoint.get("points") == "given"
     if given != (points is not None):

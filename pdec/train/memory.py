@@ -56,7 +56,7 @@ def _mib(n: float) -> str:
 
 def residual_components(model, term: str) -> int:
     """M_τ: the residual's components (one forward pass at one point)."""
-    d = model.n_in
+    d = model.n_in + model.observed.get(term, 0)   # a data term's rows carry its observed values
     p = next(model.parameters())
     with torch.no_grad():
         return model.residual(term, torch.full((1, d), 0.5, dtype=p.dtype, device=p.device)).shape[1]

@@ -83,10 +83,12 @@ def plot_curves(run_dirs: list[Path], out: Path, title: str | None = None) -> Pa
     return out
 
 
-def plot_solution(model, out: Path, resolution: int = 100) -> Path:
+def plot_solution(model, out: Path, resolution: int = 100, marks: torch.Tensor | None = None) -> Path:
     """Learned solution, exact solution and |error| on the slice of the first two variables
     (other variables at their midpoint), like the paper's figure A6; one row per unknown. Without
     an exact solution, the learned solution alone. A problem of one variable: line plots.
+    ``marks``: points (n, d) drawn on every panel as small crosses, such as a data condition's
+    observation points (on a problem of two variables only: other slices do not hold them).
     Returns the PNG's path."""
     exact = getattr(model, "exact_solution", None)
     names = list(model.variables)   # the generated module's own variables and box
@@ -123,6 +125,9 @@ def plot_solution(model, out: Path, resolution: int = 100) -> Path:
                                shading="auto")
             fig.colorbar(im, ax=ax)
             ax.set(title=f"{unknown}: {title}", xlabel=names[0], ylabel=names[1])
+            if marks is not None and len(names) == 2:
+                ax.plot(marks[:, 0].cpu().numpy(), marks[:, 1].cpu().numpy(), "x", color="white",
+                        markersize=3, alpha=0.8, label="observed")
             if model.time not in names[:2] and 0.25 <= (a1 - a0) / (b1 - b0) <= 4:
                 ax.set_aspect("equal")   # two space variables of like extent: a disk looks round
     if len(names) > 2:

@@ -167,6 +167,8 @@ class PointSampler:
         n_interior: interior points per batch.
         n_condition: condition points per batch in total, split evenly over the conditions
             (the paper's "boundary" count: 120 for 2d Poisson; heat: half initial, half boundary).
+            A condition on :class:`~pdec.spec.Data` does not count: its batch is its N observations,
+            rows (x, y) of d coordinates and M values, the same in every batch.
         seed: controls every draw.
         n_eval: held-out interior points for the error metrics.
         rank, world_size: data parallel: ``batch`` is this rank's shard of the whole batch
@@ -185,17 +187,21 @@ class PointSampler:
             raise PdecError(f"sampling must be one of {', '.join(SAMPLINGS)}, got {sampling!r}")
         if n_interior < 1:
             raise PdecError(f"n_interior must be ≥ 1, got {n_interior}")
-        conditions = problem.condition_items
+        data = problem.data_conditions
+        conditions = {name: c for name, c in problem.condition_items.items() if name not in data}
         if conditions and n_condition < len(conditions):
-            raise PdecError(f"n_condition = {n_condition} is too few for the spec's {len(conditions)} conditions: "
-                            f"each needs at least one point per batch")
+            raise PdecError(f"n_condition = {n_condition} is too few for the spec's {len(conditions)} conditions"
+                            + (" on regions (the data conditions bring their own points)" if data else "")
+                            + ": each needs at least one point per batch")
         self.problem = problem
         self.n_interior = n_interior
         self.counts = _split(n_condition, list(conditions))
         self.regions = {name: c.on for name, c in conditions.items()}
-        if world_size > 1 and min([n_interior, *self.counts.values()]) < world_size:
+        self.data = {name: problem.data_table(name).to(device, dtype) for name in data}
+        counts = {**self.counts, **{name: len(T) for name, T in self.data.items()}}
+        if world_size > 1 and min([n_interior, *counts.values()]) < world_size:
             raise PdecError(f"{world_size} ranks need at least {world_size} points of every term per batch "
-                            f"(got interior {n_interior}, conditions {self.counts})")
+                            f"(got interior {n_interior}, conditions {counts})")
         self.dtype, self.device = dtype, device
         self.rank, self.world_size = rank, world_size
         self.generator = torch.Generator().manual_seed(seed)
@@ -209,9 +215,12 @@ class PointSampler:
         """Draw a new batch from the training stream; return (and keep as ``batch``) this rank's part."""
         g, unit = self.generator, self.sobol
         batch = {"interior": uniform_domain(self.problem, self.n_interior, g, self.dtype, self.device, unit=unit)}
-        for name, region in self.regions.items():
-            batch[name] = sample_region(self.problem, region, self.counts[name], g, self.dtype, self.device,
-                                        name, unit)
+        for name in self.problem.condition_items:   # in the spec's order
+            if name in self.data:   # the observations: every batch holds all of them
+                batch[name] = self.data[name]
+            else:
+                batch[name] = sample_region(self.problem, self.regions[name], self.counts[name], g, self.dtype,
+                                            self.device, name, unit)
         self._set(batch)
         return self.batch
 
@@ -241,7 +250,8 @@ class GivenPoints:
     """Training points given by the user instead of drawn from the spec's regions.
 
     Args:
-        problem: the problem; the batch must have exactly its terms ("interior" and each condition).
+        problem: the problem; the batch must have exactly its terms ("interior" and each condition),
+            except the conditions on :class:`~pdec.spec.Data`, whose observations are added.
         points: one batch {term: (N_τ, d)} kept for the whole run, or ``draw(k) -> batch``, called
             for the first batch (k = 0) and at each re-sampling (k = 1, 2, …). ``draw`` must be a
             function of k alone (give it its own seeded ``torch.Generator`` if it draws at random,
@@ -267,7 +277,8 @@ class GivenPoints:
                  dtype=torch.float64, device=None, rank: int = 0, world_size: int = 1,
                  state: dict | None = None):
         self.problem = problem
-        self.terms = ["interior", *problem.condition_items]
+        self.data = {name: problem.data_table(name).to(device, dtype) for name in problem.data_conditions}
+        self.terms = ["interior", *(name for name in problem.condition_items if name not in self.data)]
         self.draw = points if callable(points) else None
         self.fixed = None if callable(points) else points
         self.dtype, self.device = dtype, device
@@ -330,6 +341,11 @@ class GivenPoints:
     def _checked(self, given) -> dict[str, torch.Tensor]:
         if not isinstance(given, Mapping):
             raise PdecError(f"points: expected a mapping term -> (N, d) tensor, got {type(given).__name__}")
+        data = [str(t) for t in given if t in self.data]
+        if data:
+            raise PdecError(f"points: condition {data[0]!r} takes its points and values from its Data region in "
+                            f"the spec; leave it out of the batch (to train on other data, give the spec other "
+                            f"arrays, or dataclasses.replace its problem)")
         if set(given) != set(self.terms):
             missing = [t for t in self.terms if t not in given]
             extra = [str(t) for t in given if t not in self.terms]
@@ -337,7 +353,7 @@ class GivenPoints:
                             + (f"; missing {', '.join(missing)}" if missing else "")
                             + (f"; unknown {', '.join(extra)}" if extra else ""))
         full = {t: self._points(t, given[t]) for t in self.terms}
-        for name, region in ((n, c.on) for n, c in self.problem.condition_items.items()):
+        for name, region in ((n, c.on) for n, c in self.problem.condition_items.items() if n not in self.data):
             off = int((~on_region(self.problem, region, full[name])).sum())
             cut_off = off - int((~on_region(self.problem, region, full[name], cut=False)).sum())
             if cut_off:
@@ -352,8 +368,9 @@ class GivenPoints:
             if off:
                 raise PdecError(f"{off} of the {len(full[name])} points given for condition {name!r} are not on "
                                 f"its region, {region.describe()}: the condition would be imposed elsewhere, "
-                                f"which is another problem (for data at other points, declare the condition "
-                                f"on a Sampler region)")
+                                f"which is another problem (for measured values at other points, declare a "
+                                f"condition on Data(points, values))")
+        full = {t: full[t] if t in full else self.data[t] for t in ["interior", *self.problem.condition_items]}
         if self.world_size > 1 and min(X.shape[0] for X in full.values()) < self.world_size:
             raise PdecError(f"{self.world_size} ranks need at least {self.world_size} points of every term")
         return full

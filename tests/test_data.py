@@ -1,0 +1,189 @@
+"""Data conditions: ``Condition(q, on=Data(points, values))`` fits q to observed values, r = q(x) − y.
+
+The generated residuals of such terms are checked against autograd in
+tests/test_generated_reference.py (rows with random observed values), their Kronecker factors,
+Jacobians and Gramians against jacrev in tests/test_curvature.py (case "data"), and the line
+search's trial losses in tests/test_optimizers.py (every shipped and test spec).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import pytest
+import sympy as sp
+import torch
+
+import pdec
+from pdec import Box, Condition, Data, Problem, SpatialBoundary
+from pdec.train.sampling import GivenPoints, PointSampler
+from conftest import ROOT
+
+t, x = sp.symbols("t x", real=True)
+u = sp.Function("u")(t, x)
+BOX = Box({t: (0, 1), x: (0, 1)}, time=t)
+
+
+def _heat_data() -> Problem:
+    return pdec.load_spec(ROOT / "specs" / "heat1d_data.py")
+
+
+def _problem(region, residual=u) -> Problem:
+    return Problem(name="d", domain=BOX, unknowns=[u], interior=u.diff(t) - u.diff(x, 2),
+                   conditions={"obs": Condition(residual, on=region)})
+
+
+def test_residual_is_the_network_minus_the_observed_value():
+    """The value term: r = u(t, x) − y with u from the plain network (forward)."""
+    model = pdec.compile(_heat_data(), hidden=(6, 5), write=False, seed=0).model
+    g = torch.Generator().manual_seed(2)
+    X = torch.rand(11, 2, generator=g, dtype=torch.float64)
+    y = torch.randn(11, generator=g, dtype=torch.float64)
+    r = model.residual("measured", torch.cat([X, y[:, None]], 1)).detach()
+    with torch.no_grad():
+        want = model(X)[:, 0] - y
+    torch.testing.assert_close(r[:, 0], want, rtol=1e-13, atol=1e-14)
+    assert model.observed == {"measured": 1}
+    with pytest.raises(ValueError, match=r"points must have shape \(N, 2 \+ 1\) for the data term 'measured'"):
+        model.residual("measured", X)
+
+
+def test_every_batch_holds_all_observations_and_they_do_not_count_in_n_condition():
+    problem = _heat_data()
+    table = problem.data_table("measured")
+    assert table.shape == (200, 3)
+    sampler = PointSampler(problem, 30, 10, seed=4)
+    first = sampler.batch
+    assert torch.equal(first["measured"], table)
+    assert first["boundary"].shape == (10, 2)   # all of n_condition goes to the sampled condition
+    second = sampler.resample()
+    assert torch.equal(second["measured"], table) and not torch.equal(second["interior"], first["interior"])
+    assert list(first) == ["interior", "boundary", "measured"]
+    # data parallel: two ranks hold complementary blocks of the observations
+    halves = [PointSampler(problem, 30, 10, seed=4, rank=r, world_size=2).batch["measured"] for r in (0, 1)]
+    assert torch.equal(torch.cat(halves), table)
+    # float32 runs get the table in float32
+    assert PointSampler(problem, 30, 10, seed=4, dtype=torch.float32).batch["measured"].dtype == torch.float32
+
+
+def test_points_as_a_dict_or_an_array_give_the_same_table():
+    X = torch.tensor([[0.1, 0.2], [0.3, 0.4]], dtype=torch.float64)
+    y = [1.0, 2.0]
+    by_dict = _problem(Data({x: X[:, 1], t: X[:, 0]}, y)).validate().data_table("obs")
+    by_array = _problem(Data(X.numpy(), y)).validate().data_table("obs")
+    torch.testing.assert_close(by_dict, by_array)
+    torch.testing.assert_close(by_dict, torch.tensor([[0.1, 0.2, 1.0], [0.3, 0.4, 2.0]], dtype=torch.float64))
+
+
+@pytest.mark.parametrize("region,message", [
+    (Data([[0.1, 0.2, 0.3]], [1.0]), r"points have shape \(1, 3\); expected \(N, 2\): one row per point, columns t, x"),
+    (Data({t: [0.1]}, [1.0]), r"one array per domain variable \(t, x\); missing x"),
+    (Data([[0.1, 0.2]], [[1.0, 2.0]]), r"values have shape \(1, 2\); expected \(N,\) or \(N, 1\)"),
+    (Data([[0.1, 0.2], [0.3, 0.4]], [1.0]), r"2 points and 1 values"),
+    (Data([[0.1, float("nan")]], [1.0]), r"1 of the 1 rows hold a non-finite point or value"),
+    (Data([[0.1, 0.2]], ["a"]), r"values is not an array of numbers"),
+    (Data([[0.5, 1.5], [0.5, 0.5]], [1.0, 2.0]), r"1 of the 2 points lie outside the domain's box .* column 1 \(x\)"),
+    (Data([[0.1, 0.2]], [1.0]) | SpatialBoundary(), r"cannot be combined with other regions"),
+    (Data, r"on=Data is the class; write on=Data\(points, values\)"),
+])
+def test_bad_data_is_a_spec_error_naming_the_condition(region, message):
+    with pytest.raises(pdec.SpecError, match=message) as info:
+        _problem(region).validate()
+    assert "condition obs" in str(info.value)
+
+
+def test_a_vector_condition_takes_one_value_column_per_component():
+    problem = _problem(Data([[0.1, 0.2]], [[1.0, 2.0]]), residual=[u, u.diff(x)]).validate()
+    assert problem.data_conditions == {"obs": 2}
+    with pytest.raises(pdec.SpecError, match=r"values have shape \(1,\); expected \(N, 2\)"):
+        _problem(Data([[0.1, 0.2]], [1.0]), residual=[u, u.diff(x)]).validate()
+
+
+def test_other_data_change_the_fingerprint_and_a_run_does_not_resume_on_them(tmp_path):
+    problem = _heat_data()
+    c = problem.conditions["measured"]
+    noisier = dataclasses.replace(problem, conditions={
+        **problem.conditions, "measured": Condition(u, on=Data(c.on.points, c.on.values + 1e-3))})
+    assert noisier.fingerprint() != problem.fingerprint()
+    assert dataclasses.replace(problem).fingerprint() == problem.fingerprint()
+    run = pdec.train(pdec.compile(problem, hidden=(5,), write=False), "adam", steps=2, run_root=tmp_path,
+                     n_interior=20, n_condition=10, n_eval=50, progress=False)
+    assert json.loads((run.run_dir / "config.json").read_text())["data"] == {"measured": 200}
+    with pytest.raises(pdec.PdecError, match="observed data"):
+        pdec.train(pdec.compile(noisier, hidden=(5,), write=False), resume=run.run_dir, steps=4, progress=False)
+
+
+def test_given_points_leave_the_data_term_out():
+    problem = _heat_data()
+    points = {"interior": torch.rand(10, 2, dtype=torch.float64),
+              "boundary": torch.tensor([[0.5, 0.0], [0.2, 1.0]], dtype=torch.float64)}
+    sampler = GivenPoints(problem, points)
+    assert list(sampler.batch) == ["interior", "boundary", "measured"]
+    assert torch.equal(sampler.batch["measured"], problem.data_table("measured"))
+    with pytest.raises(pdec.PdecError, match=r"condition 'measured' takes its points and values from its Data region"):
+        GivenPoints(problem, {**points, "measured": problem.data_table("measured")})
+
+
+def test_check_reports_the_exact_solutions_misfit():
+    """The shipped spec's noise (σ = 1e-3) shows as the exact solution's misfit; the check passes."""
+    report = pdec.check_problem(_heat_data())
+    assert report.passed
+    line = next(r for r in report.results if r.term == "measured")
+    assert line.method == "skipped"
+    rms = float(line.message.split("RMS ")[1].split()[0].rstrip(","))
+    assert 0.8e-3 < rms < 1.2e-3, line.message
+
+
+def test_the_data_determine_the_initial_state():
+    """Without u(0, x) the heat equation with zero boundary values has many solutions (u = 0 among
+    them, which the network learns); with the 200 measurements inside, ENGD recovers u* to about
+    the noise's level (σ = 1e-3 against max |u*| = 1)."""
+    problem = _heat_data()
+    settings = dict(n_interior=300, n_condition=60, n_eval=500, save=False, progress=False, ema=0.0)
+    run = pdec.train(pdec.compile(problem, hidden=(32,), write=False), "engd", steps=150, **settings)
+    assert run.final["rel_l2"] < 2e-3, run.final
+    without = dataclasses.replace(problem, conditions={"boundary": problem.conditions["boundary"]},
+                                  source=None)
+    with pytest.warns(pdec.PdecWarning, match=r"no condition on the initial slice t = 0: an evolution equation"):
+        blind = pdec.train(pdec.compile(without, hidden=(32,), write=False), "engd", steps=150, **settings)
+    assert blind.final["rel_l2"] > 0.5, blind.final
+
+
+def test_a_weighted_derivative_data_term_trains():
+    """measured [u, ∂_x u] with weight 4 (tests/specs/measured_flux.py): KFAC lowers both the data
+    term and the total loss."""
+    compiled = pdec.compile(pdec.load_spec(ROOT / "tests" / "specs" / "measured_flux.py"), hidden=(16,),
+                            write=False)
+    run = pdec.train(compiled, "kfac", steps=30, n_interior=200, n_condition=40, n_eval=200, save=False,
+                     progress=False)
+    first, last = run.history[0], run.history[-1]
+    assert last["loss_measured"] < 0.05 * first["loss_measured"], (first, last)
+    assert last["loss"] < 0.05 * first["loss"]
+
+
+def test_inspect_names_the_observations(capsys):
+    from pdec.cli import main
+    assert main(["inspect", str(ROOT / "specs" / "heat1d_data.py")]) == 0
+    out = capsys.readouterr().out
+    assert "term 'measured' on the 200 observed points (synthetic, seed 0): mode value, S = 1" in out
+
+
+def test_plot_marks_the_observation_points(tmp_path, monkeypatch):
+    from pdec.cli import main
+    from pdec.train import plots
+
+    problem = _heat_data()
+    run = pdec.train(pdec.compile(problem, hidden=(5,), write=False), "adam", steps=2, run_root=tmp_path,
+                     n_interior=20, n_condition=10, n_eval=50, progress=False)
+    seen = {}
+    draw = plots.plot_solution
+
+    def spy(model, out, resolution=100, marks=None):
+        seen["marks"] = marks
+        return draw(model, out, resolution=20, marks=marks)
+
+    monkeypatch.setattr(plots, "plot_solution", spy)
+    assert main(["plot", str(run.run_dir)]) == 0
+    torch.testing.assert_close(seen["marks"], problem.data_table("measured")[:, :2])
+    assert (run.run_dir / "solution.png").stat().st_size > 0
