@@ -354,8 +354,12 @@ def _check_data(problem: Problem, name: str, label: str, i: int, q: sp.Expr, exa
                                                          f"which has no exact solution")
     table = problem.data_table(name)
     d = len(problem.variables)
-    f = sp.lambdify(problem.variables, _evaluable(substitute_exact(q, exact)), "math")
-    misfit = [abs(f(*row[:d]) - row[d + i]) for row in table.tolist()]
+    try:
+        f = sp.lambdify(problem.variables, _evaluable(substitute_exact(q, exact)), ["math", "mpmath"])
+        misfit = [abs(float(f(*row[:d])) - row[d + i]) for row in table.tolist()]
+    except Exception as exc:   # e.g. the exact solution undefined at an observed point
+        return TermCheck(label, True, "skipped", message=f"observed values, not an equation; the exact solution "
+                                                         f"could not be evaluated at them ({type(exc).__name__}: {exc})")
     rms = (sum(m * m for m in misfit) / len(misfit)) ** 0.5
     return TermCheck(label, True, "skipped",
                      message=f"observed values, not an equation; the exact solution differs from them by "

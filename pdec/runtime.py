@@ -81,8 +81,8 @@ class GeneratedPINN(nn.Module):
     torch_compiled: bool = False
     #: periodic terms (conditions on ``Periodic(x)``): term -> (column c, lo, hi); see :meth:`term_points`
     periodic: dict[str, tuple[int, float, float]] = {}
-    #: data terms (conditions on ``Data``): term -> M; their points are rows (x, y), the d
-    #: coordinates then the M observed values (see :meth:`term_points`, :meth:`residual`)
+    #: data terms (conditions on ``Data``): term -> M; their points are rows of the d coordinates,
+    #: then the M observed values (see :meth:`term_points`, :meth:`residual`)
     observed: dict[str, int] = {}
 
     def exact_columns(self) -> list[int]:
@@ -247,7 +247,7 @@ class GeneratedPINN(nn.Module):
         """Residual of a term at points X: (N, M). Pass ``stacks`` to reuse a forward pass (of
         :meth:`propagate`); without them the output stack comes from :meth:`propagate_read`. A
         periodic term's residual is q(X) − q(X') (:meth:`paired_difference`); a data term's is
-        q(x) − y, X = (x, y) (N, d + M)."""
+        q − obs for rows X (N, d + M) of the coordinates, then the observed values."""
         out = self.propagate_read(term, X) if stacks is None else stacks.outputs[-1]
         q = getattr(self, f"residual_{term}")(self.residual_points(term, X), out)
         return self.paired_difference(term, q)
@@ -257,8 +257,8 @@ class GeneratedPINN(nn.Module):
         return self.residual("interior", X)
 
     def condition_residual(self, name: str, X: torch.Tensor) -> torch.Tensor:
-        """Residual of condition ``name`` at points X (N, d), for a data term rows (x, y) (N, d + M):
-        (N, M_c)."""
+        """Residual of condition ``name`` at points X (N, d), for a data term rows (N, d + M) of the
+        coordinates, then the observed values: (N, M_c)."""
         if name not in self.condition_names:
             raise KeyError(f"unknown condition {name!r}; conditions: {', '.join(self.condition_names)}")
         return self.residual(name, X)

@@ -187,7 +187,8 @@ class Data(Region):
 
     Args:
         points: where the values were observed: an array (N, d) whose columns are the domain's
-            variables in order, or a dict variable -> array (N,) (tensors, NumPy arrays or lists).
+            variables in order (for one variable also (N,)), or a dict variable -> array (N,),
+            keyed by the variables or their names (tensors, NumPy arrays or lists, read in float64).
         values: the observations, (N,) or (N, M): one column per component of the condition's
             residual (``Condition([u, v], on=Data(X, np.stack([u_obs, v_obs], 1)))``).
         description: free text shown by ``pdec inspect``, e.g. the file the data came from.
@@ -195,7 +196,7 @@ class Data(Region):
     Every batch holds all N points (they are not re-sampled; data-parallel ranks take a block of
     rows each) and the condition's points do not count in ``n_condition``. The data enter the
     problem's fingerprint, so a run does not resume on other data. A data term's points in the
-    generated module are rows (x, y): the d coordinates, then the M observed values.
+    generated module are rows of the d coordinates, then the M observed values.
     """
 
     points: object
@@ -204,7 +205,7 @@ class Data(Region):
 
     def describe(self) -> str:
         n = _length(self.points)
-        text = f"{n} observed points" if n is not None else "observed points"
+        text = f"{n} observed point{'s' if n != 1 else ''}" if n is not None else "observed points"
         return f"{text} ({self.description})" if self.description else text
 
     def __repr__(self) -> str:
@@ -217,39 +218,28 @@ class Data(Region):
         points) variables that are missing or not the domain's."""
         import torch
 
-        def as_float64(array, what: str) -> torch.Tensor:
-            try:
-                t = torch.as_tensor(array.detach() if isinstance(array, torch.Tensor) else array)
-                return t.to(torch.float64)
-            except (TypeError, ValueError, RuntimeError) as exc:
-                raise ValueError(f"{what} is not an array of numbers ({exc})") from None
-
         d = len(variables)
         if isinstance(self.points, Mapping):
-            missing = [str(v) for v in variables if v not in self.points]
-            extra = [str(v) for v in self.points if v not in variables]
-            if missing or extra:
-                raise ValueError("the points' dict must have one array per domain variable ("
-                                 + ", ".join(map(str, variables)) + ")"
-                                 + (f"; missing {', '.join(missing)}" if missing else "")
-                                 + (f"; not a domain variable: {', '.join(extra)}" if extra else ""))
-            columns = [as_float64(self.points[v], f"points[{v}]") for v in variables]
+            columns = [_float64(self.points[key], f"points[{v}]")
+                       for v, key in zip(variables, _point_keys(self.points, variables))]
             if any(c.dim() != 1 for c in columns) or len({c.shape[0] for c in columns}) != 1:
                 raise ValueError("the points' arrays must be one-dimensional and of one length, got shapes "
                                  + ", ".join(f"{v}: {tuple(c.shape)}" for v, c in zip(variables, columns)))
             X = torch.stack(columns, dim=1)
         else:
-            X = as_float64(self.points, "points")
+            X = _float64(self.points, "points")
+            if X.dim() == 1 and d == 1:   # one variable: the points may be a plain array (N,)
+                X = X[:, None]
             if X.dim() != 2 or X.shape[1] != d:
                 raise ValueError(f"points have shape {tuple(X.shape)}; expected (N, {d}): one row per point, "
                                  f"columns {', '.join(map(str, variables))} (or a dict variable -> array)")
-        Y = as_float64(self.values, "values")
+        Y = given = _float64(self.values, "values")
         if Y.dim() == 1:
             Y = Y[:, None]
         if Y.dim() != 2 or Y.shape[1] != components:
             want = "(N,) or (N, 1)" if components == 1 else f"(N, {components})"
-            raise ValueError(f"values have shape {tuple(as_float64(self.values, 'values').shape)}; expected {want}: "
-                             f"one column per component of the condition's residual")
+            raise ValueError(f"values have shape {tuple(given.shape)}; expected {want}: one column per "
+                             f"component of the condition's residual")
         if X.shape[0] < 1 or Y.shape[0] != X.shape[0]:
             raise ValueError(f"{X.shape[0]} points and {Y.shape[0]} values: give one value row per point "
                              f"(and at least one point)")
@@ -259,6 +249,61 @@ class Data(Region):
             raise ValueError(f"{bad} of the {X.shape[0]} rows hold a non-finite point or value (NaN or inf): "
                              f"drop the missing measurements")
         return table
+
+
+def _float64(array, what: str) -> "torch.Tensor":
+    """An array of real numbers as a float64 tensor: a tensor or NumPy array (integers or floats,
+    converted without rounding), or nested lists of numbers, SymPy numbers included (read in
+    float64 directly, not through torch's float32 default)."""
+    import torch
+
+    if isinstance(array, torch.Tensor) or hasattr(array, "__array__"):
+        try:
+            t = torch.as_tensor(array.detach() if isinstance(array, torch.Tensor) else array)
+        except (TypeError, ValueError, RuntimeError):   # e.g. a NumPy array of SymPy numbers
+            t = None
+        if t is not None:
+            if t.is_complex() or t.dtype == torch.bool:
+                raise ValueError(f"{what} must be real numbers, got {t.dtype}")
+            return t.to(torch.float64)
+        array = array.tolist()
+    try:
+        return torch.as_tensor(array, dtype=torch.float64)
+    except (TypeError, ValueError, RuntimeError):
+        pass
+    try:   # SymPy numbers (sp.pi, sp.Rational(1, 2)) and other objects float() reads
+        return torch.tensor(_floats(array), dtype=torch.float64)
+    except (TypeError, ValueError, RuntimeError) as exc:
+        raise ValueError(f"{what} is not an array of real numbers ({exc})") from None
+
+
+def _floats(array):
+    """Nested lists with every entry read by float()."""
+    if isinstance(array, (list, tuple)):
+        return [_floats(a) for a in array]
+    return float(array)
+
+
+def _point_keys(points: Mapping, variables: Sequence[sp.Symbol]) -> list:
+    """The key of ``points`` for each variable: the variable itself or its name as a string. A
+    missing variable, a key of no variable, and a symbol that has a variable's name but other
+    SymPy assumptions are ValueErrors."""
+    keys = []
+    for v in variables:
+        found = [k for k in (v, str(v)) if k in points]
+        keys.append(found[0] if found else None)
+    missing = [str(v) for v, k in zip(variables, keys) if k is None]
+    extra = [k for k in points if k not in keys]
+    if missing or extra:
+        twins = sorted(str(k) for k in extra if str(k) in missing)
+        raise ValueError("the points' dict must have one array per domain variable ("
+                         + ", ".join(map(str, variables)) + ")"
+                         + (f"; missing {', '.join(missing)}" if missing else "")
+                         + (f"; not a domain variable: {', '.join(map(str, extra))}" if extra else "")
+                         + (f" ({', '.join(twins)} has the name of a domain variable but other SymPy assumptions, "
+                            f"e.g. real=True on one and not the other: use the domain's own symbols, or their "
+                            f"names as strings)" if twins else ""))
+    return keys
 
 
 def _length(array) -> int | None:
@@ -430,8 +475,8 @@ class Problem:
             parts.append(f"{name}: {[sp.srepr(r) for r in c.residuals] if c.is_vector else sp.srepr(c.residual)} "
                          f"on {c.on.describe()}" + (f" weight {c.weight!r}" if c.weight != 1 else ""))
             if isinstance(c.on, Data):   # the observations themselves, not only their count
-                table = self.data_table(name).clone()   # a storage of its own: its bytes are the table's
-                parts.append(f"{name} data {hashlib.sha256(bytes(table.untyped_storage())).hexdigest()}")
+                table = self.data_table(name).contiguous().numpy()
+                parts.append(f"{name} data {hashlib.sha256(table.tobytes()).hexdigest()}")
         if self.exact_solution:
             parts.append(repr(sorted((sp.srepr(u), sp.srepr(e)) for u, e in self.exact_solution.items())))
         return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
@@ -603,7 +648,8 @@ class Problem:
         no condition, fewer interior residuals than unknowns, ``Boundary()`` on a domain with time
         (it holds the final time's face too), an evolution equation (a time derivative) with no
         condition at the initial time, a combined region that holds a face twice, a condition on
-        the faces a periodic one pairs, a parameter that appears nowhere."""
+        the faces a periodic one pairs, observed points outside a cut domain, a parameter that
+        appears nowhere."""
         out = []
         if not self.conditions:
             out.append("no conditions: without boundary or initial values most PDEs have many solutions, "
@@ -648,6 +694,17 @@ class Problem:
                            f"{periodic[v]!r} pairs (Periodic({v})); a periodic problem has none there "
                            f"(SpatialBoundary() and Boundary() include those faces: name the others with "
                            f"Face(...))")
+        if self.domain.where is not None and self.data_conditions:
+            from .domain import domain_predicate, where_text   # the domain's test (that module reads specs)
+
+            inside = domain_predicate(self)
+            for name in self.data_conditions:
+                X = self.data_table(name)[:, :len(self.variables)]
+                outside = int((~inside(X)).sum())
+                if outside:
+                    out.append(f"{outside} of the {len(X)} observed points of condition {name!r} lie outside the "
+                               f"domain ({where_text(self)} is false there): the network is fitted to them where "
+                               f"the PDE is not imposed")
         used = set().union(*(sp.sympify(e).free_symbols for e in self._raw_expressions()),
                            sp.sympify(self.domain.where).free_symbols if self.domain.where is not None else set())
         unused = [str(k) for k in self.parameters if k not in used]

@@ -82,7 +82,7 @@ def test_points_as_a_dict_or_an_array_give_the_same_table():
     (Data([[0.1, 0.2]], [[1.0, 2.0]]), r"values have shape \(1, 2\); expected \(N,\) or \(N, 1\)"),
     (Data([[0.1, 0.2], [0.3, 0.4]], [1.0]), r"2 points and 1 values"),
     (Data([[0.1, float("nan")]], [1.0]), r"1 of the 1 rows hold a non-finite point or value"),
-    (Data([[0.1, 0.2]], ["a"]), r"values is not an array of numbers"),
+    (Data([[0.1, 0.2]], ["a"]), r"values is not an array of real numbers"),
     (Data([[0.5, 1.5], [0.5, 0.5]], [1.0, 2.0]), r"1 of the 2 points lie outside the domain's box .* column 1 \(x\)"),
     (Data([[0.1, 0.2]], [1.0]) | SpatialBoundary(), r"cannot be combined with other regions"),
     (Data, r"on=Data is the class; write on=Data\(points, values\)"),
@@ -187,3 +187,42 @@ def test_plot_marks_the_observation_points(tmp_path, monkeypatch):
     assert main(["plot", str(run.run_dir)]) == 0
     torch.testing.assert_close(seen["marks"], problem.data_table("measured")[:, :2])
     assert (run.run_dir / "solution.png").stat().st_size > 0
+
+
+def test_lists_and_sympy_numbers_are_read_in_float64_and_names_may_key_the_points():
+    """torch reads Python lists in float32 by default: the table must hold the numbers as given."""
+    third = 0.123456789012345
+    table = _problem(Data({"t": [0.1, 0.3], "x": [0.2, 0.4]}, [third, sp.Rational(1, 3)])).validate().data_table("obs")
+    assert table[0, 0].item() == 0.1 and table[0, 2].item() == third and table[1, 2].item() == 1 / 3
+    assert table.dtype == torch.float64
+    one_variable = Problem(name="o", domain=Box({x: (0, 1)}), unknowns=[sp.Function("w")(x)],
+                           interior=sp.Function("w")(x).diff(x, 2),
+                           conditions={"obs": Condition(sp.Function("w")(x), on=Data([0.25, 0.5], [1.0, 2.0]))})
+    assert one_variable.validate().data_table("obs").shape == (2, 2)   # points (N,) for one variable
+    twin = sp.Symbol("x")   # no real=True: another symbol than the domain's x
+    with pytest.raises(pdec.SpecError, match=r"x has the name of a domain variable but other SymPy assumptions"):
+        _problem(Data({t: [0.1], twin: [0.2]}, [1.0])).validate()
+    with pytest.raises(pdec.SpecError, match=r"values must be real numbers, got torch.complex"):
+        _problem(Data([[0.1, 0.2]], torch.tensor([1 + 1j]))).validate()
+
+
+def test_observed_points_outside_a_cut_domain_are_doubted():
+    disk = Box({t: (-1, 1), x: (-1, 1)}, where=t**2 + x**2 < 1)
+    problem = Problem(name="d", domain=disk, unknowns=[u], interior=u.diff(t, 2) + u.diff(x, 2),
+                      conditions={"obs": Condition(u, on=Data([[0.9, 0.9], [0.1, 0.1]], [1.0, 2.0]))})
+    assert any("1 of the 2 observed points of condition 'obs' lie outside the domain" in d for d in problem.doubts())
+
+
+def test_fewer_observations_than_ranks_is_a_clear_error():
+    problem = _problem(Data([[0.1, 0.2]], [1.0]))
+    with pytest.raises(pdec.PdecError, match=r"condition 'obs' holds 1 observation\(s\) .* train on at most 1 rank"):
+        PointSampler(problem, 10, 4, seed=0, rank=0, world_size=2)
+
+
+def test_check_skips_observations_where_the_exact_solution_is_undefined():
+    w = sp.Function("w")(x)
+    problem = Problem(name="s", domain=Box({x: (0, 1)}), unknowns=[w], interior=w.diff(x, 2),
+                      conditions={"obs": Condition(w.diff(x), on=Data([[0.0], [0.5]], [0.0, 0.7]))},
+                      exact={w: sp.sqrt(x)})
+    line = next(r for r in pdec.check_problem(problem).results if r.term == "obs")
+    assert line.passed and "could not be evaluated at them (ZeroDivisionError" in line.message

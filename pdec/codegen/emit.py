@@ -141,20 +141,17 @@ def _residual_context(plan: TermPlan, variables, names, observed: int = 0) -> di
     observed values y after the d coordinates, and component j returns q_j − y_j."""
     namer = Namer()
     residuals = list(plan.residuals)
-    data = []   # (symbol, column, label) of the observed values
-    if observed:
-        d = len(variables)
-        for j in range(observed):
-            y = sp.Dummy("y" if observed == 1 else f"y{j}")
-            data.append((y, d + j, "observed value" + (f" of component {j}" if observed > 1 else "")))
-            residuals[j] = residuals[j] - y
     used = set().union(*(sp.sympify(r).free_symbols for r in residuals)) if residuals else set()
     var_lines = []
     for i, v in enumerate(variables):
         if v in used:
             var_lines.append((namer(v), f"X[..., {i}]", f"variable {v}"))
-    for y, column, label in data:
-        var_lines.append((namer(y, y.name), f"X[..., {column}]", label))
+    observed_names = []   # component j of a data term returns q_j − obs_j
+    for j in range(observed):
+        name = namer(sp.Dummy(), "obs" if observed == 1 else f"obs{j}")
+        observed_names.append(name)
+        var_lines.append((name, f"X[..., {len(variables) + j}]",
+                          "observed value" + (f" of component {j}" if observed > 1 else "")))
     out_lines = []
     for sym_name, (col, m) in sorted(plan.output_columns.items(), key=lambda kv: (kv[1], kv[0])):
         s = sp.Symbol(sym_name)
@@ -170,9 +167,12 @@ def _residual_context(plan: TermPlan, variables, names, observed: int = 0) -> di
                else f"torch.full_like(out[..., 0, 0], {r})"
                for e, r in zip(residuals, results)]
     read = sorted({col for name, (col, _) in plan.output_columns.items() if sp.Symbol(name) in used})
+    exprs = [math_text(r) for r in residuals]
+    for j, name in enumerate(observed_names):   # "q - obs": the printed q is an expression, "-" binds last
+        results[j] = f"{results[j]} - {name}"
+        exprs[j] = f"{exprs[j]} - {name}"
     return {"variables": var_lines, "outputs": out_lines, "assigns": assigns, "results": results,
-            "exprs": [math_text(r.xreplace({y: sp.Symbol(namer.names[y]) for y, _, _ in data}))
-                      for r in residuals], "read_columns": read or [0],
+            "exprs": exprs, "read_columns": read or [0],
             "read_label": _ranges(read or [0])}
 
 

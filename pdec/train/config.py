@@ -41,7 +41,8 @@ class TrainConfig:
     dtype: str = _setting("float64", "float64 (the paper's) or float32")
     device: str = _setting("cpu", "cpu or cuda")
     n_interior: int = _setting(900, "interior points per batch")
-    n_condition: int = _setting(120, "condition points per batch, split evenly over the conditions")
+    n_condition: int = _setting(120, "condition points per batch, split evenly over the conditions (a condition "
+                                     "on Data holds its own observations)")
     n_eval: int = _setting(9000, "held-out points for the error metrics")
     resample_every: int = _setting(0, "draw a new batch every K steps (0: fixed points)")
     sampling: str = _setting("uniform", "training points: uniform (pseudo-random) or sobol (quasi-random)")

@@ -127,7 +127,8 @@ def plot_solution(model, out: Path, resolution: int = 100, marks: torch.Tensor |
             ax.set(title=f"{unknown}: {title}", xlabel=names[0], ylabel=names[1])
             if marks is not None and len(names) == 2:
                 ax.plot(marks[:, 0].cpu().numpy(), marks[:, 1].cpu().numpy(), "x", color="white",
-                        markersize=3, alpha=0.8, label="observed")
+                        markersize=3, alpha=0.8, label="observed points")
+                ax.legend(loc="upper right", fontsize=7, framealpha=0.5)
             if model.time not in names[:2] and 0.25 <= (a1 - a0) / (b1 - b0) <= 4:
                 ax.set_aspect("equal")   # two space variables of like extent: a disk looks round
     if len(names) > 2:

@@ -168,7 +168,7 @@ class PointSampler:
         n_condition: condition points per batch in total, split evenly over the conditions
             (the paper's "boundary" count: 120 for 2d Poisson; heat: half initial, half boundary).
             A condition on :class:`~pdec.spec.Data` does not count: its batch is its N observations,
-            rows (x, y) of d coordinates and M values, the same in every batch.
+            rows of d coordinates and M values, the same in every batch.
         seed: controls every draw.
         n_eval: held-out interior points for the error metrics.
         rank, world_size: data parallel: ``batch`` is this rank's shard of the whole batch
@@ -198,10 +198,10 @@ class PointSampler:
         self.counts = _split(n_condition, list(conditions))
         self.regions = {name: c.on for name, c in conditions.items()}
         self.data = {name: problem.data_table(name).to(device, dtype) for name in data}
-        counts = {**self.counts, **{name: len(T) for name, T in self.data.items()}}
-        if world_size > 1 and min([n_interior, *counts.values()]) < world_size:
+        _check_data_ranks(self.data, world_size)
+        if world_size > 1 and min([n_interior, *self.counts.values()]) < world_size:
             raise PdecError(f"{world_size} ranks need at least {world_size} points of every term per batch "
-                            f"(got interior {n_interior}, conditions {counts})")
+                            f"(got interior {n_interior}, conditions {self.counts})")
         self.dtype, self.device = dtype, device
         self.rank, self.world_size = rank, world_size
         self.generator = torch.Generator().manual_seed(seed)
@@ -371,6 +371,7 @@ class GivenPoints:
                                 f"which is another problem (for measured values at other points, declare a "
                                 f"condition on Data(points, values))")
         full = {t: full[t] if t in full else self.data[t] for t in ["interior", *self.problem.condition_items]}
+        _check_data_ranks(self.data, self.world_size)
         if self.world_size > 1 and min(X.shape[0] for X in full.values()) < self.world_size:
             raise PdecError(f"{self.world_size} ranks need at least {self.world_size} points of every term")
         return full
@@ -411,6 +412,15 @@ class GivenPoints:
     def load_state_dict(self, state: dict) -> None:
         """Resume from ``state`` (the points given must reproduce its batch)."""
         self._restore(state)
+
+
+def _check_data_ranks(data: Mapping[str, torch.Tensor], world_size: int) -> None:
+    """Each rank trains on a block of a data condition's rows: there must be one for every rank."""
+    for name, table in data.items():
+        if len(table) < world_size:
+            raise PdecError(f"condition {name!r} holds {len(table)} observation(s) (its Data region), fewer than "
+                            f"the {world_size} ranks, each of which takes a block of them: train on at most "
+                            f"{len(table)} rank(s)")
 
 
 def _same(a: torch.Tensor, b: torch.Tensor) -> bool:
