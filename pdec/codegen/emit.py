@@ -138,9 +138,9 @@ def _ranges(columns: list[int]) -> str:
 
 def _residual_context(plan: TermPlan, variables, names, observed: int = 0) -> dict:
     """The residual function's lines. ``observed`` = M for a data term: its points carry the M
-    observed values y after the d coordinates, and component j returns q_j − y_j."""
+    observed values after the d coordinates, and component j returns q_j − obs_j."""
     namer = Namer()
-    residuals = list(plan.residuals)
+    residuals = plan.residuals
     used = set().union(*(sp.sympify(r).free_symbols for r in residuals)) if residuals else set()
     var_lines = []
     for i, v in enumerate(variables):
