@@ -197,14 +197,16 @@ def test_sigint_to_a_two_rank_job_saves_a_checkpoint(tmp_path):
     assert checkpoint["step"] == summary["steps"]
 
 
-def test_a_shard_divides_by_the_batch_total_everywhere():
+@pytest.mark.parametrize("spec", ["specs/heat1d.py", "tests/specs/measured_flux.py"])
+def test_a_shard_divides_by_the_batch_total_everywhere(spec):
     """Two halves of a batch, each divided by the whole batch's count, sum to the whole batch's
-    loss, gradient, factors, Gramian forms and trial losses (what the ranks' all-reduce adds)."""
+    loss, gradient, factors, Gramian forms and trial losses (what the ranks' all-reduce adds); also
+    for a data condition, whose observations the ranks split."""
     from pdec.curvature import curvature_pass, gramian_quadratic_forms, layer_matrices, linearized_quadratic_forms
     from pdec.loss import pinn_loss
     from pdec.optim.line_search import trial_losses
 
-    compiled = pdec.compile(pdec.load_spec(ROOT / "specs" / "heat1d.py"), hidden=(6,), write=False)
+    compiled = pdec.compile(pdec.load_spec(ROOT / spec), hidden=(6,), write=False)
     model = compiled.model
     full = PointSampler(compiled.problem, 21, 9, seed=3).batch
     halves = [shard_batch(full, r, 2) for r in range(2)]
