@@ -192,8 +192,12 @@ class Data(Region):
         values: the observations, (N,) or (N, M): one column per component of the condition's
             residual (``Condition([u, v], on=Data(X, np.stack([u_obs, v_obs], 1)))``).
         description: free text shown by ``pdec inspect``, e.g. the file the data came from.
+        holdout: observations kept out of training to validate on: a fraction (0 < h < 1 of N,
+            rounded) or a count (an int ≥ 1); 0 (default) trains on all. Which ones is a fixed
+            draw (a permutation seeded with 0); training logs their RMS misfit as
+            ``heldout_rms_<condition>``, the measure of a fit when no exact solution is known.
 
-    Every batch holds all N points (they are not re-sampled; data-parallel ranks take a block of
+    Every batch holds all N training points (they are not re-sampled; data-parallel ranks take a block of
     rows each) and the condition's points do not count in ``n_condition``. The data enter the
     problem's fingerprint, so a run does not resume on other data. A data term's points in the
     generated module are rows of the d coordinates, then the M observed values.
@@ -202,11 +206,43 @@ class Data(Region):
     points: object
     values: object
     description: str = ""
+    holdout: float = 0
 
     def describe(self) -> str:
         n = _length(self.points)
         text = f"{n} observed point{'s' if n != 1 else ''}" if n is not None else "observed points"
+        if self.holdout and n is not None:
+            try:
+                text += f", {self.heldout_count(n)} held out"
+            except ValueError:   # an invalid holdout: validation says so
+                pass
         return f"{text} ({self.description})" if self.description else text
+
+    def heldout_count(self, n: int) -> int:
+        """How many of n observations ``holdout`` keeps out of training (ValueError if it is not
+        a fraction 0 ≤ h < 1 or a whole count, or leaves no training point or no held-out one)."""
+        h = self.holdout
+        if isinstance(h, bool) or not isinstance(h, (int, float)) or not math.isfinite(h) or h < 0:
+            raise ValueError(f"holdout must be a fraction 0 ≤ h < 1 or a count of observations, got {h!r}")
+        if h < 1:
+            k = round(h * n)
+            if h > 0 and k == 0:
+                raise ValueError(f"holdout={h!r} of {n} observations keeps none out: give a count (holdout=1)")
+        elif float(h).is_integer():
+            k = int(h)
+        else:
+            raise ValueError(f"holdout={h!r} is neither a fraction below 1 nor a whole count")
+        if k >= n:
+            raise ValueError(f"holdout keeps {k} of {n} observations out, which leaves none to train on")
+        return k
+
+    def heldout_rows(self, n: int) -> "torch.Tensor":
+        """The row indices (sorted) of the held-out observations among n: a permutation seeded
+        with 0, so the split is the same in every run of the spec."""
+        import torch
+
+        k = self.heldout_count(n)
+        return torch.randperm(n, generator=torch.Generator().manual_seed(0))[:k].sort().values
 
     def __repr__(self) -> str:
         return f"Data({self.describe()})"
@@ -849,16 +885,31 @@ class Problem:
             raise SpecError("Sampler needs a callable fn(n, generator) -> Tensor (n, d)", spec=src, term=term)
 
     def data_table(self, name: str) -> "torch.Tensor":
-        """Condition ``name``'s observations (its region is :class:`Data`): float64 (N, d + M), the
-        points' coordinates in the domain's variable order, then the M observed values."""
+        """Condition ``name``'s observations (its region is :class:`Data`), all of them: float64
+        (N, d + M), the points' coordinates in the domain's variable order, then the M observed
+        values."""
         c = self.condition_items[name]
         return c.on.table(self.variables, len(c.residuals))
+
+    def data_split(self, name: str) -> tuple["torch.Tensor", "torch.Tensor | None"]:
+        """Condition ``name``'s observations as (training rows, held-out rows or None), each
+        (·, d + M) as in :meth:`data_table`, the rows in their given order."""
+        import torch
+
+        table = self.data_table(name)
+        held = self.condition_items[name].on.heldout_rows(len(table))
+        if not len(held):
+            return table, None
+        keep = torch.ones(len(table), dtype=torch.bool)
+        keep[held] = False
+        return table[keep], table[held]
 
     def _check_data(self, name: str, c: Condition, src: str) -> None:
         """A :class:`Data` region's arrays: shapes, finite numbers, points inside the box."""
         term = f"condition {name}"
         try:
             table = c.on.table(self.variables, len(c.residuals))
+            c.on.heldout_count(len(table))
         except ValueError as exc:
             raise SpecError(f"Data: {exc}", spec=src, term=term) from None
         d = len(self.variables)

@@ -226,3 +226,61 @@ def test_check_skips_observations_where_the_exact_solution_is_undefined():
                       exact={w: sp.sqrt(x)})
     line = next(r for r in pdec.check_problem(problem).results if r.term == "obs")
     assert line.passed and "could not be evaluated at them (ZeroDivisionError" in line.message
+
+
+def _with_holdout(problem: Problem, name: str, holdout) -> Problem:
+    c = problem.conditions[name]
+    region = dataclasses.replace(c.on, holdout=holdout)
+    return dataclasses.replace(problem, conditions={**problem.conditions, name: dataclasses.replace(c, on=region)},
+                               source=None)
+
+
+def test_holdout_splits_the_observations_the_same_way_every_time():
+    problem = _with_holdout(_heat_data(), "measured", 0.2).validate()
+    assert "200 observed points, 40 held out" in problem.condition_items["measured"].on.describe()
+    train, held = problem.data_split("measured")
+    again_train, again_held = problem.data_split("measured")
+    assert train.shape == (160, 3) and held.shape == (40, 3)
+    assert torch.equal(held, again_held) and torch.equal(train, again_train)
+    table = problem.data_table("measured")
+    rows = {tuple(r) for r in table.tolist()}
+    assert {tuple(r) for r in train.tolist()} | {tuple(r) for r in held.tolist()} == rows
+    assert not {tuple(r) for r in train.tolist()} & {tuple(r) for r in held.tolist()}
+    assert _with_holdout(_heat_data(), "measured", 5).validate().data_split("measured")[1].shape == (5, 3)
+    assert _heat_data().data_split("measured")[1] is None
+    assert problem.fingerprint() != _heat_data().fingerprint()
+    # the sampler trains on the other rows and keeps the held-out ones for evaluation
+    sampler = PointSampler(problem, 20, 10, seed=0)
+    assert torch.equal(sampler.batch["measured"], train) and torch.equal(sampler.heldout["measured"], held)
+
+
+@pytest.mark.parametrize("holdout,message", [
+    (1.5, r"holdout=1\.5 is neither a fraction below 1 nor a whole count"),
+    (200, r"holdout keeps 200 of 200 observations out, which leaves none to train on"),
+    (0.001, r"holdout=0\.001 of 200 observations keeps none out: give a count"),
+    (-1, r"holdout must be a fraction 0 ≤ h < 1 or a count of observations, got -1"),
+    ("10%", r"holdout must be a fraction"),
+    (True, r"holdout must be a fraction"),
+])
+def test_a_bad_holdout_is_a_spec_error(holdout, message):
+    with pytest.raises(pdec.SpecError, match=message):
+        _with_holdout(_heat_data(), "measured", holdout).validate()
+
+
+def test_training_logs_the_misfit_on_the_held_out_observations(tmp_path, capsys):
+    """measured_flux's data term (weight 4, [u, ∂_x u]) with 8 of its 40 observations held out:
+    metrics.csv's heldout_rms_measured is the unweighted RMS of q − y over them (autograd)."""
+    problem = _with_holdout(pdec.load_spec(ROOT / "tests" / "specs" / "measured_flux.py"), "measured", 8)
+    compiled = pdec.compile(problem, hidden=(8,), write=False)
+    run = pdec.train(compiled, "kfac", steps=6, n_interior=50, n_condition=10, n_eval=50, eval_every=3,
+                     run_root=tmp_path, progress=False)
+    _, held = problem.data_split("measured")
+    P = held[:, :2].clone().requires_grad_(True)
+    value = compiled.model(P)[:, 0]
+    (grad,) = torch.autograd.grad(value.sum(), P)
+    misfit = torch.stack([value, grad[:, 0]], 1).detach() - held[:, 2:]
+    assert run.final["heldout_rms_measured"] == pytest.approx(float(misfit.pow(2).mean().sqrt()), rel=1e-10)
+    header = (run.run_dir / "metrics.csv").read_text().splitlines()[0].split(",")
+    assert "heldout_rms_measured" in header
+    checkpoint = torch.load(run.run_dir / "checkpoint.pt", weights_only=False)
+    assert checkpoint["sampler"]["batch"]["measured"].shape == (32, 4)   # trained on the other 32

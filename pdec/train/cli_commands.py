@@ -189,6 +189,8 @@ def _print_result(run) -> None:
         if model is not None and len(model.exact_columns()) < len(model.unknowns):
             rel += f" of {', '.join(model.unknowns[c] for c in model.exact_columns())}"
         parts += [rel, f"absolute RMS {f['abs_rms']:.3e}"]
+    parts += [f"held-out RMS misfit of {key.removeprefix('heldout_rms_')} {value:.3e}"
+              for key, value in f.items() if key.startswith("heldout_rms_")]
     print("; ".join(parts))
     if run.run_dir is not None:
         print(f"run directory: {run.run_dir}")

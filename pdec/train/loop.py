@@ -81,16 +81,24 @@ class Run:
 def evaluate(model, sampler: PointSampler | GivenPoints) -> dict[str, float]:
     """Relative L2 ‖u−u*‖/‖u*‖ and absolute RMS sqrt(mean (u−u*)²) on the held-out set (if u* known),
     over all outputs; for a system also per unknown (``rel_l2_<u>``, ``abs_rms_<u>``). A relative
-    error is NaN (undefined) where u* vanishes on every evaluation point."""
+    error is NaN (undefined) where u* vanishes on every evaluation point. For a data condition
+    with held-out observations, ``heldout_rms_<condition>``: sqrt(mean (q − y)²) over them and
+    their components (the unweighted misfit, in the data's units)."""
+    out = {}
+    weights = sampler.problem.weights
+    with torch.no_grad():
+        for name, rows in sampler.heldout.items():
+            r = model.residual(name, rows) / math.sqrt(weights[name])
+            out[f"heldout_rms_{name}"] = float(r.pow(2).mean().sqrt())
     exact = getattr(model, "exact_solution", None)
     if exact is None or sampler.eval_points is None:
-        return {}
+        return out
     with torch.no_grad():
         X = sampler.eval_points
         columns = model.exact_columns()
         ref = exact(X)
         diff = model(X)[..., columns] - ref
-        out = _errors(diff, ref)
+        out.update(_errors(diff, ref))
         if ref.shape[-1] > 1:
             for k, c in enumerate(columns):
                 name = model.unknowns[c]
@@ -278,7 +286,8 @@ def train(compiled: Compiled, optimizer: str | None = None, *, config_file: str 
         run_dir = None  # only rank 0 writes
 
     terms = list(sampler.batch)
-    columns = ["step", "time", "loss"] + [f"loss_{t}" for t in terms] + [*error_columns(model), "lr", *opt.METRICS]
+    columns = (["step", "time", "loss"] + [f"loss_{t}" for t in terms] + error_columns(model)
+               + [f"heldout_rms_{name}" for name in sampler.heldout] + ["lr", *opt.METRICS])
     settings_record = {**asdict(cfg), **hyper}
     if run_dir is not None and checkpoint is None:
         write_json(run_dir / "config.json", _run_record(compiled, settings_record, hyper, n_params, dtype, device,
@@ -397,6 +406,8 @@ def train(compiled: Compiled, optimizer: str | None = None, *, config_file: str 
                             "steps/s": f"{step / max(elapsed, 1e-9):.1f}"}
                     if "rel_l2" in metrics:
                         post["rel_l2"] = f"{metrics['rel_l2']:.2e}"
+                    for name in sampler.heldout:   # the fit on observations it does not train on
+                        post[f"heldout_{name}"] = f"{metrics[f'heldout_rms_{name}']:.2e}"
                     if cfg.time_budget:
                         post["left"] = f"{max(cfg.time_budget - elapsed, 0):.0f}s"
                     bar.set_postfix(post, refresh=False)

@@ -178,6 +178,9 @@ class PointSampler:
             covers the domain more evenly than independent draws; a face's points take the
             sequence's other coordinates. The choice of face for each point, a :class:`Sampler`'s
             points and the evaluation set stay pseudo-random.
+
+    ``heldout``: condition -> the observations a :class:`~pdec.spec.Data` region's ``holdout``
+    keeps out of training (the batch holds the others), for :func:`pdec.train.loop.evaluate`.
     """
 
     def __init__(self, problem: Problem, n_interior: int, n_condition: int, seed: int,
@@ -197,7 +200,7 @@ class PointSampler:
         self.n_interior = n_interior
         self.counts = _split(n_condition, list(conditions))
         self.regions = {name: c.on for name, c in conditions.items()}
-        self.data = {name: problem.data_table(name).to(device, dtype) for name in data}
+        self.data, self.heldout = _observations(problem, dtype, device)
         _check_data_ranks(self.data, world_size)
         if world_size > 1 and min([n_interior, *self.counts.values()]) < world_size:
             raise PdecError(f"{world_size} ranks need at least {world_size} points of every term per batch "
@@ -270,14 +273,14 @@ class GivenPoints:
             must be equal).
 
     The interface is :class:`PointSampler`'s (``batch``, ``full_batch``, ``eval_points``,
-    ``resample``, ``state_dict``), so the training loop treats both alike.
+    ``heldout``, ``resample``, ``state_dict``), so the training loop treats both alike.
     """
 
     def __init__(self, problem: Problem, points: Points, eval_points=None, seed: int = 0, n_eval: int = 0,
                  dtype=torch.float64, device=None, rank: int = 0, world_size: int = 1,
                  state: dict | None = None):
         self.problem = problem
-        self.data = {name: problem.data_table(name).to(device, dtype) for name in problem.data_conditions}
+        self.data, self.heldout = _observations(problem, dtype, device)
         self.terms = ["interior", *(name for name in problem.condition_items if name not in self.data)]
         self.draw = points if callable(points) else None
         self.fixed = None if callable(points) else points
@@ -412,6 +415,18 @@ class GivenPoints:
     def load_state_dict(self, state: dict) -> None:
         """Resume from ``state`` (the points given must reproduce its batch)."""
         self._restore(state)
+
+
+def _observations(problem: Problem, dtype, device) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+    """The data conditions' rows to train on, and those held out to validate on (the conditions
+    with ``holdout``), each (·, d + M) in ``dtype`` on ``device``."""
+    train, heldout = {}, {}
+    for name in problem.data_conditions:
+        rows, held = problem.data_split(name)
+        train[name] = rows.to(device, dtype)
+        if held is not None:
+            heldout[name] = held.to(device, dtype)
+    return train, heldout
 
 
 def _check_data_ranks(data: Mapping[str, torch.Tensor], world_size: int) -> None:
