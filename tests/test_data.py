@@ -284,3 +284,19 @@ def test_training_logs_the_misfit_on_the_held_out_observations(tmp_path, capsys)
     assert "heldout_rms_measured" in header
     checkpoint = torch.load(run.run_dir / "checkpoint.pt", weights_only=False)
     assert checkpoint["sampler"]["batch"]["measured"].shape == (32, 4)   # trained on the other 32
+
+
+def test_curves_show_the_held_out_misfit_when_there_is_no_exact_solution(tmp_path):
+    from pdec.train.plots import error_curve, plot_curves
+    from pdec.train.runs import read_metrics
+
+    unknown = dataclasses.replace(_with_holdout(_heat_data(), "measured", 0.1), exact=None)
+    run = pdec.train(pdec.compile(unknown, hidden=(5,), write=False), "adam", steps=4, eval_every=2,
+                     run_root=tmp_path, n_interior=20, n_condition=10, progress=False)
+    rows = read_metrics(run.run_dir)
+    assert error_curve([rows]) == ("heldout_rms_measured", "held-out RMS misfit (measured)")
+    assert all(r["heldout_rms_measured"] > 0 for r in rows)
+    assert plot_curves([run.run_dir], tmp_path / "curves.png").stat().st_size > 0
+    known = pdec.train(pdec.compile(_with_holdout(_heat_data(), "measured", 0.1), hidden=(5,), write=False), "adam",
+                       steps=2, run_root=tmp_path, n_interior=20, n_condition=10, n_eval=20, progress=False)
+    assert error_curve([read_metrics(known.run_dir)])[0] == "rel_l2"

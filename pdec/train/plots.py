@@ -48,7 +48,8 @@ def _told_apart(label: str, run_dir: Path, alike: list[Path]) -> str:
 
 
 def plot_curves(run_dirs: list[Path], out: Path, title: str | None = None) -> Path:
-    """Loss and relative L2 against steps and wall time, runs overlaid: one 2×2 PNG."""
+    """Loss and relative L2 against steps and wall time, runs overlaid: one 2×2 PNG (without an
+    exact solution, the misfit on a data condition's held-out observations, if there is one)."""
     fig, axes = plt.subplots(2, 2, figsize=(11, 8), constrained_layout=True)
     if title:
         fig.suptitle(title)
@@ -63,15 +64,16 @@ def plot_curves(run_dirs: list[Path], out: Path, title: str | None = None) -> Pa
     # against adaptive damping), or by their run ids (a rerun)
     labels = [_told_apart(label, run_dir, [d for d, other in zip(run_dirs, labels) if other == label])
               if labels.count(label) > 1 else label for label, run_dir in zip(labels, run_dirs)]
-    for run_dir, label in zip(run_dirs, labels):
-        rows = read_metrics(run_dir)
+    metrics = [read_metrics(run_dir) for run_dir in run_dirs]
+    error, error_label = error_curve(metrics)
+    for rows, label in zip(metrics, labels):
         steps = [r["step"] for r in rows]
         times = [r["time"] for r in rows]
-        for col, key in enumerate(["loss", "rel_l2"]):
+        for col, key in enumerate(["loss", error]):
             values = [r.get(key, float("nan")) for r in rows]
             axes[0, col].loglog([max(s, 1) for s in steps], values, label=label)
             axes[1, col].loglog([max(t, 1e-3) for t in times], values, label=label)
-    for col, key in enumerate(["loss", "relative L2 error"]):
+    for col, key in enumerate(["loss", error_label]):
         axes[0, col].set(xlabel="step", ylabel=key)
         axes[1, col].set(xlabel="time (s)", ylabel=key)
     for ax in axes.flat:
@@ -81,6 +83,19 @@ def plot_curves(run_dirs: list[Path], out: Path, title: str | None = None) -> Pa
     fig.savefig(out, dpi=120)
     plt.close(fig)
     return out
+
+
+def error_curve(metrics: list[list[dict]]) -> tuple[str, str]:
+    """The metrics column the error panels show, and its axis label: the relative L2 error when a
+    run logged one, else the first data condition's held-out misfit (``heldout_rms_<name>``), else
+    ``rel_l2`` (the panels stay empty). ``metrics``: each run's rows of metrics.csv."""
+    rows = [r for run in metrics for r in run]
+    if any(r.get("rel_l2") == r.get("rel_l2") and r.get("rel_l2") is not None for r in rows):
+        return "rel_l2", "relative L2 error"
+    held = sorted({k for r in rows for k in r if k.startswith("heldout_rms_")})
+    if held:
+        return held[0], f"held-out RMS misfit ({held[0].removeprefix('heldout_rms_')})"
+    return "rel_l2", "relative L2 error"
 
 
 def plot_solution(model, out: Path, resolution: int = 100, marks: torch.Tensor | None = None) -> Path:
