@@ -26,6 +26,7 @@ from __future__ import annotations
 import hashlib
 import keyword
 import math
+import numbers
 import warnings
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Callable, Mapping, Sequence, Union
@@ -193,7 +194,7 @@ class Data(Region):
             residual (``Condition([u, v], on=Data(X, np.stack([u_obs, v_obs], 1)))``).
         description: free text shown by ``pdec inspect``, e.g. the file the data came from.
         holdout: observations kept out of training to validate on: a fraction (0 < h < 1 of N,
-            rounded) or a count (an int ≥ 1); 0 (default) trains on all. Which ones is a fixed
+            rounded to the nearest count) or a count (an integer ≥ 1); 0 (default) trains on all. Which ones is a fixed
             draw (a permutation seeded with 0); training logs their RMS misfit as
             ``heldout_rms_<condition>``, the measure of a fit when no exact solution is known.
 
@@ -219,19 +220,26 @@ class Data(Region):
         return f"{text} ({self.description})" if self.description else text
 
     def heldout_count(self, n: int) -> int:
-        """How many of n observations ``holdout`` keeps out of training (ValueError if it is not
-        a fraction 0 ≤ h < 1 or a whole count, or leaves no training point or no held-out one)."""
+        """How many of n observations ``holdout`` keeps out of training: a fraction 0 ≤ h < 1 of
+        n, rounded to the nearest count (halves up), or a count (an integer, also NumPy's or
+        SymPy's). ValueError for anything else, or when it keeps none out or leaves none in."""
         h = self.holdout
-        if isinstance(h, bool) or not isinstance(h, (int, float)) or not math.isfinite(h) or h < 0:
+        if isinstance(h, bool) or not isinstance(h, (numbers.Real, sp.Number)):
             raise ValueError(f"holdout must be a fraction 0 ≤ h < 1 or a count of observations, got {h!r}")
-        if h < 1:
-            k = round(h * n)
-            if h > 0 and k == 0:
-                raise ValueError(f"holdout={h!r} of {n} observations keeps none out: give a count (holdout=1)")
-        elif float(h).is_integer():
+        value = float(h)
+        if not math.isfinite(value) or value < 0:
+            raise ValueError(f"holdout must be a fraction 0 ≤ h < 1 or a count of observations, got {h!r}")
+        if value < 1:
+            k = math.floor(value * n + 0.5)
+            if value > 0 and k == 0:
+                raise ValueError(f"holdout={h!r} of {n} observations keeps none out"
+                                 + (": give a count (holdout=1)" if n > 1 else ""))
+        elif isinstance(h, (numbers.Integral, sp.Integer)):
             k = int(h)
         else:
-            raise ValueError(f"holdout={h!r} is neither a fraction below 1 nor a whole count")
+            raise ValueError(f"holdout={h!r} is neither a fraction below 1 nor a count (a count is an integer, "
+                             f"such as holdout={int(value)})" if value.is_integer() else
+                             f"holdout={h!r} is neither a fraction below 1 nor a count (an integer)")
         if k >= n:
             raise ValueError(f"holdout keeps {k} of {n} observations out, which leaves none to train on")
         return k
@@ -510,9 +518,10 @@ class Problem:
         for name, c in self.condition_items.items():
             parts.append(f"{name}: {[sp.srepr(r) for r in c.residuals] if c.is_vector else sp.srepr(c.residual)} "
                          f"on {c.on.describe()}" + (f" weight {c.weight!r}" if c.weight != 1 else ""))
-            if isinstance(c.on, Data):   # the observations themselves, not only their count
+            if isinstance(c.on, Data):   # the observations themselves, and which are held out
                 table = self.data_table(name).contiguous().numpy()
-                parts.append(f"{name} data {hashlib.sha256(table.tobytes()).hexdigest()}")
+                held = c.on.heldout_rows(len(table)).tolist()
+                parts.append(f"{name} data {hashlib.sha256(table.tobytes()).hexdigest()} held out {held}")
         if self.exact_solution:
             parts.append(repr(sorted((sp.srepr(u), sp.srepr(e)) for u, e in self.exact_solution.items())))
         return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]

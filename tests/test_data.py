@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import json
 
+import numpy as np
 import pytest
 import sympy as sp
 import torch
@@ -215,7 +216,7 @@ def test_observed_points_outside_a_cut_domain_are_doubted():
 
 def test_fewer_observations_than_ranks_is_a_clear_error():
     problem = _problem(Data([[0.1, 0.2]], [1.0]))
-    with pytest.raises(pdec.PdecError, match=r"condition 'obs' holds 1 observation\(s\) .* train on at most 1 rank"):
+    with pytest.raises(pdec.PdecError, match=r"condition 'obs' trains on 1 observation\(s\) .* train on at most 1 rank"):
         PointSampler(problem, 10, 4, seed=0, rank=0, world_size=2)
 
 
@@ -247,6 +248,8 @@ def test_holdout_splits_the_observations_the_same_way_every_time():
     assert {tuple(r) for r in train.tolist()} | {tuple(r) for r in held.tolist()} == rows
     assert not {tuple(r) for r in train.tolist()} & {tuple(r) for r in held.tolist()}
     assert _with_holdout(_heat_data(), "measured", 5).validate().data_split("measured")[1].shape == (5, 3)
+    for count in (np.int64(5), sp.Integer(5), np.float32(0.025), sp.Rational(1, 40)):   # NumPy's and SymPy's numbers
+        assert _with_holdout(_heat_data(), "measured", count).validate().data_split("measured")[1].shape == (5, 3)
     assert _heat_data().data_split("measured")[1] is None
     assert problem.fingerprint() != _heat_data().fingerprint()
     # the sampler trains on the other rows and keeps the held-out ones for evaluation
@@ -255,7 +258,8 @@ def test_holdout_splits_the_observations_the_same_way_every_time():
 
 
 @pytest.mark.parametrize("holdout,message", [
-    (1.5, r"holdout=1\.5 is neither a fraction below 1 nor a whole count"),
+    (1.5, r"holdout=1\.5 is neither a fraction below 1 nor a count \(an integer\)"),
+    (2.0, r"holdout=2\.0 is neither a fraction below 1 nor a count \(a count is an integer, such as holdout=2\)"),
     (200, r"holdout keeps 200 of 200 observations out, which leaves none to train on"),
     (0.001, r"holdout=0\.001 of 200 observations keeps none out: give a count"),
     (-1, r"holdout must be a fraction 0 ≤ h < 1 or a count of observations, got -1"),

@@ -808,7 +808,7 @@ def test_a_stalled_line_search_is_warned_about():
 
     stalled = [2e-3, 1e-3, 6e-5, 2e-6, 5e-7, 9e-7]   # allen_cahn's KFAC at the defaults
     with pytest.warns(pdec.PdecWarning, match=r"^kfac: training stalled: on the logged steps 200–300 the line "
-                                              r"search's steps stayed small \(median 9\.0e-07, largest 2\.0e-06\) "
+                                              r"search's steps were small \(median 9\.0e-07, largest 2\.0e-06\) "
                                               r"and the loss went from 1\.00e-03 to 1\.00e-03; raise its damping "
                                               r"\(now 1\.5e-12; e\.g\. --set damping=1e-06\) or let it follow the "
                                               r"line search \(--set adaptive_damping=true\)"):
@@ -833,7 +833,7 @@ def test_a_stalled_line_search_is_warned_about():
         _warn_if_stalled(run("adam", stalled))                    # no line search
         _warn_if_stalled(run("kfac", stalled[:4], losses=[1e-1, 1e-2, 1e-3, 1e-4]))   # small steps, falling loss
         _warn_if_stalled(run("kfac", [1e-7, 1e-7]))               # one late row: too short to judge
-    # steps of 2^-14 to 2^-11 while the loss hardly falls: stalled too (ENGD at its default EMA on
+    # steps of 2^-16 to 2^-11 while the loss hardly falls: stalled too (ENGD at its default EMA on
     # specs/heat1d_data.py, 1 000 steps, logged median 1.2e-4), though not every step is below 2^-15
     slow = [1e-2, 1e-3, 1.2e-4, 6e-5, 4.9e-4, 1.2e-4]
     with pytest.warns(pdec.PdecWarning, match=r"^engd: training stalled.*median 1\.2e-04, largest 4\.9e-04"):

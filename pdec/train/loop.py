@@ -467,7 +467,9 @@ def _run_record(compiled: Compiled, settings_record: dict, hyper: dict, n_params
         "ranks": comm.world_size, "memory_per_rank_bytes": memory.parts,
         "points": ({"source": "given", "per_batch": {t: len(X) for t, X in sampler.full_batch.items()},
                     "resampled": sampler.resamples} if points is not None else {"source": "sampled"}),
-        "data": {name: len(sampler.full_batch[name]) for name in problem.data_conditions},   # observations
+        # observations trained on, and held out
+        "data": {name: len(sampler.full_batch[name]) for name in problem.data_conditions},
+        "data_heldout": {name: len(rows) for name, rows in sampler.heldout.items()},
         "eval_points": {"source": "given" if points is not None and sampler.eval_given else "sampled",
                         "N": 0 if sampler.eval_points is None else len(sampler.eval_points)},
         "initial_weights": initial_weights, "exact_solution_check": exact_check}
@@ -580,8 +582,9 @@ def _warn_if_stalled(run: Run) -> None:
     """Warn when the line search has stopped making progress over the run's second half (at least 2
     logged rows: a run of 200 steps logs 50, 100, 150, 200) while the loss is above 1e-10 of its
     start: every logged step took at most 2⁻¹⁵, or the median step and the last were at most 2⁻¹²
-    and the loss fell by less than half. Converged runs, also those that reach a data condition's noise floor,
-    take steps of 2⁻⁹ or larger there (the runs of README's tables); stalled ones 2⁻¹³ and less."""
+    and the loss fell by less than half. On the runs README's "When training stalls" counts,
+    converged ones (also at a data condition's noise floor) took median steps of 1.5e-3 or more
+    there, stalled ones medians of 1.2e-4 or less."""
     rows = [r for r in run.history if r["step"] > 0]
     late = rows[len(rows) // 2:]
     if run.config.optimizer not in _LINE_SEARCH or len(late) < 2:
@@ -595,7 +598,7 @@ def _warn_if_stalled(run: Run) -> None:
             and late[-1]["loss"] > 0.5 * late[0]["loss"])
     if not converged and (tiny or slow):
         warnings.warn(f"{run.config.optimizer}: training stalled: on the logged steps {late[0]['step']}–"
-                      f"{late[-1]['step']} the line search's steps stayed small (median "
+                      f"{late[-1]['step']} the line search's steps were small (median "
                       f"{statistics.median(steps):.1e}, largest {max(steps):.1e}) and the loss went from "
                       f"{late[0]['loss']:.2e} to {late[-1]['loss']:.2e}; "
                       f"{_stall_advice(run.config.optimizer, run.hyper, late[-1].get('damping'))}, or see the "

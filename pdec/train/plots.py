@@ -92,7 +92,7 @@ def error_curve(metrics: list[list[dict]]) -> tuple[str, str]:
     rows = [r for run in metrics for r in run]
     if any(r.get("rel_l2") == r.get("rel_l2") and r.get("rel_l2") is not None for r in rows):
         return "rel_l2", "relative L2 error"
-    held = sorted({k for r in rows for k in r if k.startswith("heldout_rms_")})
+    held = list(dict.fromkeys(k for r in rows for k in r if k.startswith("heldout_rms_")))   # spec order
     if held:
         return held[0], f"held-out RMS misfit ({held[0].removeprefix('heldout_rms_')})"
     return "rel_l2", "relative L2 error"

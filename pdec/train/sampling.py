@@ -201,7 +201,7 @@ class PointSampler:
         self.counts = _split(n_condition, list(conditions))
         self.regions = {name: c.on for name, c in conditions.items()}
         self.data, self.heldout = _observations(problem, dtype, device)
-        _check_data_ranks(self.data, world_size)
+        _check_data_ranks(self.data, self.heldout, world_size)
         if world_size > 1 and min([n_interior, *self.counts.values()]) < world_size:
             raise PdecError(f"{world_size} ranks need at least {world_size} points of every term per batch "
                             f"(got interior {n_interior}, conditions {self.counts})")
@@ -374,7 +374,7 @@ class GivenPoints:
                                 f"which is another problem (for measured values at other points, declare a "
                                 f"condition on Data(points, values))")
         full = {t: full[t] if t in full else self.data[t] for t in ["interior", *self.problem.condition_items]}
-        _check_data_ranks(self.data, self.world_size)
+        _check_data_ranks(self.data, self.heldout, self.world_size)
         if self.world_size > 1 and min(X.shape[0] for X in full.values()) < self.world_size:
             raise PdecError(f"{self.world_size} ranks need at least {self.world_size} points of every term")
         return full
@@ -429,13 +429,17 @@ def _observations(problem: Problem, dtype, device) -> tuple[dict[str, torch.Tens
     return train, heldout
 
 
-def _check_data_ranks(data: Mapping[str, torch.Tensor], world_size: int) -> None:
-    """Each rank trains on a block of a data condition's rows: there must be one for every rank."""
+def _check_data_ranks(data: Mapping[str, torch.Tensor], heldout: Mapping[str, torch.Tensor], world_size: int
+                      ) -> None:
+    """Each rank trains on a block of a data condition's training rows: there must be one for
+    every rank."""
     for name, table in data.items():
         if len(table) < world_size:
-            raise PdecError(f"condition {name!r} holds {len(table)} observation(s) (its Data region), fewer than "
-                            f"the {world_size} ranks, each of which takes a block of them: train on at most "
-                            f"{len(table)} rank(s)")
+            held = len(heldout[name]) if name in heldout else 0
+            raise PdecError(f"condition {name!r} trains on {len(table)} observation(s) (its Data region"
+                            + (f", {held} more held out" if held else "") + f"), fewer than the {world_size} "
+                            f"ranks, each of which takes a block of them: train on at most {len(table)} rank(s)"
+                            + (" or hold fewer out" if held else ""))
 
 
 def _same(a: torch.Tensor, b: torch.Tensor) -> bool:
