@@ -180,14 +180,50 @@ def test_plot_marks_the_observation_points(tmp_path, monkeypatch):
     seen = {}
     draw = plots.plot_solution
 
-    def spy(model, out, resolution=100, marks=None):
-        seen["marks"] = marks
-        return draw(model, out, resolution=20, marks=marks)
+    def spy(model, out, resolution=100, marks=None, heldout=None):
+        seen["marks"], seen["heldout"] = marks, heldout
+        return draw(model, out, resolution=20, marks=marks, heldout=heldout)
 
     monkeypatch.setattr(plots, "plot_solution", spy)
     assert main(["plot", str(run.run_dir)]) == 0
     torch.testing.assert_close(seen["marks"], problem.data_table("measured")[:, :2])
+    assert seen["heldout"] is None
     assert (run.run_dir / "solution.png").stat().st_size > 0
+
+
+def test_compare_and_plot_show_the_held_out_observations(tmp_path, monkeypatch, capsys):
+    """A spec file with holdout=0.2: pdec compare tabulates the held-out misfit, and pdec plot
+    draws the held-out points apart from those trained on."""
+    from pdec.cli import main
+    from pdec.train import plots
+
+    text = (ROOT / "specs" / "heat1d_data.py").read_text()
+    spec = tmp_path / "heat1d_ho.py"
+    spec.write_text(text.replace('"synthetic, seed 0")', '"synthetic, seed 0", holdout=0.2)')
+                    .replace('name="heat1d_data"', 'name="heat1d_ho"'))
+    runs = tmp_path / "runs"
+    assert main(["compare", str(spec), "--optimizers", "adam,kfac", "--steps", "2", "--runs", str(runs),
+                 "--out", str(tmp_path / "gen")]) == 0
+    out = capsys.readouterr().out
+    header = next(line for line in out.splitlines() if line.startswith("optimizer"))
+    assert "held-out measured" in header
+    for name in ("adam", "kfac"):
+        row = next(line for line in out.splitlines() if line.startswith(name))
+        assert float(row.split()[6]) > 0   # the held-out misfit's cell
+    problem = pdec.load_spec(spec)
+    train, held = problem.data_split("measured")
+    seen = {}
+    draw = plots.plot_solution
+
+    def spy(model, out, resolution=100, marks=None, heldout=None):
+        seen["marks"], seen["heldout"] = marks, heldout
+        return draw(model, out, resolution=20, marks=marks, heldout=heldout)
+
+    monkeypatch.setattr(plots, "plot_solution", spy)
+    run_dir = next(d for d in (runs / "heat1d_ho").iterdir() if d.is_dir())
+    assert main(["plot", str(run_dir)]) == 0
+    torch.testing.assert_close(seen["marks"], train[:, :2])
+    torch.testing.assert_close(seen["heldout"], held[:, :2])
 
 
 def test_lists_and_sympy_numbers_are_read_in_float64_and_names_may_key_the_points():

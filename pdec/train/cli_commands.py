@@ -346,9 +346,12 @@ def cmd_plot(args) -> int:
     print(f"wrote {plot_curves(args.runs, out)}")
     for r in args.runs:
         model = load_run(r).model   # the module the run trained, whatever the spec says now
-        saved = load_checkpoint(r)["sampler"]["batch"]   # a data condition's rows: its observation points
-        marks = [saved[t][:, :model.n_in] for t in model.observed if t in saved]
-        print(f"wrote {plot_solution(model, r / 'solution.png', marks=torch.cat(marks) if marks else None)}")
+        sampler = load_checkpoint(r)["sampler"]   # a data condition's rows: its observation points
+        trained = [sampler["batch"][t][:, :model.n_in] for t in model.observed if t in sampler["batch"]]
+        held = [rows[:, :model.n_in] for rows in sampler.get("heldout", {}).values()]
+        png = plot_solution(model, r / "solution.png", marks=torch.cat(trained) if trained else None,
+                            heldout=torch.cat(held) if held else None)
+        print(f"wrote {png}")
     return 0
 
 
@@ -402,11 +405,15 @@ def cmd_compare(args) -> int:
             print(f"{name}: interrupted after {run.steps} steps ({run.run_dir}); stopping")
             return 128 + int(run.stop_signal or 2)
         f = run.final
+        held = [f[k] for k in f if k.startswith("heldout_rms_")]   # a data condition's held-out misfit
         rows.append((name, run.steps, run.elapsed / max(run.steps, 1), f.get("loss", float("nan")),
-                     f.get("rel_l2", float("nan")), f.get("abs_rms", float("nan")), status))
-    print(f"\n{'optimizer':15s} {'steps':>7s} {'s/step':>9s} {'loss':>10s} {'rel L2':>10s} {'abs RMS':>10s}  status")
-    for name, steps, per, loss, rel, rms, status in rows:
-        print(f"{name:15s} {steps:7d} {per:9.4f} {loss:10.3e} {rel:10.3e} {rms:10.3e}  {status}")
+                     f.get("rel_l2", float("nan")), f.get("abs_rms", float("nan")), held, status))
+    held_names = [c for c in compiled.problem.data_conditions if compiled.problem.data_split(c)[1] is not None]
+    head = "".join(f" {'held-out ' + c:>22s}" for c in held_names)
+    print(f"\n{'optimizer':15s} {'steps':>7s} {'s/step':>9s} {'loss':>10s} {'rel L2':>10s} {'abs RMS':>10s}{head}  status")
+    for name, steps, per, loss, rel, rms, held, status in rows:
+        cells = "".join(f" {v:22.3e}" for v in held)
+        print(f"{name:15s} {steps:7d} {per:9.4f} {loss:10.3e} {rel:10.3e} {rms:10.3e}{cells}  {status}")
     if dirs:
         out = Path(args.runs) / compiled.problem.name / f"compare-{time.strftime('%Y%m%d-%H%M%S')}.png"
         print(f"wrote {plot_curves(dirs, out)}")

@@ -98,12 +98,14 @@ def error_curve(metrics: list[list[dict]]) -> tuple[str, str]:
     return "rel_l2", "relative L2 error"
 
 
-def plot_solution(model, out: Path, resolution: int = 100, marks: torch.Tensor | None = None) -> Path:
+def plot_solution(model, out: Path, resolution: int = 100, marks: torch.Tensor | None = None,
+                  heldout: torch.Tensor | None = None) -> Path:
     """Learned solution, exact solution and |error| on the slice of the first two variables
     (other variables at their midpoint), like the paper's figure A6; one row per unknown. Without
     an exact solution, the learned solution alone. A problem of one variable: line plots.
-    ``marks``: points (n, d) drawn on every panel as small crosses, such as a data condition's
-    observation points (on a problem of two variables only: other slices do not hold them).
+    ``marks``: points (n, d) drawn on every panel as small crosses, such as the observations a
+    data condition trains on, and ``heldout`` (n', d) as circles, those it holds out (on a problem
+    of two variables only: other slices do not hold them).
     Returns the PNG's path."""
     exact = getattr(model, "exact_solution", None)
     names = list(model.variables)   # the generated module's own variables and box
@@ -140,9 +142,13 @@ def plot_solution(model, out: Path, resolution: int = 100, marks: torch.Tensor |
                                shading="auto")
             fig.colorbar(im, ax=ax)
             ax.set(title=f"{unknown}: {title}", xlabel=names[0], ylabel=names[1])
-            if marks is not None and len(names) == 2:
-                ax.plot(marks[:, 0].cpu().numpy(), marks[:, 1].cpu().numpy(), "x", color="white",
-                        markersize=3, alpha=0.8, label="observed points")
+            shown = [(P, style, text) for P, style, text in ((marks, "x", "observed, trained on"),
+                                                             (heldout, "o", "observed, held out"))
+                     if P is not None and len(names) == 2]
+            for P, style, text in shown:
+                ax.plot(P[:, 0].cpu().numpy(), P[:, 1].cpu().numpy(), style, color="white", markersize=3,
+                        alpha=0.8, label=text, **({"fillstyle": "none"} if style == "o" else {}))
+            if shown:
                 ax.legend(loc="upper right", fontsize=7, framealpha=0.5)
             if model.time not in names[:2] and 0.25 <= (a1 - a0) / (b1 - b0) <= 4:
                 ax.set_aspect("equal")   # two space variables of like extent: a disk looks round

@@ -232,8 +232,11 @@ class PointSampler:
         self.batch = shard_batch(full, self.rank, self.world_size) if self.world_size > 1 else full
 
     def state_dict(self) -> dict:
-        """The streams' state and the whole current batch (every rank's rows)."""
+        """The streams' state, the whole current batch (every rank's rows) and a data condition's
+        held-out observations."""
         state = {"generator": self.generator.get_state(), "batch": {k: v.cpu() for k, v in self.full_batch.items()}}
+        if self.heldout:   # not restored (they come from the spec); read by pdec plot
+            state["heldout"] = {k: v.cpu() for k, v in self.heldout.items()}
         if self.sobol is not None:
             state["sobol_drawn"] = self.sobol.drawn
         return state
@@ -406,8 +409,11 @@ class GivenPoints:
         self._set(saved)
 
     def state_dict(self) -> dict:
-        """The batch index, the whole current batch and (when given) the evaluation set."""
+        """The batch index, the whole current batch, a data condition's held-out observations and
+        (when given) the evaluation set."""
         state = {"k": self.k, "batch": {k: v.cpu() for k, v in self.full_batch.items()}}
+        if self.heldout:   # not restored (they come from the spec); read by pdec plot
+            state["heldout"] = {k: v.cpu() for k, v in self.heldout.items()}
         if self.eval_given and self.eval_points is not None:
             state["eval_points"] = self.eval_points.cpu()
         return state
