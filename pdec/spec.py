@@ -194,14 +194,16 @@ class Data(Region):
             residual (``Condition([u, v], on=Data(X, np.stack([u_obs, v_obs], 1)))``).
         description: free text shown by ``pdec inspect``, e.g. the file the data came from.
         holdout: observations kept out of training to validate on: a fraction (0 < h < 1 of N,
-            rounded to the nearest count) or a count (an integer ≥ 1); 0 (default) trains on all. Which ones is a fixed
-            draw (a permutation seeded with 0); training logs their RMS misfit as
-            ``heldout_rms_<condition>``, the measure of a fit when no exact solution is known.
+            rounded to the nearest count) or a count (an integer ≥ 1); 0 (default) trains on
+            all. Which ones is a fixed draw (a permutation seeded with 0); training logs their
+            RMS misfit as ``heldout_rms_<condition>``, the measure of a fit when no exact
+            solution is known.
 
-    Every batch holds all N training points (they are not re-sampled; data-parallel ranks take a block of
-    rows each) and the condition's points do not count in ``n_condition``. The data enter the
-    problem's fingerprint, so a run does not resume on other data. A data term's points in the
-    generated module are rows of the d coordinates, then the M observed values.
+    Every batch holds all training observations (they are not re-sampled; data-parallel ranks
+    take a block of rows each) and the condition's points do not count in ``n_condition``. The
+    data and the split enter the problem's fingerprint, so a run does not resume on other data.
+    A data term's points in the generated module are rows of the d coordinates, then the M
+    observed values.
     """
 
     points: object
