@@ -16,8 +16,10 @@ from conftest import ROOT
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 
-SPECS = {  # name -> (path, hidden); kdv needs Taylor mode (third order); advection1d a periodic pair
+SPECS = {  # name -> (path, hidden); kdv needs Taylor mode (third order); advection1d a periodic pair;
+    # heat1d_data a data condition (rows of coordinates, then observed values)
     "advection1d": (ROOT / "specs" / "advection1d.py", (16, 12)),
+    "heat1d_data": (ROOT / "specs" / "heat1d_data.py", (16, 12)),
     "heat1d": (ROOT / "specs" / "heat1d.py", (16, 12)),
     "poisson2d": (ROOT / "specs" / "poisson2d.py", (16, 12)),
     "kdv": (ROOT / "tests" / "specs" / "kdv.py", (16, 12)),
@@ -41,7 +43,8 @@ def test_residuals_on_cuda_equal_cpu(name):
         scale = max(1.0, float(want.abs().max()))
         torch.testing.assert_close(got.cpu(), want, rtol=1e-10, atol=1e-10 * scale,
                                    msg=lambda m: f"{name}/{term}: {m}")
-        torch.testing.assert_close(gpu.model(X.to("cuda")).detach().cpu(), cpu.model(X).detach(),
+        P = cpu.model.term_points(term, X)   # the network's inputs (a data term's coordinates)
+        torch.testing.assert_close(gpu.model(P.to("cuda")).detach().cpu(), cpu.model(P).detach(),
                                    rtol=1e-10, atol=1e-10)
 
 
