@@ -170,13 +170,10 @@ def test_inspect_names_the_observations(capsys):
     assert "term 'measured' on the 200 observed points (synthetic, seed 0): mode value, S = 1" in out
 
 
-def test_plot_marks_the_observation_points(tmp_path, monkeypatch):
-    from pdec.cli import main
+def _spy_on_plot_solution(monkeypatch) -> dict:
+    """Records the marks pdec plot passes to plot_solution (which still draws, on a coarse grid)."""
     from pdec.train import plots
 
-    problem = _heat_data()
-    run = pdec.train(pdec.compile(problem, hidden=(5,), write=False), "adam", steps=2, run_root=tmp_path,
-                     n_interior=20, n_condition=10, n_eval=50, progress=False)
     seen = {}
     draw = plots.plot_solution
 
@@ -185,6 +182,16 @@ def test_plot_marks_the_observation_points(tmp_path, monkeypatch):
         return draw(model, out, resolution=20, marks=marks, heldout=heldout)
 
     monkeypatch.setattr(plots, "plot_solution", spy)
+    return seen
+
+
+def test_plot_marks_the_observation_points(tmp_path, monkeypatch):
+    from pdec.cli import main
+
+    problem = _heat_data()
+    run = pdec.train(pdec.compile(problem, hidden=(5,), write=False), "adam", steps=2, run_root=tmp_path,
+                     n_interior=20, n_condition=10, n_eval=50, progress=False)
+    seen = _spy_on_plot_solution(monkeypatch)
     assert main(["plot", str(run.run_dir)]) == 0
     torch.testing.assert_close(seen["marks"], problem.data_table("measured")[:, :2])
     assert seen["heldout"] is None
@@ -195,7 +202,6 @@ def test_compare_and_plot_show_the_held_out_observations(tmp_path, monkeypatch, 
     """A spec file with holdout=0.2: pdec compare tabulates the held-out misfit, and pdec plot
     draws the held-out points apart from those trained on."""
     from pdec.cli import main
-    from pdec.train import plots
 
     text = (ROOT / "specs" / "heat1d_data.py").read_text()
     spec = tmp_path / "heat1d_ho.py"
@@ -212,14 +218,7 @@ def test_compare_and_plot_show_the_held_out_observations(tmp_path, monkeypatch, 
         assert float(row.split()[6]) > 0   # the held-out misfit's cell
     problem = pdec.load_spec(spec)
     train, held = problem.data_split("measured")
-    seen = {}
-    draw = plots.plot_solution
-
-    def spy(model, out, resolution=100, marks=None, heldout=None):
-        seen["marks"], seen["heldout"] = marks, heldout
-        return draw(model, out, resolution=20, marks=marks, heldout=heldout)
-
-    monkeypatch.setattr(plots, "plot_solution", spy)
+    seen = _spy_on_plot_solution(monkeypatch)
     run_dir = next(d for d in (runs / "heat1d_ho").iterdir() if d.is_dir())
     assert main(["plot", str(run_dir)]) == 0
     torch.testing.assert_close(seen["marks"], train[:, :2])
