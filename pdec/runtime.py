@@ -148,6 +148,11 @@ class GeneratedPINN(nn.Module):
         image[:, column] = hi
         return torch.cat([X, image])
 
+    def forward_rows(self, term: str, n: int) -> int:
+        """How many rows the term's forward pass runs on for n points: 2n for a periodic term (the
+        points and their images, :meth:`term_points`), else n."""
+        return 2 * n if term in self.periodic else n
+
     def residual_points(self, term: str, X: torch.Tensor) -> torch.Tensor:
         """What ``residual_<term>`` reads for points X: a data term's whole rows (coordinates, then
         the observed values it subtracts), else :meth:`term_points`."""

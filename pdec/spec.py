@@ -851,21 +851,16 @@ class Problem:
         if isinstance(region, Combined):
             if len(region.parts) < 2:
                 raise SpecError("Combined needs at least two regions", spec=src, term=term)
+            alone = {Data: "its points and values are given", Periodic: "its residual pairs two points"}
             for part in region.parts:
-                if isinstance(part, Data):
-                    raise SpecError(f"{part!r} cannot be combined with other regions: its points and values are "
-                                    f"given; give it a condition of its own", spec=src, term=term)
-                if isinstance(part, Periodic):
-                    raise SpecError(f"{part!r} cannot be combined with other regions: its residual pairs two "
-                                    f"points; give it a condition of its own", spec=src, term=term)
+                why = alone.get(type(part))
+                if why:
+                    raise SpecError(f"{part!r} cannot be combined with other regions: {why}; give it a condition "
+                                    f"of its own", spec=src, term=term)
                 self._check_region(name, part, src)
             return
         if isinstance(region, Periodic):
-            if isinstance(region.var, str):
-                raise SpecError(f"Periodic takes the variable's Symbol, Periodic({region.var}), not the string "
-                                f"{region.var!r}", spec=src, term=term)
-            if region.var not in self.domain.bounds:
-                raise SpecError(f"periodic variable {region.var} is not a domain variable", spec=src, term=term)
+            self._check_region_variable(region, f"Periodic({region.var})", "periodic", src, term)
             if region.var == self.domain.time:
                 raise SpecError(f"Periodic({region.var}): {region.var} is the time variable; periodicity pairs "
                                 f"the faces of a spatial variable", spec=src, term=term)
@@ -885,11 +880,7 @@ class Problem:
         if isinstance(region, SpatialBoundary) and not self.domain.spatial:
             raise SpecError("spatial boundary of a domain without spatial variables", spec=src, term=term)
         if isinstance(region, Face):
-            if isinstance(region.var, str):
-                raise SpecError(f"Face takes the variable's Symbol, Face({region.var}, {region.side!r}), not the "
-                                f"string {region.var!r}", spec=src, term=term)
-            if region.var not in self.domain.bounds:
-                raise SpecError(f"face variable {region.var} is not a domain variable", spec=src, term=term)
+            self._check_region_variable(region, f"Face({region.var}, {region.side!r})", "face", src, term)
             if region.side not in ("min", "max"):
                 raise SpecError(f"face side must be 'min' or 'max', got {region.side!r}", spec=src, term=term)
         if isinstance(region, Sampler) and not callable(region.fn):
@@ -935,6 +926,15 @@ class Problem:
                             f"({self.domain.describe()}), e.g. in column {column} ({self.variables[column]}); "
                             f"the columns are the domain's variables in order "
                             f"({', '.join(map(str, self.variables))})", spec=src, term=term)
+
+    def _check_region_variable(self, region: Region, call: str, kind: str, src: str, term: str) -> None:
+        """A :class:`Face`'s or :class:`Periodic`'s variable: the domain's Symbol (``call``: how the
+        region is written with it, for the message)."""
+        if isinstance(region.var, str):
+            raise SpecError(f"{type(region).__name__} takes the variable's Symbol, {call}, not the string "
+                            f"{region.var!r}", spec=src, term=term)
+        if region.var not in self.domain.bounds:
+            raise SpecError(f"{kind} variable {region.var} is not a domain variable", spec=src, term=term)
 
     def _check_expr(self, expr: sp.Expr, term: str, src: str, *, allow_unknowns: bool) -> None:
         variables = set(self.domain.variables)

@@ -140,8 +140,7 @@ def _residual_context(plan: TermPlan, variables, names, observed: int = 0) -> di
     """The residual function's lines. ``observed`` = M for a data term: its points carry the M
     observed values after the d coordinates, and component j returns q_j − obs_j."""
     namer = Namer()
-    residuals = plan.residuals
-    used = set().union(*(sp.sympify(r).free_symbols for r in residuals)) if residuals else set()
+    used = set().union(*(sp.sympify(r).free_symbols for r in plan.residuals)) if plan.residuals else set()
     var_lines = []
     for i, v in enumerate(variables):
         if v in used:
@@ -158,16 +157,16 @@ def _residual_context(plan: TermPlan, variables, names, observed: int = 0) -> di
         if s in used:
             label = plan.columns[col].label.removesuffix(" h") + f" {names[m]}" if col else names[m]
             out_lines.append((namer(s), f"out[..., {col}, {m}]", label))
-    assigns, results = _print_exprs(residuals, namer.names, "c")
+    assigns, results = _print_exprs(plan.residuals, namer.names, "c")
     # A component that does not involve the network (a constant, or a function of x only) is
     # broadcast to the samples' shape of ``out``, so X may come with fewer leading dims.
     outputs = {sp.Symbol(name) for name in plan.output_columns}
     results = [r if sp.sympify(e).free_symbols & outputs
                else f"torch.broadcast_to({r}, out.shape[:-2])" if sp.sympify(e).free_symbols
                else f"torch.full_like(out[..., 0, 0], {r})"
-               for e, r in zip(residuals, results)]
+               for e, r in zip(plan.residuals, results)]
     read = sorted({col for name, (col, _) in plan.output_columns.items() if sp.Symbol(name) in used})
-    exprs = [math_text(r) for r in residuals]
+    exprs = [math_text(r) for r in plan.residuals]
     for j, name in enumerate(observed_names):   # "q - obs": the printed q is an expression, "-" binds last
         results[j] = f"{results[j]} - {name}"
         exprs[j] = f"{exprs[j]} - {name}"

@@ -31,7 +31,7 @@ CHUNK_MB = {"cpu": 256.0, "cuda": 2048.0}
 def _stack_bytes(model: GeneratedPINN, batch: Batch) -> int:
     width = max(model.widths)
     elem = next(model.parameters()).element_size()
-    rows = {term: X.shape[0] * (2 if term in model.periodic else 1) for term, X in batch.items()}
+    rows = {term: model.forward_rows(term, X.shape[0]) for term, X in batch.items()}
     return sum(n * model.S[term] * width * elem for term, n in rows.items())
 
 

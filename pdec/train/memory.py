@@ -87,9 +87,8 @@ def estimate_memory(model, batch: Mapping[str, torch.Tensor], optimizer: str,
 
     stacks, graph, trial = 0, 0, 0
     for term, X in batch.items():
-        n, S, M = X.shape[0], model.S[term], residual_components(model, term)
-        if term in model.periodic:   # the forward pass runs on the points and their images
-            n *= 2
+        # rows of the forward pass: a periodic term's points and their images
+        n, S, M = model.forward_rows(term, X.shape[0]), model.S[term], residual_components(model, term)
         stacks += sum(n * S * ((i + 1) + M * o) for i, o in layers) if optimizer in _CURVATURE else 0
         graph = max(graph, 4 * sum(n * S * o for _, o in layers))
         trial += n * S * max(widths)
