@@ -7,8 +7,8 @@ optimizers -> training. Public entry points: :func:`load_spec`, :func:`compile`,
 __version__ = "0.1.0"
 
 from .errors import ModeError, PdecError, PdecWarning, SpecError  # noqa: E402
-from .spec import (Boundary, Box, Combined, Condition, Data, Face, Initial, Periodic, Problem,  # noqa: E402
-                   Region, Sampler, SpatialBoundary)
+from .spec import (Boundary, Box, Combined, Condition, Data, Face, Initial, Learned, Periodic,  # noqa: E402
+                   Problem, Region, Sampler, SpatialBoundary)
 from .loader import load_spec  # noqa: E402
 from .compiler import Compiled, compile  # noqa: E402
 from .check import check_problem  # noqa: E402
@@ -16,6 +16,6 @@ from .train import Run, TrainingDiverged, load_run, train  # noqa: E402
 
 __all__ = ["__version__", "load_spec", "compile", "Compiled", "check_problem", "train", "load_run", "Run",
            "TrainingDiverged", "Problem", "Box", "Condition",
-           "Boundary", "SpatialBoundary", "Face", "Initial", "Periodic", "Sampler", "Data", "Combined", "Region",
+           "Boundary", "SpatialBoundary", "Face", "Initial", "Periodic", "Sampler", "Data", "Learned", "Combined", "Region",
            "SpecError",
            "ModeError", "PdecError", "PdecWarning"]

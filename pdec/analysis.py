@@ -9,8 +9,9 @@ when it exists, its *collapsed split*
 
     r = Σ_(k,m) s_km · (L_k u_m) + remainder,    L_k = Σ_i b_i(x) ∂_i + Σ_ij C_ij(x) ∂_ij,
 
-where b, C do not depend on the unknowns and the remainder contains derivatives of order ≤ 1
-only. The split exists when every derivative of order ≥ 2 enters linearly with unknown-free
+where b, C do not depend on the unknowns (nor on learned parameters: a factor s_km carries
+those, so the operators stay fixed columns of the propagation) and the remainder contains
+derivatives of order ≤ 1 only. The split exists when every derivative of order ≥ 2 enters linearly with unknown-free
 coefficients and no derivative has order > 2. First-order atoms that enter linearly with
 unknown-free coefficients are folded into the operators (MATH.md §3), so they cost no column.
 A second split, *unfolded*, keeps them in the remainder instead: its operators are purely
@@ -45,7 +46,7 @@ class Atom:
 class Operator:
     """A linear differential operator L = Σ_i b_i ∂_i + Σ_ij C_ij ∂_ij (C symmetric, d × d).
 
-    Coefficients are SymPy expressions of the domain variables (no unknowns).
+    Coefficients are SymPy expressions of the domain variables (no unknowns, no learned parameters).
     """
 
     b: tuple[sp.Expr, ...]
@@ -137,6 +138,12 @@ class Analysis:
     unknown_names: tuple[str, ...]
     atom_symbols: dict[Atom, sp.Symbol]
     terms: dict[str, TermAnalysis] = field(default_factory=dict)
+
+    @property
+    def learned(self) -> frozenset[sp.Symbol]:
+        """The learned parameters' symbols: they stay symbols of the residuals, and operators never
+        contain them."""
+        return frozenset(self.problem.learned)
 
     def atom_name(self, atom: Atom) -> str:
         return str(self.atom_symbols[atom])
@@ -251,6 +258,7 @@ def _collapsed_split(residuals: list[sp.Expr], atoms: set[Atom], analysis: Analy
     ``fold_first_order=False`` leaves first-order atoms in the remainder (the unfolded split).
     """
     sym = analysis.atom_symbols
+    learned = analysis.learned
     all_atom_syms = {sym[a] for a in atoms}
     high = [a for a in atoms if a.order > 2]
     if high:
@@ -264,8 +272,13 @@ def _collapsed_split(residuals: list[sp.Expr], atoms: set[Atom], analysis: Analy
         per_unknown: dict[int, tuple[list, list]] = {}
         remainder = r
         present = sorted(a for a in atoms if sym[a] in r.free_symbols)
+        # A learned parameter in a second-order coefficient is factored out of the operator
+        # below; a first-order part folded in beside it would rarely share the factor (∂_t − κ ∂_xx),
+        # so the first-order atoms then stay in the remainder.
+        fold = fold_first_order and not any(
+            a.order == 2 and sp.diff(r, sym[a]).free_symbols & learned for a in present)
         for a in present:
-            if a.order == 0 or (a.order == 1 and not fold_first_order):
+            if a.order == 0 or (a.order == 1 and not fold):
                 continue
             coeff = sp.expand(sp.diff(r, sym[a]))
             linear = not (coeff.free_symbols & all_atom_syms)
@@ -273,7 +286,7 @@ def _collapsed_split(residuals: list[sp.Expr], atoms: set[Atom], analysis: Analy
                 deps = sorted(str(s) for s in coeff.free_symbols & all_atom_syms)
                 return None, (f"{sym[a]} enters nonlinearly (its coefficient depends on "
                               f"{', '.join(deps)})")
-            if not linear:
+            if not linear or (a.order == 1 and coeff.free_symbols & learned):
                 continue
             b, C = per_unknown.setdefault(a.unknown, ([0] * d, [[0] * d for _ in range(d)]))
             idx = [i for i, k in enumerate(a.alpha) for _ in range(k)]
@@ -288,15 +301,36 @@ def _collapsed_split(residuals: list[sp.Expr], atoms: set[Atom], analysis: Analy
         scale: dict[tuple[int, int], sp.Expr] = {}
         for m, (b, C) in sorted(per_unknown.items()):
             op = Operator(tuple(sp.sympify(c) for c in b), tuple(tuple(sp.sympify(c) for c in row) for row in C))
+            factor = sp.Integer(1)
+            if any(sp.sympify(c).free_symbols & learned for c in op.coefficients()):
+                factored = _factor_learned(op, learned)
+                if factored is None:
+                    names = sorted({str(p) for c in op.coefficients() for p in sp.sympify(c).free_symbols & learned})
+                    return None, (f"the second-order coefficients of {analysis.unknown_names[m]} depend on the "
+                                  f"learned parameter(s) {', '.join(names)}, and not through one common factor")
+                factor, op = factored
             for k, existing in enumerate(operators):
                 s = op.ratio_to(existing)
                 if s is not None:
-                    scale[(k, m)] = s
+                    scale[(k, m)] = factor * s
                     break
             else:
                 operators.append(op)
-                scale[(len(operators) - 1, m)] = sp.Integer(1)
+                scale[(len(operators) - 1, m)] = factor
         remainders.append(remainder)
         scales.append(scale)
         remainder_atoms |= {a for a in atoms if sym[a] in remainder.free_symbols}
     return CollapsedSplit(operators, scales, remainders, remainder_atoms), None
+
+
+def _factor_learned(op: Operator, learned: frozenset[sp.Symbol]) -> tuple[sp.Expr, Operator] | None:
+    """op = s · op' with s the learned-parameter factor of op's first non-zero coefficient and op'
+    free of learned parameters (κ·Δ -> (κ, Δ); (1 + κ)·x·∂_xx -> (1 + κ, x·∂_xx)); None when
+    no such s exists (κ ∂_xx + λ ∂_yy)."""
+    first = next(c for c in op.coefficients() if c != 0)
+    s = sp.Mul(*[f for f in sp.Mul.make_args(sp.factor(first)) if f.free_symbols & learned])
+    rest = Operator(tuple(sp.simplify(c / s) for c in op.b),
+                    tuple(tuple(sp.simplify(c / s) for c in row) for row in op.C))
+    if any(sp.sympify(c).free_symbols & learned for c in rest.coefficients()):
+        return None
+    return s, rest

@@ -49,6 +49,7 @@ def describe_plan(plan: Plan) -> str:
     problem = a.problem
     cut = f", where {math_text(problem.where)}" if problem.where is not None else ""
     head.append(f"domain: {problem.domain.describe()}{cut}")
+    head += [f"learned parameter {k}: {v.describe()}" for k, v in problem.learned.items()]
     weights = problem.weights
     regions = {name: c.on.describe() for name, c in problem.condition_items.items()}
     return "\n".join(head + [describe_term(t, a.variables, a.unknown_names, weights[name], regions.get(name, ""))

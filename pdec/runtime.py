@@ -9,7 +9,7 @@ Conventions (all generated modules):
 
 from __future__ import annotations
 
-from typing import NamedTuple, Sequence
+from typing import Mapping, NamedTuple, Sequence
 
 import torch
 from torch import nn
@@ -84,6 +84,11 @@ class GeneratedPINN(nn.Module):
     #: data terms (conditions on ``Data``): term -> M; their points are rows of the d coordinates,
     #: then the M observed values (see :meth:`term_points`, :meth:`residual`)
     observed: dict[str, int] = {}
+    #: learned PDE parameters (``Learned`` in the spec): name -> the value training starts from.
+    #: Each is a trainable 0-dim parameter ``self.learned[name]`` that the residuals read.
+    learned_initial: dict[str, float] = {}
+    #: the true values of those that have one: name -> value
+    learned_exact: dict[str, float] = {}
 
     def exact_columns(self) -> list[int]:
         """Output columns that ``exact_solution`` gives, in its column order (all unknowns unless
@@ -108,6 +113,17 @@ class GeneratedPINN(nn.Module):
         self.widths = widths
         self.layers = nn.ModuleList(
             nn.Linear(a, b, dtype=dtype, device=device) for a, b in zip(widths[:-1], widths[1:]))
+        # after the layers, so model.parameters() lists the layers' first (a net without learned
+        # parameters has none here, and its state_dict is unchanged)
+        self.learned = nn.ParameterDict({
+            name: nn.Parameter(torch.tensor(float(value), dtype=dtype, device=device))
+            for name, value in self.learned_initial.items()})
+
+    def reset_learned(self) -> None:
+        """Set every learned parameter back to the value training starts from (``learned_initial``)."""
+        with torch.no_grad():
+            for name, p in self.learned.items():
+                p.fill_(self.learned_initial[name])
 
     # ------------------------------------------------------------------ plain network
     def forward(self, X: torch.Tensor) -> torch.Tensor:
@@ -254,7 +270,22 @@ class GeneratedPINN(nn.Module):
         periodic term's residual is q(X) − q(X') (:meth:`paired_difference`); a data term's is
         q − obs for rows X (N, d + M) of the coordinates, then the observed values."""
         out = self.propagate_read(term, X) if stacks is None else stacks.outputs[-1]
-        q = getattr(self, f"residual_{term}")(self.residual_points(term, X), out)
+        return self.residual_of_output(term, X, out)
+
+    def residual_of_output(self, term: str, X: torch.Tensor, out: torch.Tensor,
+                           learned: Mapping[str, torch.Tensor] | None = None) -> torch.Tensor:
+        """The term's residual (N, M) from its points X (as for :meth:`residual`) and the network's
+        output stack ``out`` (N', S, m), N' the term's :meth:`forward_rows`. ``learned``: values of
+        the learned parameters, name -> tensor, in place of ``self.learned`` (to differentiate the
+        residual in them alone, with ``out`` fixed)."""
+        fn = getattr(self, f"residual_{term}")
+        if learned is None:
+            q = fn(self.residual_points(term, X), out)
+        elif not self.learned_initial:
+            raise ValueError(f"{self.name} has no learned parameters, but values were given for "
+                             f"{', '.join(learned)}")
+        else:
+            q = fn(self.residual_points(term, X), out, learned)
         return self.paired_difference(term, q)
 
     def interior_residual(self, X: torch.Tensor) -> torch.Tensor:

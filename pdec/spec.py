@@ -180,6 +180,36 @@ class Sampler(Region):
         return self.description
 
 
+@dataclass(frozen=True)
+class Learned:
+    """A PDE parameter fitted together with the network (an inverse problem):
+    ``parameters={kappa: Learned(0.1)}`` keeps κ a symbol of the residuals, and the generated
+    module holds it as a trainable scalar, ``model.learned["kappa"]``, that starts at ``initial``.
+
+    Args:
+        initial: the value training starts from (a finite real number).
+        exact: the true value, when it is known (a manufactured problem): the exact solution is
+            written with the symbol and evaluated at this value, training logs the parameter's
+            error, and ``pdec check`` substitutes it. None (default): unknown.
+        description: free text shown by ``pdec inspect``.
+
+    The data that determines κ is the user's to supply (usually a :class:`Data` condition):
+    the boundary and initial values alone often admit a solution for every κ. A learned
+    parameter may enter the residuals of the interior and of the conditions, not the domain's
+    bounds or ``where``.
+    """
+
+    initial: float
+    exact: float | None = None
+    description: str = ""
+
+    def describe(self) -> str:
+        text = f"learned, starts at {float(self.initial):g}"
+        if self.exact is not None:
+            text += f" (exact {float(self.exact):g})"
+        return f"{text}: {self.description}" if self.description else text
+
+
 @dataclass(frozen=True, eq=False)
 class Data(Region):
     """Observed values at given points: ``Condition(q, on=Data(points, values))`` has the residual
@@ -444,7 +474,8 @@ class Problem:
         interior_weight: multiplies the interior term's loss, as a :class:`Condition`'s ``weight``
             multiplies its term's (default 1).
         conditions: name -> :class:`Condition` (or a ``(residual, region)`` tuple).
-        parameters: symbol -> number, substituted exactly before analysis.
+        parameters: symbol -> number, substituted exactly before analysis, or -> :class:`Learned`,
+            a parameter fitted with the network (it stays a symbol of the residuals).
         exact: optional exact solution, unknown -> expression of the variables; it may give some
             unknowns only (errors are then measured on those).
         description: free text shown by ``pdec inspect`` and ``pdec list``.
@@ -468,8 +499,16 @@ class Problem:
         return self.domain.variables
 
     @property
+    def learned(self) -> dict[sp.Symbol, Learned]:
+        """The learned parameters, symbol -> :class:`Learned`, in the order ``parameters`` gives them."""
+        if not isinstance(self.parameters, Mapping):
+            return {}
+        return {k: v for k, v in self.parameters.items() if isinstance(v, Learned)}
+
+    @property
     def interior_residuals(self) -> list[sp.Expr]:
-        """The interior residuals with parameters substituted (length M)."""
+        """The interior residuals with the fixed parameters substituted (length M); learned
+        parameters stay symbols."""
         return [self._substitute(sp.sympify(r)) for r in self._interior_items()]
 
     def _interior_items(self) -> list:
@@ -499,17 +538,18 @@ class Problem:
 
     @property
     def exact_solution(self) -> dict[sp.Expr, sp.Expr] | None:
-        """Exact solution per unknown (parameters substituted), or None."""
+        """Exact solution per unknown (parameters substituted, learned ones at their exact
+        values), or None."""
         if not self.exact:
             return None
-        return {u: self._substitute(sp.sympify(e)) for u, e in self.exact.items()}
+        return {u: self._substitute(sp.sympify(e), learned=True) for u, e in self.exact.items()}
 
     def fingerprint(self) -> str:
         """A hash of what the problem computes: name, domain (variables in their order, bounds as
         numbers, ``where``), unknowns, residuals, conditions and their regions, exact solution
-        (parameters substituted), and a :class:`Data` region's points and values. Comments and
-        formatting of the spec file do not change it; a :class:`Sampler` region counts by its
-        description only (its function is not hashed).
+        (parameters substituted), a :class:`Data` region's points and values, and each learned
+        parameter's start and true value. Comments and formatting of the spec file do not change
+        it; a :class:`Sampler` region counts by its description only (its function is not hashed).
         Hex digest (16 characters)."""
         parts = [self.name, repr([(str(v), self.domain.interval(v)) for v in self.variables]),
                  str(self.domain.time), repr([sp.srepr(u) for u in self.unknowns]),
@@ -524,6 +564,9 @@ class Problem:
                 table = self.data_table(name).contiguous().numpy()
                 held = c.on.heldout_rows(len(table)).tolist()
                 parts.append(f"{name} data {hashlib.sha256(table.tobytes()).hexdigest()} held out {held}")
+        for k, v in self.learned.items():   # where training starts, and what it is measured against
+            parts.append(f"learned {sp.srepr(k)} from {float(v.initial)!r}"
+                         + (f" exact {float(v.exact)!r}" if v.exact is not None else ""))
         if self.exact_solution:
             parts.append(repr(sorted((sp.srepr(u), sp.srepr(e)) for u, e in self.exact_solution.items())))
         return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
@@ -535,11 +578,19 @@ class Problem:
             return None
         return self._substitute(sp.sympify(self.domain.where))
 
-    def _substitute(self, expr: sp.Expr) -> sp.Expr:
-        if not self.parameters:
+    def _substitute(self, expr: sp.Expr, learned: bool = False) -> sp.Expr:
+        """``expr`` with the fixed parameters' values; ``learned=True`` also puts in the learned
+        parameters' exact values (those that have one)."""
+        if not self.parameters or not isinstance(self.parameters, Mapping):
             return expr
-        return expr.subs({k: sp.nsimplify(v) if isinstance(v, float) else v
-                          for k, v in self.parameters.items()})
+        values = {}
+        for k, v in self.parameters.items():
+            if isinstance(v, Learned):
+                if not learned or v.exact is None:
+                    continue
+                v = v.exact
+            values[k] = sp.nsimplify(v) if isinstance(v, float) else v
+        return expr.subs(values) if values else expr
 
     # ------------------------------------------------------------------ validation
     def validate(self) -> "Problem":
@@ -591,6 +642,12 @@ class Problem:
                 fail(f"parameter key {k!r} is not a SymPy Symbol")
             if k in variables:
                 fail(f"parameter {k} is also a domain variable")
+            if v is Learned:
+                fail(f"parameter {k}: Learned takes the value training starts from, such as "
+                     f"Learned(1.0)", term=str(k))
+            if isinstance(v, Learned):
+                self._check_learned(k, v, src)
+                continue
             try:
                 value = complex(sp.sympify(v))
             except (TypeError, ValueError):
@@ -675,6 +732,12 @@ class Problem:
         if free:
             fail(f"unknown {', '.join(map(str, free))} appears in no residual or condition, so nothing "
                  f"determines it (its network output would be arbitrary)")
+        read = set().union(*(sp.sympify(r).free_symbols for r in self.interior_residuals),
+                           *(r.free_symbols for c in self.condition_items.values() for r in c.residuals))
+        for k in self.learned:
+            if k not in read:
+                fail(f"the learned parameter {k} appears in no residual, so no loss term determines it "
+                     f"(a parameter of the exact solution only is a fixed one: give it a number)", term=str(k))
 
         if self.exact is not None and not isinstance(self.exact, Mapping):
             fail(f"exact must be a dict unknown -> expression, such as {{{self.unknowns[0]}: ...}}, "
@@ -684,7 +747,7 @@ class Problem:
             for u, e in self.exact.items():
                 if u not in unknown_set:
                     fail(f"exact solution given for {u}, which is not a declared unknown", term=str(u))
-                self._check_expr(self._substitute(sp.sympify(e)), f"exact[{u}]", src,
+                self._check_expr(self._substitute(sp.sympify(e), learned=True), f"exact[{u}]", src,
                                  allow_unknowns=False)
         for message in self.doubts():   # one place, so each prints once however often validate runs
             warnings.warn(f"{src}: {message}", PdecWarning, stacklevel=1)
@@ -816,6 +879,10 @@ class Problem:
                  + ("the domain would be empty" if where is sp.false else "leave where out for the whole box"))
         for f in sorted(where.atoms(AppliedUndef), key=str):
             fail(f"where must not contain the unknown {f}: it is a condition on the variables")
+        learned = sorted(map(str, set(self.learned) & where.free_symbols))
+        if learned:
+            fail(f"where contains the learned parameter(s) {', '.join(learned)}: the domain is fixed while "
+                 f"training, so it takes numbers (or fixed parameters)")
         for leaf in _boolean_leaves(where):
             if isinstance(leaf, sp.logic.boolalg.BooleanFunction):
                 fail(f"{type(leaf).__name__} in where: join inequalities with & (And), | (Or) and ~ (Not)")
@@ -927,6 +994,28 @@ class Problem:
                             f"the columns are the domain's variables in order "
                             f"({', '.join(map(str, self.variables))})", spec=src, term=term)
 
+    def _check_learned(self, k: sp.Symbol, v: Learned, src: str) -> None:
+        """A learned parameter: a plain name (it keys ``model.learned``), a finite real start and
+        exact value. (That a residual reads it is checked with the residuals.)"""
+        def fail(msg: str) -> None:
+            raise SpecError(msg, spec=src, term=str(k))
+
+        if not _plain_name(str(k)):
+            fail(f"learned parameter name {str(k)!r} must be a plain Python identifier, such as kappa "
+                 f"(it names the trainable parameter and a local of the generated code)")
+        for field_name in ("initial", "exact"):
+            value = getattr(v, field_name)
+            if value is None and field_name == "exact":
+                continue
+            try:
+                number = complex(sp.sympify(value))
+            except (TypeError, ValueError, sp.SympifyError):
+                fail(f"Learned({field_name}={value!r}) is not a number")
+            if number.imag != 0 or not math.isfinite(number.real):
+                fail(f"Learned({field_name}={value!r}) must be a finite real number")
+        if not isinstance(v.description, str):
+            fail(f"Learned(description=...) must be a string, got {type(v.description).__name__}")
+
     def _check_region_variable(self, region: Region, call: str, kind: str, src: str, term: str) -> None:
         """A :class:`Face`'s or :class:`Periodic`'s variable: the domain's Symbol (``call``: how the
         region is written with it, for the message)."""
@@ -994,6 +1083,12 @@ class Problem:
                 if v not in variables:
                     fail(f"derivative {d} is taken w.r.t. undeclared variable {v}")
         stray = {s for s in expr.free_symbols if s not in variables}
+        if allow_unknowns:   # a residual: the learned parameters are its symbols too
+            stray -= set(self.learned)
+        elif stray & set(self.learned):
+            names = ", ".join(sorted(map(str, stray & set(self.learned))))
+            fail(f"{term} contains the learned parameter(s) {names}, whose true value is not given: write "
+                 f"Learned(initial, exact=value) to measure errors against the solution at that value")
         if stray:
             declared = {str(k) for k in self.parameters} | {str(v) for v in variables}
             twins = sorted(str(s) for s in stray if str(s) in declared)

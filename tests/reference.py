@@ -34,13 +34,16 @@ def reference_mlp(model):
 
 
 def randomize_weights(model, scale: float = 1.5, seed: int = 0) -> None:
-    """Weights ~ N(0, scale²/fan_in), biases ~ N(0, 0.25): away from the default init's linear regime."""
+    """Weights ~ N(0, scale²/fan_in), biases ~ N(0, 0.25): away from the default init's linear regime;
+    learned parameters ~ U(0.5, 1.5) (away from their initial values)."""
     g = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         for layer in model.layers:
             fan_in = layer.weight.shape[1]
             layer.weight.copy_(torch.randn(layer.weight.shape, generator=g, dtype=layer.weight.dtype) * scale / fan_in**0.5)
             layer.bias.copy_(torch.randn(layer.bias.shape, generator=g, dtype=layer.bias.dtype) * 0.5)
+        for p in model.learned.values():
+            p.copy_(0.5 + torch.rand((), generator=g, dtype=p.dtype))
 
 
 def random_points(problem, n: int, seed: int = 1) -> torch.Tensor:
@@ -81,11 +84,14 @@ def reference_point_residual(problem, term: str, model, X: torch.Tensor) -> np.n
     """The term's residual (N, M) from the problem's own SymPy residuals: every derivative node
     is evaluated by nested autograd through :func:`reference_mlp`, then the expression by
     sympy.lambdify (NumPy). Nothing of pdec's analysis (atoms, names, splits) is used. A term
-    with a weight w ≠ 1 contributes √w·r (its loss is w · 1/(2N) Σ ‖r‖²)."""
+    with a weight w ≠ 1 contributes √w·r (its loss is w · 1/(2N) Σ ‖r‖²). Learned parameters
+    take the model's current values."""
     from sympy.core.function import AppliedUndef
 
     exprs = (problem.interior_residuals if term == "interior"
              else problem.condition_items[term].residuals)
+    values = {k: sp.Float(float(model.learned[str(k)].detach()), 17) for k in problem.learned}
+    exprs = [sp.sympify(e).xreplace(values) for e in exprs]
     unknowns, variables = list(problem.unknowns), list(problem.variables)
     cols = []
     for e in map(sp.sympify, exprs):

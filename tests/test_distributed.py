@@ -197,11 +197,12 @@ def test_sigint_to_a_two_rank_job_saves_a_checkpoint(tmp_path):
     assert checkpoint["step"] == summary["steps"]
 
 
-@pytest.mark.parametrize("spec", ["specs/heat1d.py", "tests/specs/measured_flux.py"])
+@pytest.mark.parametrize("spec", ["specs/heat1d.py", "tests/specs/measured_flux.py", "specs/heat1d_inverse.py"])
 def test_a_shard_divides_by_the_batch_total_everywhere(spec):
     """Two halves of a batch, each divided by the whole batch's count, sum to the whole batch's
     loss, gradient, factors, Gramian forms and trial losses (what the ranks' all-reduce adds); also
-    for a data condition, whose observations the ranks split."""
+    for a data condition, whose observations the ranks split, and for a learned parameter's
+    gradient and Gramian blocks."""
     from pdec.curvature import curvature_pass, gramian_quadratic_forms, layer_matrices, linearized_quadratic_forms
     from pdec.loss import pinn_loss
     from pdec.optim.line_search import trial_losses
@@ -217,7 +218,8 @@ def test_a_shard_divides_by_the_batch_total_everywhere(spec):
         cp = curvature_pass(model, batch)
         return [cp.loss, *cp.gradient, *(M for fs in cp.factors.values() for f in fs for M in (f.A, f.B)),
                 linearized_quadratic_forms(cp.linearizations, [v]), gramian_quadratic_forms(model, batch, [v]),
-                pinn_loss(model, batch)[0], trial_losses(model, batch, base, v, torch.tensor([0.0, 0.1], dtype=torch.float64))]
+                pinn_loss(model, batch)[0], trial_losses(model, batch, base, v, torch.tensor([0.0, 0.1], dtype=torch.float64)),
+                *([cp.learned_gradient, *cp.learned_gramians.values()] if cp.learned_gradient is not None else [])]
 
     whole = quantities(full)
     parts = [quantities(h) for h in halves]

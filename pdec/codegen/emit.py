@@ -25,7 +25,7 @@ from .render import KEEP_SPACE, code_wrap
 # spec's variable or atom printed as a local must not shadow them (a variable named ``Zc`` or
 # ``sigma_2`` would), so the Namer gives such a symbol another name.
 RESERVED = {"self", "torch", "math", "X", "Z", "Zc", "N", "d", "out", "z", "dz", "seed", "columns",
-            "nn", "horner_step", "tanh", "GeneratedPINN"}
+            "nn", "horner_step", "tanh", "GeneratedPINN", "learned"}
 RESERVED_PATTERN = re.compile(r"(s|c|q)\d+|sigma_\d+|[LQ]\d+h?|[az]_\w+")
 S0 = sp.Symbol("s0")  # σ(h) in the generated activate_<term>_last, the variable of its polynomials
 
@@ -136,15 +136,20 @@ def _ranges(columns: list[int]) -> str:
     return ", ".join(str(r[0]) if len(r) == 1 else f"{r[0]}–{r[-1]}" for r in runs)
 
 
-def _residual_context(plan: TermPlan, variables, names, observed: int = 0) -> dict:
+def _residual_context(plan: TermPlan, variables, names, observed: int = 0, learned=()) -> dict:
     """The residual function's lines. ``observed`` = M for a data term: its points carry the M
-    observed values after the d coordinates, and component j returns q_j − obs_j."""
+    observed values after the d coordinates, and component j returns q_j − obs_j. ``learned``:
+    the learned parameters' symbols, read from the function's ``learned`` argument (by default
+    ``self.learned``)."""
     namer = Namer()
     used = set().union(*(sp.sympify(r).free_symbols for r in plan.residuals)) if plan.residuals else set()
     var_lines = []
     for i, v in enumerate(variables):
         if v in used:
             var_lines.append((namer(v), f"X[..., {i}]", f"variable {v}"))
+    for k in learned:
+        if k in used:
+            var_lines.append((namer(k), f"learned[{str(k)!r}]", f"learned parameter {k}"))
     observed_names = []   # component j of a data term returns q_j − obs_j
     for j in range(observed):
         name = namer(sp.Dummy(), "obs" if observed == 1 else f"obs{j}")
@@ -171,7 +176,7 @@ def _residual_context(plan: TermPlan, variables, names, observed: int = 0) -> di
         results[j] = f"{results[j]} - {name}"
         exprs[j] = f"{exprs[j]} - {name}"
     return {"variables": var_lines, "outputs": out_lines, "assigns": assigns, "results": results,
-            "exprs": exprs, "read_columns": read or [0],
+            "exprs": exprs, "read_columns": read or [0], "reads_learned": bool(used & set(learned)),
             "read_label": _ranges(read or [0])}
 
 
@@ -599,7 +604,7 @@ def build_context(plan: Plan, options: Options, version: str, source_hash: str) 
         act = _activation_context(tp, name, variables)
         if tp.mode != "value":
             orders.add(act["order"])
-        residual = _residual_context(tp, variables, a.unknown_names, observed.get(name, 0))
+        residual = _residual_context(tp, variables, a.unknown_names, observed.get(name, 0), tuple(problem.learned))
         residual["weight"] = _weight_context(weights[name])
         terms.append({
             "name": name, "mode": tp.mode, "S": tp.S, "M": tp.M,
@@ -661,6 +666,11 @@ def build_context(plan: Plan, options: Options, version: str, source_hash: str) 
         "periodic": (_wrappable_repr({t["name"]: t["pair"]["entry"] for t in terms if t["pair"]})
                      if any(t["pair"] for t in terms) else None),
         "observed": _wrappable_repr(observed) if observed else None,
+        "learned": (_wrappable_repr({str(k): float(v.initial) for k, v in problem.learned.items()})
+                    if problem.learned else None),
+        "learned_exact": (_wrappable_repr({str(k): float(v.exact) for k, v in problem.learned.items()
+                                           if v.exact is not None})
+                          if any(v.exact is not None for v in problem.learned.values()) else None),
         "activation": repr(options.activation.name),
         "hidden": repr(tuple(options.hidden)),
     }
@@ -677,6 +687,9 @@ def build_context(plan: Plan, options: Options, version: str, source_hash: str) 
         "activation_code": print_torch(options.activation.expr),   # one expression: no CSE temporaries
         "sigmas": [_sigma_context(options.activation, k) for k in sorted(orders)],
         "terms": terms, "exact": exact, "where": where,
+        "learned": [f"{k}: starts at {float(v.initial)!r}"
+                    + (f", exact {float(v.exact)!r}" if v.exact is not None else "")
+                    + (f" ({v.description})" if v.description else "") for k, v in problem.learned.items()],
     }
 
 

@@ -7,6 +7,7 @@ Modules, one job each:
     factors   KFAC-expand / KFAC-reduce factors A, B per term and layer.
     kron      EMA state, merging terms, the inverse of a sum of two Kronecker products.
     gramian   matrix-free vᵀGv and Gv, and the dense Gramian for small nets.
+    learned   the learned PDE parameters' Jacobian, gradient and exact Gramian block.
 """
 
 from .factors import (Approximation, CurvaturePass, KronFactors, compute_factors, curvature_pass,
@@ -19,6 +20,7 @@ from .jacobian import (Linearization, augment, linearize, loss_gradient, output_
                        per_sample_jacobians)
 from .kron import (KronPreconditioner, KronSumInverse, congruence, default_groups, kron_sum_solve,
                    merge_factors)
+from .learned import LearnedBlock, learned_gramian, learned_jacobian, learned_loss_gradient
 from .layout import (add_to_parameters, flatten, layer_matrices, layer_shapes, matrices_to_params,
                      module_gradients, params_to_matrices, unflatten, unvec, vec)
 
@@ -33,6 +35,7 @@ __all__ = [
     "per_sample_jacobians",
     "KronPreconditioner", "KronSumInverse", "congruence", "default_groups", "kron_sum_solve",
     "merge_factors",
+    "LearnedBlock", "learned_gramian", "learned_jacobian", "learned_loss_gradient",
     "add_to_parameters", "flatten", "layer_matrices", "layer_shapes", "matrices_to_params",
     "module_gradients", "params_to_matrices", "unflatten", "unvec", "vec",
 ]

@@ -26,7 +26,7 @@ The vector-residual (M-component) form sums the B contributions over m (Λ = I, 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal, Mapping
 
 import torch
@@ -34,6 +34,7 @@ import torch
 from ..parallel import LOCAL, Communicator, batch_total
 from ..runtime import GeneratedPINN
 from .jacobian import Linearization, linearize, loss_gradient
+from .learned import learned_gramian, learned_loss_gradient
 
 Approximation = Literal["expand", "reduce"]
 
@@ -107,12 +108,16 @@ class CurvaturePass:
         gradient: ∂L/∂W̃⁽ˡ⁾ of the total loss over the batch's terms, per layer (h_l, h_{l-1}+1).
         factors: term -> per-layer :class:`KronFactors`.
         linearizations: term -> its :class:`Linearization` (for Gramian products without a new pass).
+        learned_gradient: ∂L/∂κ (P,) of the total loss, for a model with learned parameters (else None).
+        learned_gramians: term -> that term's exact Gramian block of κ (P, P) (empty without them).
     """
 
     losses: dict[str, torch.Tensor]
     gradient: list[torch.Tensor]
     factors: dict[str, list[KronFactors]]
     linearizations: dict[str, Linearization]
+    learned_gradient: torch.Tensor | None = None
+    learned_gramians: dict[str, torch.Tensor] = field(default_factory=dict)
 
     @property
     def loss(self) -> torch.Tensor:
@@ -128,7 +133,7 @@ def curvature_pass(model: GeneratedPINN, batch: Mapping[str, torch.Tensor],
         model: a generated module (parameters requiring grad).
         batch: term name -> points X (N_τ, d), or a rank's :class:`~pdec.parallel.Shard`.
         approximation: "expand" (the paper's) or "reduce".
-        comm: with several ranks, the losses, gradient and factors (each a sum over samples divided
+        comm: with several ranks, the losses, gradients, factors and learned blocks (each a sum over samples divided
             by the batch's total N_τ) are summed over ranks in one all-reduce; the
             linearizations stay local (Gramian products reduce their own results).
 
@@ -136,6 +141,7 @@ def curvature_pass(model: GeneratedPINN, batch: Mapping[str, torch.Tensor],
         :class:`CurvaturePass`.
     """
     losses, factors, gradient, lins = {}, {}, None, {}
+    learned_gradient, gramians = None, {}
     for term, X in batch.items():
         lin = linearize(model, term, X, batch_total(batch, term))
         lins[term] = lin
@@ -143,11 +149,16 @@ def curvature_pass(model: GeneratedPINN, batch: Mapping[str, torch.Tensor],
         factors[term] = term_factors(lin, approximation)
         grads = loss_gradient(lin)
         gradient = grads if gradient is None else [a + b for a, b in zip(gradient, grads)]
+        if lin.learned_jacobian is not None:   # the learned parameters' exact block
+            g = learned_loss_gradient(lin.residual, lin.learned_jacobian, lin.n_samples)
+            learned_gradient = g if learned_gradient is None else learned_gradient + g
+            gramians[term] = learned_gramian(lin.learned_jacobian, lin.n_samples)
     gradient = gradient or []
     if comm.distributed:
         comm.all_reduce_([*losses.values(), *gradient,
-                          *(M for fs in factors.values() for f in fs for M in (f.A, f.B))])
-    return CurvaturePass(losses, gradient, factors, lins)
+                          *(M for fs in factors.values() for f in fs for M in (f.A, f.B)),
+                          *([learned_gradient] if learned_gradient is not None else []), *gramians.values()])
+    return CurvaturePass(losses, gradient, factors, lins, learned_gradient, gramians)
 
 
 def compute_factors(model: GeneratedPINN, batch: Mapping[str, torch.Tensor],

@@ -24,6 +24,7 @@ import torch
 
 from ..loss import term_loss
 from ..runtime import GeneratedPINN
+from .learned import learned_jacobian
 
 
 @dataclass
@@ -36,6 +37,10 @@ class Linearization:
         inputs: per layer, the bias-augmented input stack Z̃⁽ˡ⁻¹⁾ (N, S, h_{l-1}+1), detached.
         output_grads: per layer, g (N, M, S, h_l) = ∂ r_{n,m} / ∂ Z⁽ˡ⁾_{n,s}, detached.
         n_total: the term's point count over all ranks (data parallel); None: this pass's N.
+        learned_jacobian: J (N, M, P) = ∂ r_{n,m} / ∂ κ_p for a model with learned parameters
+            (:mod:`pdec.curvature.learned`), else None.
+        output: the network's output stack (N', S, m), detached, for a model with learned
+            parameters (their line search re-evaluates the residual at other κ from it), else None.
     """
 
     term: str
@@ -43,6 +48,8 @@ class Linearization:
     inputs: list[torch.Tensor]
     output_grads: list[torch.Tensor]
     n_total: int | None = None
+    learned_jacobian: torch.Tensor | None = None
+    output: torch.Tensor | None = None
 
     @property
     def n_samples(self) -> int:
@@ -106,7 +113,7 @@ def linearize(model: GeneratedPINN, term: str, X: torch.Tensor, n_total: int | N
 
     Returns:
         :class:`Linearization` with r (N, M), Z̃ (N, S, h_{l-1}+1) and g (N, M, S, h_l) per layer
-        (S' = 2S for a periodic term).
+        (S' = 2S for a periodic term), and J (N, M, P) of the learned parameters if the model has any.
     """
     with torch.enable_grad():
         stacks = model.propagate(term, X)
@@ -114,13 +121,15 @@ def linearize(model: GeneratedPINN, term: str, X: torch.Tensor, n_total: int | N
             raise RuntimeError("linearize needs the model's parameters to require grad")
         r = model.residual(term, X, stacks)
         grads = output_gradients(r, stacks.outputs)
+    J_learned = learned_jacobian(model, term, X, stacks.outputs[-1]) if len(model.learned) else None
+    output = stacks.outputs[-1].detach() if len(model.learned) else None
     if term not in model.periodic:
         inputs = [augment(Z.detach()) for Z in stacks.inputs]
     else:   # rows n and N + n are one sample's two points: (2N, S, ·) -> (N, 2S, ·)
         S = stacks.inputs[0].shape[1]
         inputs = [augment(join_pairs(Z.detach(), dim=1), values=(0, S)) for Z in stacks.inputs]
         grads = [join_pairs(g, dim=2) for g in grads]
-    return Linearization(term, r.detach(), inputs, grads, n_total)
+    return Linearization(term, r.detach(), inputs, grads, n_total, J_learned, output)
 
 
 def join_pairs(T: torch.Tensor, dim: int) -> torch.Tensor:

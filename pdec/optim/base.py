@@ -88,10 +88,20 @@ class PINNOptimizer(ABC):
     HYPERPARAMETERS: ClassVar[Mapping[str, Hyper]] = {}
     #: keys of :attr:`StepInfo.extra` that the training loop writes to metrics.csv, one column each
     METRICS: ClassVar[tuple[str, ...]] = ()
+    #: whether the optimizer trains a spec's learned parameters (``model.learned``) with the layers;
+    #: the curvature optimizers work on the layers' matrices only, so they refuse such a model
+    TRAINS_LEARNED: ClassVar[bool] = False
 
     def __init__(self, model: GeneratedPINN, comm: Communicator = LOCAL, **hyper: Any):
         self.model = model
         self.comm = comm
+        learned = list(getattr(model, "learned", {}))
+        if learned and not self.TRAINS_LEARNED:
+            from . import OPTIMIZERS   # the registry, to name the optimizers that can
+
+            able = sorted(n for n, c in OPTIMIZERS.items() if c.TRAINS_LEARNED)
+            raise PdecError(f"{self.name} does not train learned parameters ({', '.join(learned)}) yet: its "
+                            f"curvature covers the network's layers only; use {', '.join(able)}")
         self.params = [p for p in model.parameters() if p.requires_grad]
         self.hyper = self.resolve(hyper)
 

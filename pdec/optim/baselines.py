@@ -12,7 +12,10 @@ from .base import Hyper, PINNOptimizer, StepInfo
 
 
 class _TorchOptimizer(PINNOptimizer):
-    """Wraps a ``torch.optim`` optimizer built by :meth:`make`."""
+    """Wraps a ``torch.optim`` optimizer built by :meth:`make`. It trains every parameter of the
+    model, the spec's learned parameters (``model.learned``) included."""
+
+    TRAINS_LEARNED = True
 
     def __init__(self, model, **hyper):
         super().__init__(model, **hyper)

@@ -1,4 +1,6 @@
-"""Logarithmic grid line search: α* = argmin_{α ∈ {2⁻³⁰, …, 2⁰}} L(θ + α δ) (MATH.md §6).
+"""Logarithmic grid line search: α* = argmin_{α ∈ {2⁻³⁰, …, 2⁰}} L(θ + α δ) (MATH.md §6), over the
+layers' parameters (:func:`grid_line_search`) or, with the network fixed, a spec's learned
+parameters (:func:`learned_line_search`).
 
 All trial losses are computed forward-only (no graph) in batched passes: the trials are a leading
 dim K of every stack, and each linear layer multiplies trial k's stack by its own weights
@@ -10,7 +12,7 @@ stacks stay near ``max_chunk_mb`` (an estimate: three full stacks per trial).
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from typing import Mapping, Sequence
 
 import torch
 
@@ -103,9 +105,9 @@ def trial_losses(model: GeneratedPINN, batch: Batch, base: Sequence[torch.Tensor
             full = out.new_zeros(K, N, S, out.shape[-1])
             full[:, :, columns] = out
             out = full
-        # (K, N, M); the points (N, ·) broadcast, a data term's with its observed values
-        r = getattr(model, f"residual_{term}")(model.residual_points(term, points), out)
-        r = model.paired_difference(term, r)                   # q(X) − q(X') for a periodic term
+        # (K, N, M); the points (N, ·) broadcast, a data term's with its observed values; a
+        # periodic term's q(X) − q(X')
+        r = model.residual_of_output(term, points, out)
         total += 0.5 * r.pow(2).sum(dim=(1, 2)) / batch_total(batch, term)
     return total
 
@@ -156,3 +158,38 @@ def grid_line_search(model: GeneratedPINN, batch: Batch, direction: Sequence[tor
         layer.weight.add_(D[:, :-1], alpha=alpha)
         layer.bias.add_(D[:, -1], alpha=alpha)
     return alpha, float(losses[k])
+
+
+@torch.no_grad()
+def learned_line_search(model: GeneratedPINN, batch: Batch, outputs: Mapping[str, torch.Tensor],
+                        direction: torch.Tensor, grid: Sequence[float] = GRID, comm: Communicator = LOCAL,
+                        current: float | None = None) -> tuple[float, float]:
+    """Move the learned parameters κ to κ + β* δκ with the β* of ``grid`` that minimises the loss
+    with the network held fixed: the residuals re-read from each term's output stack (N', S, m) in
+    ``outputs`` (term -> stack, from the curvature pass), so the K trials cost the residual
+    functions only. ``current``: the loss at κ (κ is left unchanged when no trial beats it,
+    β* = 0). Returns (β*, the loss there)."""
+    params = list(model.learned.values())
+    if direction.shape != (len(params),):
+        raise ValueError(f"direction must have shape ({len(params)},), one entry per learned parameter, "
+                         f"got {tuple(direction.shape)}")
+    base = torch.stack([p.detach() for p in params])
+    betas = torch.tensor(grid, dtype=base.dtype, device=base.device)
+    K = len(grid)
+    kappa = base + betas[:, None] * direction                                   # (K, P)
+    learned = {name: kappa[:, i, None] for i, name in enumerate(model.learned)}  # (K, 1) each
+    losses = betas.new_zeros(K)
+    for term, points in batch.items():
+        out = outputs[term]
+        r = model.residual_of_output(term, points, out.expand(K, *out.shape), learned)   # (K, N, M)
+        losses += 0.5 * r.pow(2).sum(dim=(1, 2)) / batch_total(batch, term)
+    comm.all_reduce_([losses])
+    finite = torch.isfinite(losses)
+    if not bool(finite.any()):
+        return 0.0, math.inf
+    k = int(torch.where(finite, losses, torch.full_like(losses, math.inf)).argmin())
+    if current is not None and current < float(losses[k]):
+        return 0.0, float(current)
+    for p, D in zip(params, direction):
+        p.add_(D, alpha=float(grid[k]))
+    return float(grid[k]), float(losses[k])

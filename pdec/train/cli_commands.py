@@ -63,8 +63,9 @@ def add_training_commands(sub) -> None:
 
     p = sub.add_parser("compare", help="train several optimizers at the same budget; table and plot")
     p.add_argument("spec", type=Path, help="spec file")
-    p.add_argument("--optimizers", default="kfac,kfac-star,engd,hessian-free,lbfgs,adam,sgd",
-                   help="comma-separated optimizers, trained one after the other (default: %(default)s)")
+    p.add_argument("--optimizers", default=None,
+                   help=f"comma-separated optimizers, trained one after the other (default: {COMPARED}; "
+                        f"for a spec with learned parameters, those of them that train such parameters)")
     p.add_argument("--time-budget", type=float, default=60.0,
                    help="seconds of optimisation per optimizer (default: %(default)s)")
     p.add_argument("--steps", type=int, default=0, help="step limit per optimizer (0: budget only)")
@@ -191,6 +192,9 @@ def _print_result(run) -> None:
         parts += [rel, f"absolute RMS {f['abs_rms']:.3e}"]
     parts += [f"held-out RMS misfit of {key.removeprefix('heldout_rms_')} {value:.3e}"
               for key, value in f.items() if key.startswith("heldout_rms_")]
+    for name in getattr(run.model, "learned", {}):   # each learned parameter, and its distance to the truth
+        err = f.get(f"learned_err_{name}")
+        parts.append(f"learned {name} = {f[f'learned_{name}']:.6g}" + (f" (error {err:.2e})" if err is not None else ""))
     print("; ".join(parts))
     if run.run_dir is not None:
         print(f"run directory: {run.run_dir}")
@@ -355,6 +359,10 @@ def cmd_plot(args) -> int:
     return 0
 
 
+#: what pdec compare trains unless --optimizers says otherwise
+COMPARED = "kfac,kfac-star,engd,hessian-free,lbfgs,adam,sgd"
+
+
 def cmd_compare(args) -> int:
     from .loop import TrainingDiverged, train
     from .plots import plot_curves
@@ -364,9 +372,23 @@ def cmd_compare(args) -> int:
     from ..optim import get_optimizer
     from .config import TRAIN_KEYS
 
-    names = [n.strip() for n in args.optimizers.split(",") if n.strip()]
+    names = [n.strip() for n in (args.optimizers or COMPARED).split(",") if n.strip()]
     if not names:
         raise PdecError("--optimizers names no optimizer")
+    from .. import load_spec
+
+    learned = [str(k) for k in load_spec(args.spec).learned]
+    unable = [n for n in names if not get_optimizer(n).TRAINS_LEARNED]
+    if learned and unable:   # before the first run trains, not after
+        if args.optimizers is None:
+            names = [n for n in names if n not in unable]
+            print(f"{args.spec} learns {', '.join(learned)}: comparing {', '.join(names)} ({', '.join(unable)} "
+                  f"cannot train learned parameters yet)")
+        else:
+            able = [n for n in names if n not in unable]
+            raise PdecError(f"{args.spec} learns {', '.join(learned)}, which {', '.join(unable)} cannot train yet "
+                            f"(their curvature covers the network's layers only)"
+                            + (f"; compare {', '.join(able)}" if able else "; use adam, sgd or lbfgs"))
     repeated = sorted({n for n in names if names.count(n) > 1})
     if repeated:
         raise PdecError(f"--optimizers names {', '.join(repeated)} more than once (one run per optimizer; "
@@ -405,11 +427,13 @@ def cmd_compare(args) -> int:
             print(f"{name}: interrupted after {run.steps} steps ({run.run_dir}); stopping")
             return 128 + int(run.stop_signal or 2)
         f = run.final
-        held = {k.removeprefix("heldout_rms_"): v for k, v in f.items() if k.startswith("heldout_rms_")}
+        held = {f"held-out {k.removeprefix('heldout_rms_')}": v for k, v in f.items() if k.startswith("heldout_rms_")}
+        held.update({f"learned {k}": f[f"learned_{k}"] for k in learned})
         rows.append((name, run.steps, run.elapsed / max(run.steps, 1), f.get("loss", float("nan")),
                      f.get("rel_l2", float("nan")), f.get("abs_rms", float("nan")), held, status))
-    # a column per data condition with held-out observations (every run of one problem logs the same)
-    head = "".join(f" {'held-out ' + c:>22s}" for c in (rows[0][6] if rows else {}))
+    # a column per data condition with held-out observations and per learned parameter (every run
+    # of one problem logs the same)
+    head = "".join(f" {c:>22s}" for c in (rows[0][6] if rows else {}))
     print(f"\n{'optimizer':15s} {'steps':>7s} {'s/step':>9s} {'loss':>10s} {'rel L2':>10s} {'abs RMS':>10s}{head}  status")
     for name, steps, per, loss, rel, rms, held, status in rows:
         cells = "".join(f" {v:22.3e}" for v in held.values())

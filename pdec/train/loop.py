@@ -83,8 +83,10 @@ def evaluate(model, sampler: PointSampler | GivenPoints) -> dict[str, float]:
     over all outputs; for a system also per unknown (``rel_l2_<u>``, ``abs_rms_<u>``). A relative
     error is NaN (undefined) where u* vanishes on every evaluation point. For a data condition
     with held-out observations, ``heldout_rms_<condition>``: sqrt(mean (q − y)²) over them and
-    their components (the unweighted misfit, in the data's units)."""
-    out = {}
+    their components (the unweighted misfit, in the data's units). For each learned parameter,
+    ``learned_<name>``: its current value, and where the spec gives its true value,
+    ``learned_err_<name>``: |value − true value|."""
+    out = learned_values(model)
     weights = sampler.problem.weights
     with torch.no_grad():
         for name, rows in sampler.heldout.items():
@@ -104,6 +106,21 @@ def evaluate(model, sampler: PointSampler | GivenPoints) -> dict[str, float]:
                 name = model.unknowns[c]
                 out.update({f"{key}_{name}": value for key, value in _errors(diff[:, k], ref[:, k]).items()})
         return out
+
+
+def learned_values(model) -> dict[str, float]:
+    """``learned_<name>`` (the current value) for each learned parameter of the model, then
+    ``learned_err_<name>`` = |value − true value| for those whose true value the spec gives."""
+    learned = getattr(model, "learned", {})
+    out = {f"learned_{name}": float(p.detach()) for name, p in learned.items()}
+    out.update({f"learned_err_{name}": abs(float(learned[name].detach()) - value)
+                for name, value in getattr(model, "learned_exact", {}).items()})
+    return out
+
+
+def learned_columns(model) -> list[str]:
+    """The learned-parameter columns of metrics.csv (see :func:`learned_values`)."""
+    return list(learned_values(model))
 
 
 def _loss_fields(loss: float, losses: Mapping[str, float]) -> dict[str, float]:
@@ -187,8 +204,9 @@ def train(compiled: Compiled, optimizer: str | None = None, *, config_file: str 
             unused. A run started with given points resumes only with the same ``points``.
         eval_points: held-out points (N_eval, d) for the error metrics (default: ``n_eval``
             uniform points drawn with the seed).
-        initialize: re-initialise the weights from the seed (default). False: start from the
-            model's current weights (after another run, e.g. Adam then KFAC, or loaded ones).
+        initialize: re-initialise the weights from the seed and the learned parameters to their
+            initial values (default). False: start from the model's current weights and learned
+            parameters (after another run, e.g. Adam then L-BFGS, or loaded ones).
         init_from: a run directory: start from the weights of its last checkpoint (its network's
             widths must be this model's), with this run's optimizer and settings; a new run.
         **settings: any :class:`TrainConfig` field (steps, time_budget, seed, n_interior, ...) or
@@ -251,12 +269,14 @@ def train(compiled: Compiled, optimizer: str | None = None, *, config_file: str 
             raise PdecError("init_from starts a new run from another run's weights; resume continues a run: "
                             "give one of them")
         _load_weights(model, Path(init_from), problem)
+        model.reset_learned()
         initialize, initial_weights = False, f"from {init_from}"
     if checkpoint is None:
         torch.manual_seed(cfg.seed)
         if initialize:
             for layer in model.layers:
                 layer.reset_parameters()
+            model.reset_learned()
     opt = get_optimizer(cfg.optimizer)(model, comm=comm, **hyper)
     n_params = sum(p.numel() for p in model.parameters())
 
@@ -287,7 +307,8 @@ def train(compiled: Compiled, optimizer: str | None = None, *, config_file: str 
 
     terms = list(sampler.batch)
     columns = (["step", "time", "loss"] + [f"loss_{t}" for t in terms] + error_columns(model)
-               + [f"heldout_rms_{name}" for name in sampler.heldout] + ["lr", *opt.METRICS])
+               + [f"heldout_rms_{name}" for name in sampler.heldout] + learned_columns(model)
+               + ["lr", *opt.METRICS])
     settings_record = {**asdict(cfg), **hyper}
     if run_dir is not None and checkpoint is None:
         write_json(run_dir / "config.json", _run_record(compiled, settings_record, hyper, n_params, dtype, device,
@@ -408,6 +429,8 @@ def train(compiled: Compiled, optimizer: str | None = None, *, config_file: str 
                         post["rel_l2"] = f"{metrics['rel_l2']:.2e}"
                     for name in sampler.heldout:   # the fit on observations it does not train on
                         post[f"heldout_{name}"] = f"{metrics[f'heldout_rms_{name}']:.2e}"
+                    for name in getattr(model, "learned", {}):   # where the inverse problem stands
+                        post[name] = f"{metrics[f'learned_{name}']:.5g}"
                     if cfg.time_budget:
                         post["left"] = f"{max(cfg.time_budget - elapsed, 0):.0f}s"
                     bar.set_postfix(post, refresh=False)
@@ -453,7 +476,8 @@ def _run_record(compiled: Compiled, settings_record: dict, hyper: dict, n_params
                 comm: Communicator, memory: MemoryEstimate, sampler, points, initial_weights: str,
                 exact_check: str | None) -> dict:
     """config.json of a new run: every resolved setting, the problem, versions, device, dtype, D,
-    the plan, and where the points, the evaluation set and the initial weights came from."""
+    the plan, where the points, the evaluation set and the initial weights came from, and the
+    learned parameters' starts and true values."""
     problem, model = compiled.problem, compiled.model
     return {
         # absolute, so that --resume works from any directory
@@ -472,7 +496,10 @@ def _run_record(compiled: Compiled, settings_record: dict, hyper: dict, n_params
         "data_heldout": {name: len(rows) for name, rows in sampler.heldout.items()},
         "eval_points": {"source": "given" if points is not None and sampler.eval_given else "sampled",
                         "N": 0 if sampler.eval_points is None else len(sampler.eval_points)},
-        "initial_weights": initial_weights, "exact_solution_check": exact_check}
+        "initial_weights": initial_weights, "exact_solution_check": exact_check,
+        # learned parameters: where training starts them, and their true values where known
+        "learned": {name: {"initial": value, "exact": model.learned_exact.get(name)}
+                    for name, value in model.learned_initial.items()}}
 
 
 def _open_resume(run_dir: Path, compiled: Compiled, points, optimizer: str | None, settings: Mapping[str, Any],
@@ -628,7 +655,8 @@ def _warn_if_exact_is_wrong(problem) -> str:
 
 def _load_weights(model, run_dir: Path, problem=None) -> None:
     """Copy the weights of ``run_dir``'s last checkpoint into ``model`` (same widths and activation).
-    A run of another problem is allowed (a warm start from a related PDE), with a warning."""
+    A run of another problem is allowed (a warm start from a related PDE), with a warning. The
+    layers' weights only: learned parameters start from the spec's values."""
     if not (run_dir / CHECKPOINT).is_file():
         raise PdecError(f"{run_dir}: no {CHECKPOINT} to start from")
     record = json.loads((run_dir / "config.json").read_text())   # the run's widths and activation

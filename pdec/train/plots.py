@@ -49,8 +49,11 @@ def _told_apart(label: str, run_dir: Path, alike: list[Path]) -> str:
 
 def plot_curves(run_dirs: list[Path], out: Path, title: str | None = None) -> Path:
     """Loss and relative L2 against steps and wall time, runs overlaid: one 2×2 PNG (without an
-    exact solution, the misfit on a data condition's held-out observations, if there is one)."""
-    fig, axes = plt.subplots(2, 2, figsize=(11, 8), constrained_layout=True)
+    exact solution, the misfit on a data condition's held-out observations, if there is one). Runs
+    with learned parameters get a third column: each parameter's value, its true value dashed."""
+    records = [json.loads((r / "config.json").read_text()) for r in run_dirs]
+    learned = dict.fromkeys(name for cfg in records for name in cfg.get("learned", {}))   # first run's order
+    fig, axes = plt.subplots(2, 3 if learned else 2, figsize=(16 if learned else 11, 8), constrained_layout=True)
     if title:
         fig.suptitle(title)
     problems = {json.loads((r / "config.json").read_text()).get("problem") for r in run_dirs}
@@ -76,6 +79,8 @@ def plot_curves(run_dirs: list[Path], out: Path, title: str | None = None) -> Pa
     for col, key in enumerate(["loss", error_label]):
         axes[0, col].set(xlabel="step", ylabel=key)
         axes[1, col].set(xlabel="time (s)", ylabel=key)
+    if learned:
+        _plot_learned(axes[:, 2], list(learned), metrics, records)
     for ax in axes.flat:
         ax.grid(True, which="both", alpha=0.3)
     axes[0, 0].legend(fontsize=8)
@@ -83,6 +88,30 @@ def plot_curves(run_dirs: list[Path], out: Path, title: str | None = None) -> Pa
     fig.savefig(out, dpi=120)
     plt.close(fig)
     return out
+
+
+def _plot_learned(axes, names: list[str], metrics: list[list[dict]], records: list[dict]) -> None:
+    """The learned parameters' values against steps (axes[0]) and time (axes[1]), one line per run
+    and parameter, and each true value (config.json's ``learned``) as a dashed line."""
+    several = len(names) > 1
+    for rows, cfg in zip(metrics, records):
+        for name in names:
+            if f"learned_{name}" not in (rows[0] if rows else {}):
+                continue
+            values = [r[f"learned_{name}"] for r in rows]
+            axes[0].semilogx([max(r["step"], 1) for r in rows], values)
+            axes[1].semilogx([max(r["time"], 1e-3) for r in rows], values)
+    for name in names:
+        exact = next((cfg["learned"][name]["exact"] for cfg in records if name in cfg.get("learned", {})
+                      and cfg["learned"][name]["exact"] is not None), None)
+        if exact is not None:
+            for ax in axes:
+                ax.axhline(exact, color="k", ls="--", lw=1, label=f"true {name}" if several else "true value")
+    label = ", ".join(names) if several else names[0]
+    axes[0].set(xlabel="step", ylabel=f"learned {label}")
+    axes[1].set(xlabel="time (s)", ylabel=f"learned {label}")
+    if any(ax.get_legend_handles_labels()[0] for ax in axes):
+        axes[0].legend(fontsize=8)
 
 
 def error_curve(metrics: list[list[dict]]) -> tuple[str, str]:
