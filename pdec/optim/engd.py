@@ -5,6 +5,10 @@ layer-wise block diagonal), an EMA Ĝ ← β Ĝ + (1 − β) G initialised to I,
 line search. Feasible only for small D: the memory is estimated first and a net whose Gramian
 will not fit is refused with the size.
 
+Learned parameters κ (a spec's ``Learned``) add P columns ∂r/∂κ to J: the full Gramian couples
+them with the layers, and its direction moves both along one line search; the layer-wise Gramian
+gets one more block, and κ moves first with a line search of its own (as KFAC's).
+
 Hessian-free: truncated conjugate gradients on (G + λI) d = −∇L with matrix-free Gramian–vector
 products (one JVP and one VJP per term per iteration), then the same line search.
 """
@@ -13,13 +17,13 @@ from __future__ import annotations
 
 import torch
 
-from ..curvature import (flatten, layer_shapes, linearize, linearized_matvec, loss_gradient, per_sample_jacobians,
-                         unflatten, vec)
+from ..curvature import (flatten, layer_shapes, learned_loss_gradient, linearize, linearized_matvec, loss_gradient,
+                         per_sample_jacobians, unflatten, vec)
 from ..errors import PdecError
 from ..loss import Batch
 from ..parallel import batch_total
 from .base import Hyper, PINNOptimizer, StepInfo
-from .line_search import grid_line_search
+from .line_search import grid_line_search, learned_line_search
 
 
 def _psd_solve(G: torch.Tensor, g: torch.Tensor, rcond: float = 1e-14) -> torch.Tensor:
@@ -35,6 +39,7 @@ class ENGD(PINNOptimizer):
 
     name = "engd"
     layerwise = False
+    TRAINS_LEARNED = True
     HYPERPARAMETERS = {
         "damping": Hyper(1e-10, "λ added to the Gramian", lo=0),
         "ema": Hyper(0.3, "β of the Gramian moving average (0: none)", lo=0, hi=0.999999),
@@ -47,8 +52,9 @@ class ENGD(PINNOptimizer):
         p = next(model.parameters())
         self.shapes = layer_shapes(model)
         sizes = [o * i for o, i in self.shapes]
-        self.D = sum(sizes)
-        blocks = sizes if self.layerwise else [self.D]
+        self.P = len(model.learned)   # learned parameters: P more columns of J, after the layers'
+        self.D = sum(sizes) + self.P
+        blocks = (sizes + ([self.P] if self.P else [])) if self.layerwise else [self.D]
         self._check_memory(sum(b * b for b in blocks) * 3, "the Gramian, its average and its eigenvectors")
         make = (lambda k: torch.eye(k, dtype=p.dtype, device=p.device)) if self.hyper["init"] == "identity" \
             else (lambda k: torch.zeros(k, k, dtype=p.dtype, device=p.device))
@@ -61,17 +67,24 @@ class ENGD(PINNOptimizer):
                             f"max_memory_gb = {self.hyper['max_memory_gb']}; use kfac, or a smaller net")
 
     def gramian(self, batch: Batch):
-        """Exact Gramian (blocks), loss gradient (layer matrices), total and per-term losses."""
+        """Exact Gramian (blocks), loss gradient (layer matrices, then ∂L/∂κ (P,) when the model has
+        learned parameters), total and per-term losses. With learned parameters the terms' output
+        stacks are kept in ``self.outputs`` (the layer-wise step's line search over κ reads them)."""
         n_rows = sum(X.shape[0] for X in batch.values())
         self._check_memory(2 * n_rows * self.D, "the per-sample Jacobians")
         blocks = None
         grad, losses = None, {}
+        self.outputs = {}
         for term, X in batch.items():
             lin = linearize(self.model, term, X, batch_total(batch, term))
             losses[term] = lin.loss.reshape(1)
             g = loss_gradient(lin)
-            grad = g if grad is None else [a + b for a, b in zip(grad, g)]
             Js = [vec(J).reshape(-1, J.shape[-1] * J.shape[-2]) for J in per_sample_jacobians(lin)]
+            if self.P:   # rows n·M + m, as the layers' rows
+                g = g + [learned_loss_gradient(lin.residual, lin.learned_jacobian, lin.n_samples)]
+                Js.append(lin.learned_jacobian.reshape(-1, self.P))
+                self.outputs[term] = lin.output
+            grad = g if grad is None else [a + b for a, b in zip(grad, g)]
             if not self.layerwise:
                 Js = [torch.cat(Js, dim=1)]
             contrib = [J.mT @ J / lin.n_samples for J in Js]
@@ -80,12 +93,15 @@ class ENGD(PINNOptimizer):
         return blocks, grad, {k: float(v) for k, v in losses.items()}
 
     def direction(self, batch: Batch):
-        """Δ = −(Ĝ + λI)⁺ ∇L as layer matrices, after the EMA update; also the losses."""
+        """Δ = −(Ĝ + λI)⁺ ∇L as layer matrices, after the EMA update; also the losses. With learned
+        parameters their part Δκ (P,) is left in ``self.learned_delta``."""
         blocks, grad, losses = self.gramian(batch)
         beta, lam = self.hyper["ema"], self.hyper["damping"]
         for Gh, G in zip(self.G, blocks):
             Gh.mul_(beta).add_(G, alpha=1.0 - beta)
-        g = flatten([G_.detach() for G_ in grad])
+        g = flatten([G_.detach() for G_ in grad[:len(self.shapes)]])
+        if self.P:
+            g = torch.cat([g, grad[-1].detach()])
         if self.layerwise:
             parts, start = [], 0
             for Gh in self.G:
@@ -97,12 +113,22 @@ class ENGD(PINNOptimizer):
         else:
             eye = torch.eye(self.D, dtype=g.dtype, device=g.device)
             d = _psd_solve(self.G[0] + lam * eye, g)
-        return unflatten(-d, self.shapes), losses
+        self.learned_delta = -d[self.D - self.P:] if self.P else None
+        return unflatten(-d[:self.D - self.P], self.shapes), losses
 
     def step(self, batch: Batch) -> StepInfo:
         delta, losses = self.direction(batch)
-        loss = sum(losses.values())
-        alpha, _ = grid_line_search(self.model, batch, delta, comm=self.comm, current=loss)
+        loss = current = sum(losses.values())
+        joint = None
+        if self.learned_delta is not None and self.comm.distributed:   # one κ step on every rank
+            self.comm.broadcast_([self.learned_delta], src=0)
+        if self.learned_delta is not None and self.layerwise:   # κ's block alone: its own line search first
+            _, current = learned_line_search(self.model, batch, self.outputs, self.learned_delta, comm=self.comm,
+                                             current=loss)
+        elif self.learned_delta is not None:   # the full Gramian's direction moves κ with the layers
+            joint = self.learned_delta
+        alpha, _ = grid_line_search(self.model, batch, delta, comm=self.comm, current=current,
+                                    learned_direction=joint)
         return StepInfo(loss, losses, alpha)
 
     def state_dict(self) -> dict:

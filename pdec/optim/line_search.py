@@ -48,7 +48,9 @@ def _map(A: torch.Tensor, W: torch.Tensor) -> torch.Tensor:
 
 @torch.no_grad()
 def trial_losses(model: GeneratedPINN, batch: Batch, base: Sequence[torch.Tensor],
-                 direction: Sequence[torch.Tensor], alphas: torch.Tensor) -> torch.Tensor:
+                 direction: Sequence[torch.Tensor], alphas: torch.Tensor,
+                 learned_base: torch.Tensor | None = None,
+                 learned_direction: torch.Tensor | None = None) -> torch.Tensor:
     """L(θ₀ + α_k δ) for K step sizes at once.
 
     Args:
@@ -57,6 +59,9 @@ def trial_losses(model: GeneratedPINN, batch: Batch, base: Sequence[torch.Tensor
         base: θ₀ as layer matrices W̃ (h_l, h_{l-1}+1).
         direction: δ in the same layout.
         alphas: (K,) step sizes.
+        learned_base, learned_direction: κ₀ and δκ (P,) of a model's learned parameters when they
+            move with the layers (None: they stay at the model's values); trial k's residuals
+            read κ₀ + α_k δκ, (K, 1) per parameter.
 
     Returns:
         (K,) losses Σ_τ 1/(2N_τ) Σ_n ‖r_τ(x_n)‖² (N_τ: the batch's total, so a shard gives its part).
@@ -73,6 +78,10 @@ def trial_losses(model: GeneratedPINN, batch: Batch, base: Sequence[torch.Tensor
     weights = [W0 + a * D for W0, D in zip(base[1:], direction[1:])]   # (K, h_l, h_{l-1}+1)
     hidden, W_out = weights[:-1], weights[-1]
     total = alphas.new_zeros(K)
+    learned = None
+    if learned_direction is not None:
+        kappa = learned_base + alphas[:, None] * learned_direction                  # (K, P)
+        learned = {name: kappa[:, i, None] for i, name in enumerate(model.learned)}  # (K, 1) each
     for term, points in batch.items():
         X = model.term_points(term, points)                    # (2N, d) for a periodic term, x of a data term
         N, d = X.shape
@@ -107,7 +116,7 @@ def trial_losses(model: GeneratedPINN, batch: Batch, base: Sequence[torch.Tensor
             out = full
         # (K, N, M); the points (N, ·) broadcast, a data term's with its observed values; a
         # periodic term's q(X) − q(X')
-        r = model.residual_of_output(term, points, out)
+        r = model.residual_of_output(term, points, out, learned)
         total += 0.5 * r.pow(2).sum(dim=(1, 2)) / batch_total(batch, term)
     return total
 
@@ -115,7 +124,8 @@ def trial_losses(model: GeneratedPINN, batch: Batch, base: Sequence[torch.Tensor
 @torch.no_grad()
 def grid_line_search(model: GeneratedPINN, batch: Batch, direction: Sequence[torch.Tensor],
                      grid: Sequence[float] = GRID, max_chunk_mb: float | None = None,
-                     comm: Communicator = LOCAL, current: float | None = None) -> tuple[float, float]:
+                     comm: Communicator = LOCAL, current: float | None = None,
+                     learned_direction: torch.Tensor | None = None) -> tuple[float, float]:
     """Move θ to θ + α* δ with the α* of ``grid`` that minimises the loss.
 
     Args:
@@ -130,6 +140,9 @@ def grid_line_search(model: GeneratedPINN, batch: Batch, direction: Sequence[tor
         current: L(θ) on the same batch, if known. When the best trial loss is above it, θ is
             left unchanged and α* = 0, as the paper's grid search does (its code evaluates L(θ)
             first; the optimizers pass the loss of their curvature pass).
+        learned_direction: δκ (P,), the learned parameters' part of a joint direction (ENGD's
+            full Gramian couples them with the layers), in ``model.learned``'s order; None: they
+            stay (KFAC moves them first, with :func:`learned_line_search`).
 
     Returns:
         (α*, L(θ + α* δ)). When every trial loss is non-finite, θ is left unchanged and α* = 0
@@ -142,9 +155,15 @@ def grid_line_search(model: GeneratedPINN, batch: Batch, direction: Sequence[tor
     per_trial = max(_stack_bytes(model, batch) * 3, 1)
     chunk = max(1, min(len(grid), int(max_chunk_mb * 2**20 // per_trial)))
     trials = compiled(trial_losses) if model.torch_compiled else trial_losses
+    learned = list(model.learned.values())
+    if learned_direction is not None and learned_direction.shape != (len(learned),):
+        raise ValueError(f"learned_direction must have shape ({len(learned)},), one entry per learned "
+                         f"parameter, got {tuple(learned_direction.shape)}")
+    learned_base = torch.stack([p.detach() for p in learned]) if learned_direction is not None else None
     losses = []
     for start in range(0, len(grid), chunk):
-        losses.append(trials(model, batch, base, direction, alphas[start:start + chunk]))
+        losses.append(trials(model, batch, base, direction, alphas[start:start + chunk], learned_base,
+                             learned_direction))
     losses = torch.cat(losses)
     comm.all_reduce_([losses])
     finite = torch.isfinite(losses)
@@ -157,6 +176,9 @@ def grid_line_search(model: GeneratedPINN, batch: Batch, direction: Sequence[tor
     for layer, W0, D in zip(model.layers, base, direction):
         layer.weight.add_(D[:, :-1], alpha=alpha)
         layer.bias.add_(D[:, -1], alpha=alpha)
+    if learned_direction is not None:
+        for p, D in zip(learned, learned_direction):
+            p.add_(D, alpha=alpha)
     return alpha, float(losses[k])
 
 
