@@ -11,8 +11,8 @@ when it exists, its *collapsed split*
 
 where b, C do not depend on the unknowns (nor on learned parameters: a factor s_km carries
 those, so the operators stay fixed columns of the propagation) and the remainder contains
-derivatives of order ≤ 1 only. The split exists when every derivative of order ≥ 2 enters linearly with unknown-free
-coefficients and no derivative has order > 2. First-order atoms that enter linearly with
+derivatives of order ≤ 1 only. The split exists when every derivative of order ≥ 2 enters
+linearly with unknown-free coefficients and no derivative has order > 2. First-order atoms that enter linearly with
 unknown-free coefficients are folded into the operators (MATH.md §3), so they cost no column.
 A second split, *unfolded*, keeps them in the remainder instead: its operators are purely
 second order, which lets a residual such as ∂_t u − κ Δ_x u be propagated as a forward Laplacian

@@ -274,10 +274,11 @@ class GeneratedPINN(nn.Module):
 
     def residual_of_output(self, term: str, X: torch.Tensor, out: torch.Tensor,
                            learned: Mapping[str, torch.Tensor] | None = None) -> torch.Tensor:
-        """The term's residual (N, M) from its points X (as for :meth:`residual`) and the network's
-        output stack ``out`` (N', S, m), N' the term's :meth:`forward_rows`. ``learned``: values of
-        the learned parameters, name -> tensor, in place of ``self.learned`` (to differentiate the
-        residual in them alone, with ``out`` fixed)."""
+        """The term's residual (..., N, M) from its points X (as for :meth:`residual`) and the
+        network's output stack ``out`` (..., N', S, m), N' the term's :meth:`forward_rows` (leading
+        dims: the line search's trials). ``learned``: values of the learned parameters, name ->
+        tensor broadcasting against ``out[..., 0, 0]``, in place of ``self.learned`` (the line
+        search's trial values, or a copy to differentiate the residual in alone, ``out`` fixed)."""
         fn = getattr(self, f"residual_{term}")
         if learned is None:
             q = fn(self.residual_points(term, X), out)

@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+import types
 import warnings
 
 import pytest
@@ -847,6 +848,14 @@ def test_a_stalled_line_search_is_warned_about():
     # a short run (200 steps: rows 50–200) whose last two logged steps stalled
     with pytest.warns(pdec.PdecWarning, match=r"^engd: training stalled.*steps 150–200"):
         _warn_if_stalled(run("engd", [1e-2, 1e-3, 2e-7, 3e-7]))
+    # with learned parameters ENGD keeps its average (without it their first steps go far off:
+    # README, "Learned parameters")
+    inverse = run("engd", stalled)
+    inverse.model = types.SimpleNamespace(learned={"kappa": torch.tensor(1.0)})
+    with pytest.warns(pdec.PdecWarning, match=r"raise its damping \(now 1\.0e-10; e\.g\. --set damping=1e-06\) "
+                                              r"\(keep the Gramian's average") as caught:
+        _warn_if_stalled(inverse)
+    assert "ema=0" not in str(caught[0].message)
 
 
 def test_a_spec_parameter_given_as_a_setting_is_named_as_such(capsys):

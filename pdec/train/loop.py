@@ -589,15 +589,18 @@ STALLED_STEP = 2.0**-15   # every late step at most this: stalled
 SLOW_STEP = 2.0**-12      # the late steps' median at most this while the loss fell by less than half: stalled
 
 
-def _stall_advice(optimizer: str, hyper: dict, last_damping: float | None = None) -> str:
+def _stall_advice(optimizer: str, hyper: dict, last_damping: float | None = None, learned: bool = False) -> str:
     """What to change when the line search of ``optimizer`` with ``hyper`` stalls (``last_damping``:
-    KFAC's λ on the last logged step, when adaptive damping moved it)."""
+    KFAC's λ on the last logged step, when adaptive damping moved it; ``learned``: the model has
+    learned parameters, which ENGD without its average sends far off, README "Learned parameters")."""
     damping = hyper.get("damping")
     if optimizer == "kfac" and hyper.get("adaptive_damping") and last_damping is not None:
         return (f"adaptive damping had taken λ from {damping:.1e} to {last_damping:.1e}, so the damping alone "
                 f"does not hold it back: try kfac-star or engd, or weigh the terms (interior_weight, weight)")
     raise_damping = (f"raise its damping (now {damping:.1e}; e.g. --set damping="
                      f"{max(1e-6, 100 * damping):.0e})")
+    if optimizer in ("engd", "engd-layerwise") and hyper.get("ema", 0) > 0 and learned:
+        return f"{raise_damping} (keep the Gramian's average: without it the learned parameters' first steps go far off)"
     if optimizer in ("engd", "engd-layerwise") and hyper.get("ema", 0) > 0:
         return f"drop the Gramian's average (--set ema=0, now {hyper['ema']:g}) or {raise_damping}"
     if optimizer == "kfac" and not hyper.get("adaptive_damping"):
@@ -623,12 +626,13 @@ def _warn_if_stalled(run: Run) -> None:
     tiny = all(a <= STALLED_STEP for a in steps)
     slow = (max(statistics.median(steps), steps[-1]) <= SLOW_STEP   # and not ended by a large last step
             and late[-1]["loss"] > 0.5 * late[0]["loss"])
+    learned = len(getattr(run.model, "learned", {})) > 0
     if not converged and (tiny or slow):
         warnings.warn(f"{run.config.optimizer}: training stalled: on the logged steps {late[0]['step']}–"
                       f"{late[-1]['step']} the line search's steps were small (median "
                       f"{statistics.median(steps):.1e}, largest {max(steps):.1e}) and the loss went from "
                       f"{late[0]['loss']:.2e} to {late[-1]['loss']:.2e}; "
-                      f"{_stall_advice(run.config.optimizer, run.hyper, late[-1].get('damping'))}, or see the "
+                      f"{_stall_advice(run.config.optimizer, run.hyper, late[-1].get('damping'), learned)}, or see the "
                       f"README's 'When training stalls'", PdecWarning, stacklevel=3)
 
 
