@@ -153,18 +153,31 @@ def dense_gramian(model: GeneratedPINN, batch: Batch) -> torch.Tensor:
 # forward or backward pass, and cost O(N S h_l h_{l-1}) per layer, like a forward pass.
 
 def linearized_jvp(lin: Linearization, vector: Sequence[torch.Tensor]) -> torch.Tensor:
-    """J v of one term, (N, M), from its linearization; ``vector`` as layer matrices (h_l, h_{l-1}+1)."""
+    """J v of one term, (N, M), from its linearization; ``vector`` as layer matrices (h_l, h_{l-1}+1),
+    and for a model with learned parameters optionally then their part v_κ (P,): + J_κ v_κ."""
     out = None
     for Zt, g, V in zip(lin.inputs, lin.output_grads, vector):
         VZ = torch.einsum("nsi,oi->nso", Zt, V)
         part = torch.einsum("nmso,nso->nm", g, VZ)
         out = part if out is None else out + part
+    if len(vector) == len(lin.inputs) + 1:
+        out = out + torch.einsum("nmp,p->nm", _learned_jacobian(lin), vector[-1])
     return out
 
 
-def linearized_vjp(lin: Linearization, weights: torch.Tensor) -> list[torch.Tensor]:
-    """Jᵀ u of one term for u (N, M): layer matrices Σ_{n,m,s} u_{n,m} g_{n,s,m} Z̃_{n,s}ᵀ."""
-    return [torch.einsum("nm,nmso,nsi->oi", weights, g, Zt) for Zt, g in zip(lin.inputs, lin.output_grads)]
+def linearized_vjp(lin: Linearization, weights: torch.Tensor, learned: bool = False) -> list[torch.Tensor]:
+    """Jᵀ u of one term for u (N, M): layer matrices Σ_{n,m,s} u_{n,m} g_{n,s,m} Z̃_{n,s}ᵀ; with
+    ``learned``, then the learned parameters' part J_κᵀ u (P,)."""
+    out = [torch.einsum("nm,nmso,nsi->oi", weights, g, Zt) for Zt, g in zip(lin.inputs, lin.output_grads)]
+    if learned:
+        out.append(torch.einsum("nm,nmp->p", weights, _learned_jacobian(lin)))
+    return out
+
+
+def _learned_jacobian(lin: Linearization) -> torch.Tensor:
+    if lin.learned_jacobian is None:
+        raise ValueError(f"term {lin.term!r}: a vector with a learned parameters' part, but the model has none")
+    return lin.learned_jacobian
 
 
 def linearized_quadratic_forms(lins: Mapping[str, Linearization],
@@ -183,11 +196,13 @@ def linearized_quadratic_forms(lins: Mapping[str, Linearization],
 
 def linearized_matvec(lins: Mapping[str, Linearization], vector: Sequence[torch.Tensor],
                       comm: Communicator = LOCAL) -> list[torch.Tensor]:
-    """G v = Σ_τ 1/N_τ J_τᵀ (J_τ v) as layer matrices, from the terms' linearizations
-    (summed over ranks when each holds a shard)."""
+    """G v = Σ_τ 1/N_τ J_τᵀ (J_τ v) as layer matrices (then the learned parameters' part (P,) when
+    ``vector`` has one, see :func:`linearized_jvp`), from the terms' linearizations (summed over
+    ranks when each holds a shard)."""
     out = None
     for lin in lins.values():
-        part = linearized_vjp(lin, linearized_jvp(lin, vector) / lin.n_samples)
+        learned = len(vector) == len(lin.inputs) + 1
+        part = linearized_vjp(lin, linearized_jvp(lin, vector) / lin.n_samples, learned)
         out = part if out is None else [a + b for a, b in zip(out, part)]
     comm.all_reduce_(out)
     return out

@@ -88,8 +88,9 @@ class PINNOptimizer(ABC):
     HYPERPARAMETERS: ClassVar[Mapping[str, Hyper]] = {}
     #: keys of :attr:`StepInfo.extra` that the training loop writes to metrics.csv, one column each
     METRICS: ClassVar[tuple[str, ...]] = ()
-    #: whether the optimizer trains a spec's learned parameters (``model.learned``) with the layers;
-    #: the curvature optimizers work on the layers' matrices only, so they refuse such a model
+    #: whether the optimizer trains a spec's learned parameters (``model.learned``) with the layers
+    #: (every built-in one does); an optimizer that works on the layers' matrices alone leaves it
+    #: false and refuses such a model, rather than leave the parameters at their start
     TRAINS_LEARNED: ClassVar[bool] = False
 
     def __init__(self, model: GeneratedPINN, comm: Communicator = LOCAL, **hyper: Any):
@@ -100,8 +101,8 @@ class PINNOptimizer(ABC):
             from . import OPTIMIZERS   # the registry, to name the optimizers that can
 
             able = sorted(n for n, c in OPTIMIZERS.items() if c.TRAINS_LEARNED)
-            raise PdecError(f"{self.name} does not train learned parameters ({', '.join(learned)}) yet: its "
-                            f"curvature covers the network's layers only; use {', '.join(able)}")
+            raise PdecError(f"{self.name} does not train learned parameters ({', '.join(learned)}): it works "
+                            f"on the network's layers only; use {', '.join(able)}")
         self.params = [p for p in model.parameters() if p.requires_grad]
         self.hyper = self.resolve(hyper)
 

@@ -10,7 +10,8 @@ them with the layers, and its direction moves both along one line search; the la
 gets one more block, and κ moves first with a line search of its own (as KFAC's).
 
 Hessian-free: truncated conjugate gradients on (G + λI) d = −∇L with matrix-free Gramian–vector
-products (one JVP and one VJP per term per iteration), then the same line search.
+products (one JVP and one VJP per term per iteration), then the same line search; learned
+parameters join the products through their columns of J and move with the layers.
 """
 
 from __future__ import annotations
@@ -158,6 +159,7 @@ class HessianFree(PINNOptimizer):
     """
 
     name = "hessian-free"
+    TRAINS_LEARNED = True   # κ's columns of J join the Gramian products; one direction, one line search
     METRICS = ("cg_iterations", "damping")
     HYPERPARAMETERS = {
         "damping": Hyper(500.0, "initial λ in (G + λI) d = −∇L", lo=0),
@@ -178,19 +180,30 @@ class HessianFree(PINNOptimizer):
 
     def step(self, batch: Batch) -> StepInfo:
         grad, losses, lins = None, {}, {}
+        P = len(self.model.learned)   # learned parameters: the last P entries of the flat vectors
         for term, X in batch.items():
             lin = lins[term] = linearize(self.model, term, X, batch_total(batch, term))
             losses[term] = lin.loss.reshape(1)
             g = loss_gradient(lin)
+            if P:
+                g.append(learned_loss_gradient(lin.residual, lin.learned_jacobian, lin.n_samples))
             grad = g if grad is None else [a + b for a, b in zip(grad, g)]
         self.comm.all_reduce_([*losses.values(), *grad])  # data parallel: sum over ranks
         losses = {k: float(v) for k, v in losses.items()}
         shapes = layer_shapes(self.model)
-        b = -flatten([g.detach() for g in grad])
+        D = sum(o * i for o, i in shapes)
+
+        def split(v: torch.Tensor) -> list[torch.Tensor]:   # flat (D + P,) -> layer matrices [, κ part]
+            return unflatten(v[:D], shapes) + ([v[D:]] if P else [])
+
+        def join(parts: list[torch.Tensor]) -> torch.Tensor:
+            return torch.cat([flatten(parts[:len(shapes)]), *parts[len(shapes):]])
+
+        b = -join([g.detach() for g in grad])
         lam = self.damping
 
         def A(v: torch.Tensor) -> torch.Tensor:
-            return flatten(linearized_matvec(lins, unflatten(v, shapes), self.comm)) + lam * v
+            return join(linearized_matvec(lins, split(v), self.comm)) + lam * v
 
         x = torch.zeros_like(b)
         r = b.clone()
@@ -212,13 +225,15 @@ class HessianFree(PINNOptimizer):
             p = r + (rr_new / rr) * p
             rr = rr_new
         loss = sum(losses.values())
-        alpha, new_loss = grid_line_search(self.model, batch, unflatten(x, shapes), comm=self.comm,
-                                           current=loss)
+        if P and self.comm.distributed:   # one κ step on every rank
+            self.comm.broadcast_([x], src=0)
+        alpha, new_loss = grid_line_search(self.model, batch, unflatten(x[:D], shapes), comm=self.comm,
+                                           current=loss, learned_direction=x[D:] if P else None)
         if self.hyper["adaptive_damping"] and alpha == 0:
             self.damping *= 1.5  # no trial lowered the loss (θ unchanged): as a poor model fit
         elif self.hyper["adaptive_damping"]:
             d = alpha * x
-            Gd = flatten(linearized_matvec(lins, unflatten(d, shapes), self.comm))
+            Gd = join(linearized_matvec(lins, split(d), self.comm))
             predicted = float(-(d @ b) + 0.5 * (d @ Gd))  # m(d) − L = dᵀ∇L + ½ dᵀGd
             rho = (new_loss - loss) / predicted if predicted < 0 else 0.0
             if rho > 0.75:

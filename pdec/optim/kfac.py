@@ -206,10 +206,14 @@ class KFAC(PINNOptimizer):
 
 
 class KFACStar(KFAC):
-    """KFAC* : automatic learning rate and momentum from the exact damped Gramian (no line search)."""
+    """KFAC* : automatic learning rate and momentum from the exact damped Gramian (no line search).
+
+    Learned parameters move first, as in :class:`KFAC` (their block's direction and its own line
+    search on the network's output); the 2 × 2 model then steps the layers from the loss there,
+    with the Gramian of the step's linearization.
+    """
 
     name = "kfac-star"
-    TRAINS_LEARNED = False   # its 2 × 2 model's exact Gramian products cover the layers only
     # the paper's best KFAC* run on 2d Poisson, D = 257 (appendix A.2)
     HYPERPARAMETERS = {**_SHARED, "damping": Hyper(1.215640e-10, "λ of the factors and of the quadratic model", lo=0),
                        "update_period": Hyper(1, "T: refresh factors and inverses every T steps", lo=1),
@@ -245,6 +249,11 @@ class KFACStar(KFAC):
 
     def step(self, batch: Batch) -> StepInfo:
         loss, losses, grad, delta = self._direction(batch)
+        start = loss   # the step's report: the loss at the parameters it started from
+        if self.learned_delta is not None:   # κ first, on the network's output as it stands
+            outputs = {k: lin.output for k, lin in self.last_pass.linearizations.items()}
+            _, loss = learned_line_search(self.model, batch, outputs, self.learned_delta, comm=self.comm,
+                                          current=loss)
         lam = self.hyper["damping"]
         trust = self.hyper["trust"]
         prev = self.previous
@@ -272,7 +281,7 @@ class KFACStar(KFAC):
         if not trust:
             add_to_parameters(self.model, step)
             self.previous = step
-            return StepInfo(loss, losses, alpha, {"momentum": mu, "rejected_steps": 0.0, "scale": 1.0})
+            return StepInfo(start, losses, alpha, {"momentum": mu, "rejected_steps": 0.0, "scale": 1.0})
 
         saved = [p.detach().clone() for p in self.params]
         add_to_parameters(self.model, step)
@@ -289,12 +298,12 @@ class KFACStar(KFAC):
             # The scale stops at 2⁻³⁰, the line search's smallest step, so that it can grow back.
             self.scale = max(self.scale * 0.25, 2.0 ** -30)
             self.rejected_steps += 1
-            return StepInfo(loss, losses, 0.0, {"momentum": 0.0, "rejected": 1.0, "scale": self.scale,
+            return StepInfo(start, losses, 0.0, {"momentum": 0.0, "rejected": 1.0, "scale": self.scale,
                                                 "rejected_steps": float(self.rejected_steps)})
         if predicted < 0 and (new - loss) / predicted > 0.75:
             self.scale = min(1.0, 2 * self.scale)
         self.previous = step
-        return StepInfo(loss, losses, alpha, {"momentum": mu, "rejected": 0.0, "scale": self.scale,
+        return StepInfo(start, losses, alpha, {"momentum": mu, "rejected": 0.0, "scale": self.scale,
                                               "rejected_steps": float(self.rejected_steps)})
 
     def state_dict(self) -> dict:
