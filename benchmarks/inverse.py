@@ -29,7 +29,8 @@ ROOT = Path(__file__).resolve().parents[1]
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--optimizers",
-                        default="kfac,kfac+adaptive_damping=true,kfac-star,engd,engd+damping=1e-6,engd-layerwise,lbfgs,adam",
+                        default="kfac,kfac+adaptive_damping=true,kfac-star,engd,engd+damping=1e-6,"
+                                "engd-layerwise,lbfgs,adam",
                         help="comma-separated; NAME+KEY=VALUE runs NAME with that setting (e.g. "
                              "kfac+adaptive_damping=true)")
     parser.add_argument("--seeds", default="0,1,2", help="comma-separated seeds")

@@ -302,8 +302,8 @@ def check_problem(problem: Problem, n_points: int = 5, seed: int = 0,
     """Verify that a problem's exact solution satisfies its interior residual(s) and conditions.
 
     Learned parameters take their true values (``Learned(..., exact=...)``); a term with one
-    whose true value is not given is skipped. Each term is first simplified symbolically (a residual that rewrites to 0 is a ``"symbolic"``
-    pass); if that is inconclusive it is evaluated with ``digits`` significant digits at
+    whose true value is not given is skipped. Each term is first simplified symbolically (a
+    residual that rewrites to 0 is a ``"symbolic"`` pass); if that is inconclusive it is evaluated with ``digits`` significant digits at
     ``n_points`` random points of its region and passes when
     ``max |r| <= 10^(-digits/2) * max(1, largest |summand|)`` (``"numeric"``).
 
@@ -350,8 +350,9 @@ def check_problem(problem: Problem, n_points: int = 5, seed: int = 0,
         for i, r in enumerate(cond.residuals):
             label = cond.component_label(name, i)
             r = sp.sympify(r).subs(truth)
-            if unchecked(label, r) is not None:
-                report.results.append(unchecked(label, r))
+            skipped = unchecked(label, r)
+            if skipped is not None:
+                report.results.append(skipped)
             elif isinstance(cond.on, Data):
                 report.results.append(_check_data(problem, name, label, i, r, exact))
             else:

@@ -133,8 +133,8 @@ def curvature_pass(model: GeneratedPINN, batch: Mapping[str, torch.Tensor],
         model: a generated module (parameters requiring grad).
         batch: term name -> points X (N_τ, d), or a rank's :class:`~pdec.parallel.Shard`.
         approximation: "expand" (the paper's) or "reduce".
-        comm: with several ranks, the losses, gradients, factors and learned blocks (each a sum over samples divided
-            by the batch's total N_τ) are summed over ranks in one all-reduce; the
+        comm: with several ranks, the losses, gradients, factors and learned blocks (each a sum
+            over samples divided by the batch's total N_τ) are summed over ranks in one all-reduce; the
             linearizations stay local (Gramian products reduce their own results).
 
     Returns:

@@ -12,8 +12,9 @@ comes from P forward-mode products through the generated residual function alone
     G_τ     = 1/N Σ_{n,m} J_{n,m,:}ᵀ J_{n,m,:}    (P, P)
 
 the κ-block of the term's Gramian, exact: P is a handful, so no Kronecker factorisation is
-needed. KFAC preconditions κ with this block (block-diagonal next to the layers' Kronecker
-blocks, MATH.md §5–§6), averaged and damped like the factors (:class:`LearnedBlock`).
+needed. KFAC and KFAC* precondition κ with this block (block-diagonal next to the layers'
+Kronecker blocks, MATH.md §5–§6), averaged and damped like the factors (:class:`LearnedBlock`);
+ENGD and Hessian-free take J as κ's columns of the Jacobian.
 """
 
 from __future__ import annotations

@@ -193,7 +193,8 @@ def _print_result(run) -> None:
               for key, value in f.items() if key.startswith("heldout_rms_")]
     for name in getattr(run.model, "learned", {}):   # each learned parameter, and its distance to the truth
         err = f.get(f"learned_err_{name}")
-        parts.append(f"learned {name} = {f[f'learned_{name}']:.6g}" + (f" (error {err:.2e})" if err is not None else ""))
+        parts.append(f"learned {name} = {f[f'learned_{name}']:.6g}"
+                     + (f" (error {err:.2e})" if err is not None else ""))
     print("; ".join(parts))
     if run.run_dir is not None:
         print(f"run directory: {run.run_dir}")

@@ -430,7 +430,7 @@ def train(compiled: Compiled, optimizer: str | None = None, *, config_file: str 
                     for name in sampler.heldout:   # the fit on observations it does not train on
                         post[f"heldout_{name}"] = f"{metrics[f'heldout_rms_{name}']:.2e}"
                     for name in getattr(model, "learned", {}):   # where the inverse problem stands
-                        post[name] = f"{metrics[f'learned_{name}']:.5g}"
+                        post[name if name not in post else f"learned_{name}"] = f"{metrics[f'learned_{name}']:.5g}"
                     if cfg.time_budget:
                         post["left"] = f"{max(cfg.time_budget - elapsed, 0):.0f}s"
                     bar.set_postfix(post, refresh=False)
