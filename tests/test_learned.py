@@ -3,8 +3,9 @@ the residuals and the generated module a trainable scalar ``model.learned["kappa
 
 The generated residuals of the shipped and test specs with learned parameters (heat1d_inverse,
 tests/specs/learned_scaled.py, learned_aniso.py) are checked against autograd at random values
-of the parameters in tests/test_generated_reference.py, and the line search's trial losses in
-tests/test_optimizers.py.
+of the parameters in tests/test_generated_reference.py, the line search's trial losses in
+tests/test_optimizers.py, and the sums over data-parallel shards of κ's gradient and Gramian
+blocks in tests/test_distributed.py.
 """
 
 from __future__ import annotations
@@ -33,11 +34,11 @@ def _inverse() -> Problem:
     return pdec.load_spec(ROOT / "specs" / "heat1d_inverse.py")
 
 
-def _heat(parameters, exact=None, interior=None, where=None, conditions=None) -> Problem:
+def _heat(parameters, exact=None, interior=None, where=None) -> Problem:
     box = BOX if where is None else Box({t: (0, 1), x: (0, 1)}, time=t, where=where)
     return Problem(name="h", domain=box, unknowns=[u],
                    interior=interior if interior is not None else u.diff(t) - kappa * u.diff(x, 2),
-                   conditions=conditions or {"ib": Condition(u - sp.sin(sp.pi * x), on=Initial() | SpatialBoundary())},
+                   conditions={"ib": Condition(u - sp.sin(sp.pi * x), on=Initial() | SpatialBoundary())},
                    parameters=parameters, exact=exact)
 
 
