@@ -307,7 +307,8 @@ def _collapsed_split(residuals: list[sp.Expr], atoms: set[Atom], analysis: Analy
                 if factored is None:
                     names = sorted({str(p) for c in op.coefficients() for p in sp.sympify(c).free_symbols & learned})
                     return None, (f"the second-order coefficients of {analysis.unknown_names[m]} depend on the "
-                                  f"learned parameter(s) {', '.join(names)}, and not through one common factor")
+                                  f"learned parameter(s) {', '.join(names)}, and not as one factor times a fixed "
+                                  f"operator")
                 factor, op = factored
             for k, existing in enumerate(operators):
                 s = op.ratio_to(existing)

@@ -1003,6 +1003,15 @@ class Problem:
         if not _plain_name(str(k)):
             fail(f"learned parameter name {str(k)!r} must be a plain Python identifier, such as kappa "
                  f"(it names the trainable parameter and a local of the generated code)")
+        from torch import nn   # the container of the generated module's learned parameters
+
+        if hasattr(nn.ParameterDict(), str(k)):
+            fail(f"learned parameter name {str(k)!r} is taken: the generated module keeps its learned parameters "
+                 f"in a torch.nn.ParameterDict, which has an attribute of that name; rename it (e.g. {k}_0)")
+        twin = str(k).removeprefix("err_")
+        if twin != str(k) and any(str(p) == twin and q.exact is not None for p, q in self.learned.items()):
+            fail(f"learned parameters {twin} and {k}: metrics.csv's learned_err_{twin}, the error of {twin}, "
+                 f"would also be the value of {k} (learned_{k}); rename {k}")
         for field_name in ("initial", "exact"):
             value = getattr(v, field_name)
             if value is None and field_name == "exact":

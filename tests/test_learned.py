@@ -101,10 +101,11 @@ def test_two_learned_diffusivities_without_a_common_factor_fall_back_to_taylor()
     problem = pdec.load_spec(ROOT / "tests" / "specs" / "learned_aniso.py")
     ta = analyse(problem).terms["interior"]
     assert ta.split is None
-    assert "depend on the learned parameter(s) kappa, lam, and not through one common factor" in ta.why_not_collapsed
+    assert ("depend on the learned parameter(s) kappa, lam, and not as one factor times a fixed operator"
+            in ta.why_not_collapsed)
     plan = pdec.compile(problem, hidden=(4,), write=False).plan.interior
     assert plan.mode == "taylor"
-    with pytest.raises(pdec.ModeError, match="not through one common factor"):
+    with pytest.raises(pdec.ModeError, match="not as one factor times a fixed operator"):
         pdec.compile(problem, hidden=(4,), mode="collapsed", write=False)
 
 
@@ -537,3 +538,51 @@ def test_kfac_star_and_hessian_free_recover_the_diffusivity(name, steps):
                      n_condition=40, n_eval=200, eval_every=steps, save=False, progress=False)
     assert abs(run.final["learned_kappa"] - 0.25) < 1e-2, run.final
     assert run.final["loss"] < 1e-3 * run.history[0]["loss"]
+
+
+@pytest.mark.parametrize("names, message", [
+    (["values"], r"learned parameter name 'values' is taken: the generated module keeps its learned parameters "
+                 r"in a torch.nn.ParameterDict"),
+    (["training"], r"learned parameter name 'training' is taken"),
+    (["k", "err_k"], r"learned parameters k and err_k: metrics.csv's learned_err_k, the error of k, would also "
+                     r"be the value of err_k"),
+])
+def test_learned_names_that_would_clash_are_spec_errors(names, message):
+    symbols = [sp.Symbol(n) for n in names]
+    problem = _heat({s: Learned(1.0, exact=0.5) for s in symbols},
+                    interior=u.diff(t) - sum(symbols) * u.diff(x, 2))
+    with pytest.raises(pdec.SpecError, match=message):
+        problem.validate()
+
+
+def test_kfac_moves_a_parameter_only_a_condition_reads_without_merged_conditions():
+    """merge_conditions=false keeps the interior's Kronecker pair only, but κ's block sums every
+    term's: a Robin coefficient β read by one condition keeps moving (it stalled at a fixed value
+    when the block took the interior's alone, whose G_β is 0)."""
+    problem = Problem(name="r", domain=Box({x: (0, 1), y: (0, 1)}), unknowns=[sp.Function("v")(x, y)],
+                      interior=sp.Function("v")(x, y).diff(x, 2) + sp.Function("v")(x, y).diff(y, 2) - 1,
+                      conditions={"robin": Condition(lam * sp.Function("v")(x, y).diff(x) + sp.Function("v")(x, y)
+                                                     - 1, on=Face(x, "max")),
+                                  "rest": Condition(sp.Function("v")(x, y), on=Face(x, "min"))},
+                      parameters={lam: Learned(0.5)})
+    run = pdec.train(pdec.compile(problem, hidden=(8,), write=False), "kfac", steps=60, n_interior=50,
+                     n_condition=20, n_eval=0, eval_every=10, save=False, progress=False, merge_conditions=False)
+    values = [row["learned_lam"] for row in run.history]
+    assert len(set(values[-3:])) == 3, values   # still moving over the last 20 steps
+
+
+def test_the_learned_line_search_keeps_kappa_when_no_trial_is_finite():
+    """Every trial non-finite (a direction into κ < 0 through sqrt(κ)): κ stays, and the loss
+    returned is the current one, which the layers' line search then has to beat."""
+    from pdec.curvature import curvature_pass
+    from pdec.optim.line_search import learned_line_search
+
+    problem = _heat({kappa: Learned(1e-12)}, interior=u.diff(t) - sp.sqrt(kappa) * u.diff(x, 2))
+    model = pdec.compile(problem, hidden=(4,), write=False).model
+    from pdec.train.sampling import PointSampler
+
+    batch = PointSampler(problem, 10, 6, seed=0).batch
+    outputs = {k: lin.output for k, lin in curvature_pass(model, batch).linearizations.items()}
+    beta, loss = learned_line_search(model, batch, outputs, torch.tensor([-1.0], dtype=torch.float64),
+                                     current=0.125)
+    assert (beta, loss) == (0.0, 0.125) and float(model.learned["kappa"].detach()) == 1e-12

@@ -101,8 +101,9 @@ class KFAC(PINNOptimizer):
     is the signal here.
 
     Learned parameters κ (a spec's ``Learned``) get one more block of the block-diagonal
-    curvature: their exact Gramian block, summed over the terms the factors cover and averaged,
-    initialised and damped as the factors are (:mod:`pdec.curvature.learned`). Each step first
+    curvature: their exact Gramian block, summed over every term (also with merge_conditions off,
+    which would otherwise lose a κ only a condition reads) and averaged, initialised and damped as
+    the factors are (:mod:`pdec.curvature.learned`). Each step first
     moves κ along −(Ĝ_κ + λI)⁻¹ ∇_κ L with a line search of its own on the network's output as it
     stands (residual functions only), then the layers as above at the new κ. One line search over
     both blocks was tried first: its step, sized for the layers, left κ where it started (heat1d_inverse,
@@ -142,8 +143,8 @@ class KFAC(PINNOptimizer):
         cp = curvature_pass(self.model, batch, self.hyper["approximation"], self.comm)
         if self.pre.due(self.t):
             self.pre.update({k: cp.factors[k] for k in terms})
-            if self.learned_block is not None:
-                self.learned_block.update(sum(cp.learned_gramians[k] for k in terms))
+            if self.learned_block is not None:   # every term's, exact: P × P costs nothing to keep whole
+                self.learned_block.update(sum(cp.learned_gramians.values()))
         delta = [-d for d in self.pre.apply_inverse(cp.gradient)]
         self.learned_delta = (self.learned_block.direction(cp.learned_gradient, self.pre.damping)
                               if self.learned_block is not None else None)
@@ -210,7 +211,8 @@ class KFACStar(KFAC):
 
     Learned parameters move first, as in :class:`KFAC` (their block's direction and its own line
     search on the network's output); the 2 × 2 model then steps the layers from the loss there,
-    with the Gramian of the step's linearization.
+    with the gradient and Gramian of the step's linearization, taken before κ moved (the trust
+    safeguard compares with the loss at the new κ).
     """
 
     name = "kfac-star"

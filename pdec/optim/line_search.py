@@ -189,8 +189,9 @@ def learned_line_search(model: GeneratedPINN, batch: Batch, outputs: Mapping[str
     """Move the learned parameters κ to κ + β* δκ with the β* of ``grid`` that minimises the loss
     with the network held fixed: the residuals re-read from each term's output stack (N', S, m) in
     ``outputs`` (term -> stack, from the curvature pass), so the K trials cost the residual
-    functions only. ``current``: the loss at κ (κ is left unchanged when no trial beats it,
-    β* = 0). Returns (β*, the loss there)."""
+    functions only. ``current``: the loss at κ (κ is left unchanged when no trial beats it or none
+    is finite, β* = 0). Returns (β*, the loss there; ``current`` when κ stays, inf when every trial
+    is non-finite and ``current`` is not given)."""
     params = list(model.learned.values())
     if direction.shape != (len(params),):
         raise ValueError(f"direction must have shape ({len(params)},), one entry per learned parameter, "
@@ -207,8 +208,8 @@ def learned_line_search(model: GeneratedPINN, batch: Batch, outputs: Mapping[str
         losses += 0.5 * r.pow(2).sum(dim=(1, 2)) / batch_total(batch, term)
     comm.all_reduce_([losses])
     finite = torch.isfinite(losses)
-    if not bool(finite.any()):
-        return 0.0, math.inf
+    if not bool(finite.any()):   # κ stays; the layers' line search then compares with L at it
+        return 0.0, math.inf if current is None else float(current)
     k = int(torch.where(finite, losses, torch.full_like(losses, math.inf)).argmin())
     if current is not None and current < float(losses[k]):
         return 0.0, float(current)

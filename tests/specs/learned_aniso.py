@@ -1,5 +1,5 @@
-"""Two learned diffusivities, κ ∂_xx + λ ∂_yy: no common factor, so the interior is propagated in
-Taylor mode and the residual reads both second derivatives."""
+"""Two learned diffusivities, κ ∂_xx + λ ∂_yy: not one factor times a fixed operator, so the
+interior is propagated in Taylor mode and the residual reads both second derivatives."""
 import sympy as sp
 
 from pdec import Boundary, Box, Condition, Learned, Problem
