@@ -5,8 +5,8 @@ defaults, training from κ = 1) for --steps steps on each seed; the script print
 its error |κ − 1/4|, the relative L2 error of u against u* and the wall time, then the median
 over the seeds per optimizer. Each row is appended to --results (JSON lines) when it finishes.
 
-    python benchmarks/inverse.py                  # about 11 minutes on 2 cores
-    python benchmarks/inverse.py --optimizers hessian-free --steps 300   # about 7 minutes
+    python benchmarks/inverse.py                  # the README's runs of it took about 9 minutes in all
+    python benchmarks/inverse.py --optimizers hessian-free --steps 300   # about 8 minutes (2 cores)
     python benchmarks/inverse.py --optimizers kfac+adaptive_damping=true --seeds 0 --steps 300
 """
 

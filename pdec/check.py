@@ -303,7 +303,8 @@ def check_problem(problem: Problem, n_points: int = 5, seed: int = 0,
 
     Learned parameters take their true values (``Learned(..., exact=...)``); a term with one
     whose true value is not given is skipped. Each term is first simplified symbolically (a
-    residual that rewrites to 0 is a ``"symbolic"`` pass); if that is inconclusive it is evaluated with ``digits`` significant digits at
+    residual that rewrites to 0 is a ``"symbolic"`` pass); if that is inconclusive it is
+    evaluated with ``digits`` significant digits at
     ``n_points`` random points of its region and passes when
     ``max |r| <= 10^(-digits/2) * max(1, largest |summand|)`` (``"numeric"``).
 
@@ -331,7 +332,7 @@ def check_problem(problem: Problem, n_points: int = 5, seed: int = 0,
             _points(problem, region, 1, seed, digits)
     report = CheckReport(problem.name)
     # learned parameters at their true values; a residual with one whose value is not given is skipped
-    truth = {k: sp.nsimplify(v.exact) for k, v in problem.learned.items() if v.exact is not None}
+    truth = problem.true_values
     unknown_values = set(problem.learned) - set(truth)
 
     def unchecked(label: str, r: sp.Expr) -> TermCheck | None:

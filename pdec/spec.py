@@ -506,6 +506,12 @@ class Problem:
         return {k: v for k, v in self.parameters.items() if isinstance(v, Learned)}
 
     @property
+    def true_values(self) -> dict[sp.Symbol, sp.Expr]:
+        """The learned parameters whose true value the spec gives (``Learned(..., exact=...)``):
+        symbol -> that value, exact (a float read as the rational it prints as)."""
+        return {k: _exact_number(v.exact) for k, v in self.learned.items() if v.exact is not None}
+
+    @property
     def interior_residuals(self) -> list[sp.Expr]:
         """The interior residuals with the fixed parameters substituted (length M); learned
         parameters stay symbols."""
@@ -583,13 +589,9 @@ class Problem:
         parameters' exact values (those that have one)."""
         if not self.parameters or not isinstance(self.parameters, Mapping):
             return expr
-        values = {}
-        for k, v in self.parameters.items():
-            if isinstance(v, Learned):
-                if not learned or v.exact is None:
-                    continue
-                v = v.exact
-            values[k] = sp.nsimplify(v) if isinstance(v, float) else v
+        values = {k: _exact_number(v) for k, v in self.parameters.items() if not isinstance(v, Learned)}
+        if learned:
+            values.update(self.true_values)
         return expr.subs(values) if values else expr
 
     # ------------------------------------------------------------------ validation
@@ -995,8 +997,9 @@ class Problem:
                             f"({', '.join(map(str, self.variables))})", spec=src, term=term)
 
     def _check_learned(self, k: sp.Symbol, v: Learned, src: str) -> None:
-        """A learned parameter: a plain name (it keys ``model.learned``), a finite real start and
-        exact value. (That a residual reads it is checked with the residuals.)"""
+        """A learned parameter: a plain name (it keys ``model.learned``) that is no attribute of
+        ``nn.ParameterDict`` and no other's error column, a finite real start and exact value, a
+        string description. (That a residual reads it is checked with the residuals.)"""
         def fail(msg: str) -> None:
             raise SpecError(msg, spec=src, term=str(k))
 
@@ -1119,6 +1122,12 @@ def _boolean_leaves(expr: sp.Basic) -> list[sp.Basic]:
     if isinstance(expr, (sp.And, sp.Or, sp.Not)):
         return [leaf for a in expr.args for leaf in _boolean_leaves(a)]
     return [expr]
+
+
+def _exact_number(value):
+    """A parameter's value for substitution: a float as the rational it prints as (0.25 -> 1/4),
+    anything else as given."""
+    return sp.nsimplify(value) if isinstance(value, float) else value
 
 
 def _plain_name(name: str) -> bool:

@@ -418,16 +418,16 @@ def cmd_compare(args) -> int:
             print(f"{name}: interrupted after {run.steps} steps ({run.run_dir}); stopping")
             return 128 + int(run.stop_signal or 2)
         f = run.final
-        held = {f"held-out {k.removeprefix('heldout_rms_')}": v for k, v in f.items() if k.startswith("heldout_rms_")}
-        held.update({f"learned {k}": f[f"learned_{k}"] for k in learned})
+        extra = {f"held-out {k.removeprefix('heldout_rms_')}": v for k, v in f.items() if k.startswith("heldout_rms_")}
+        extra.update({f"learned {k}": f[f"learned_{k}"] for k in learned})
         rows.append((name, run.steps, run.elapsed / max(run.steps, 1), f.get("loss", float("nan")),
-                     f.get("rel_l2", float("nan")), f.get("abs_rms", float("nan")), held, status))
+                     f.get("rel_l2", float("nan")), f.get("abs_rms", float("nan")), extra, status))
     # a column per data condition with held-out observations and per learned parameter (every run
     # of one problem logs the same)
     head = "".join(f" {c:>22s}" for c in (rows[0][6] if rows else {}))
     print(f"\n{'optimizer':15s} {'steps':>7s} {'s/step':>9s} {'loss':>10s} {'rel L2':>10s} {'abs RMS':>10s}{head}  status")
-    for name, steps, per, loss, rel, rms, held, status in rows:
-        cells = "".join(f" {v:22.3e}" for v in held.values())
+    for name, steps, per, loss, rel, rms, extra, status in rows:
+        cells = "".join(f" {v:22.3e}" for v in extra.values())
         print(f"{name:15s} {steps:7d} {per:9.4f} {loss:10.3e} {rel:10.3e} {rms:10.3e}{cells}  {status}")
     if dirs:
         out = Path(args.runs) / compiled.problem.name / f"compare-{time.strftime('%Y%m%d-%H%M%S')}.png"

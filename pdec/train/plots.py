@@ -56,12 +56,12 @@ def plot_curves(run_dirs: list[Path], out: Path, title: str | None = None) -> Pa
     fig, axes = plt.subplots(2, 3 if learned else 2, figsize=(16 if learned else 11, 8), constrained_layout=True)
     if title:
         fig.suptitle(title)
-    problems = {json.loads((r / "config.json").read_text()).get("problem") for r in run_dirs}
+    problems = {cfg.get("problem") for cfg in records}
     labels = []
-    for run_dir in run_dirs:
+    for run_dir, cfg in zip(run_dirs, records):
         label = _label(run_dir)
         if len(problems) > 1:   # runs of several problems: name each run's
-            label = f"{json.loads((run_dir / 'config.json').read_text()).get('problem')}: {label}"
+            label = f"{cfg.get('problem')}: {label}"
         labels.append(label)
     # runs alike in all the label says are told apart by the settings in which they differ (fixed
     # against adaptive damping), or by their run ids (a rerun)
