@@ -131,7 +131,9 @@ class TermAnalysis:
 
 @dataclass
 class Analysis:
-    """The analysis of a whole problem: variables, unknowns, the atom symbols and every term."""
+    """The analysis of a whole problem: variables, the network's outputs (``unknown_names``: the
+    unknowns, or for one with an ansatz the function it is written in), the atom symbols and every
+    term."""
 
     problem: Problem
     variables: tuple[sp.Symbol, ...]
@@ -195,7 +197,7 @@ def unique_name(base: str, taken: set[str]) -> str:
 def analyse(problem: Problem) -> Analysis:
     """Analyse every term of a validated problem (interior first, then conditions in order)."""
     variables = problem.variables
-    unknowns = list(problem.unknowns)
+    unknowns = list(problem.outputs)   # the unknowns, or the functions their ansatzes are written in
     names = tuple(u.func.__name__ for u in unknowns)
     result = Analysis(problem, variables, names, {})
 
@@ -213,8 +215,9 @@ def analyse(problem: Problem) -> Analysis:
     def nodes(expr: sp.Expr) -> list[sp.Expr]:
         return list(expr.atoms(sp.Derivative)) + list(expr.atoms(AppliedUndef))
 
-    terms = [("interior", problem.interior_residuals)]
-    terms += [(name, c.residuals) for name, c in problem.condition_items.items()]
+    # in the network's outputs: an unknown with an ansatz is replaced by it (product and chain rules)
+    terms = [("interior", [problem.network_form(r) for r in problem.interior_residuals])]
+    terms += [(name, [problem.network_form(r) for r in c.residuals]) for name, c in problem.condition_items.items()]
     # Name every atom before any term is symbolised, in a fixed order (the names are locals of the
     # generated code): the values keep the unknowns' names, and a derivative's name must not be
     # the name of a variable, an unknown, a parameter or another atom (an unknown ``u_t`` next to

@@ -301,6 +301,8 @@ def check_problem(problem: Problem, n_points: int = 5, seed: int = 0,
                   digits: int = 30) -> CheckReport:
     """Verify that a problem's exact solution satisfies its interior residual(s) and conditions.
 
+    An ansatz (hard constraint) is checked on each face of the box where it fixes its unknown
+    whatever the network's output: the value it fixes must be the exact solution's there.
     Learned parameters take their true values (``Learned(..., exact=...)``); a term with one
     whose true value is not given is skipped. Each term is first simplified symbolically (a
     residual that rewrites to 0 is a ``"symbolic"`` pass); if that is inconclusive it is
@@ -358,7 +360,39 @@ def check_problem(problem: Problem, n_points: int = 5, seed: int = 0,
                 report.results.append(_check_data(problem, name, label, i, r, exact))
             else:
                 report.results.append(_check_term(problem, label, r, cond.on, exact, n_points, seed, digits))
+    for u, (f, expr) in problem.ansatz_items.items():
+        report.results.extend(_check_ansatz(problem, u, f, expr, exact, n_points, seed, digits))
     return report
+
+
+def _check_ansatz(problem: Problem, u: sp.Expr, f: sp.Expr, expr: sp.Expr, exact: dict, n_points: int,
+                  seed: int, digits: int) -> list[TermCheck]:
+    """The faces of the box on which the ansatz u = expr(f) fixes u whatever the network's output
+    f (∂expr/∂f simplifies to 0 there), each checked against the exact solution: the value the
+    ansatz holds u to must be u*'s. One skipped result when it fixes u on no face, or when u has
+    no exact solution."""
+    label = f"ansatz {u.func.__name__}"
+    if u not in exact:
+        return [TermCheck(label, True, "skipped", message=f"{u.func.__name__} has no exact solution")]
+    w = sp.Dummy("w")
+    plain = expr.xreplace({f: w})
+    results = []
+    for var in problem.variables:
+        for side in ("min", "max"):
+            bound = exact_bound(problem.domain.bounds[var][0 if side == "min" else 1])
+            slope = sp.diff(plain, w).subs(var, bound)   # whether the face's values depend on the network
+            if slope != 0 and sp.simplify(slope) != 0:
+                continue
+            name = f"{label} on {var} = {bound}"
+            check = _check_term(problem, name, plain.subs(w, 0) - u, Face(var, side), exact, n_points, seed, digits)
+            fixed = f"fixes {u.func.__name__} there " + ("to u*" if check.passed else "to other values than u*'s")
+            check.message = f"{fixed}: {check.message}"
+            results.append(check)
+    if not results:
+        results.append(TermCheck(label, True, "skipped",
+                                 message="the ansatz fixes the unknown on none of the box's faces (on a curved "
+                                         "boundary, or not at all): nothing to compare with u*"))
+    return results
 
 
 def _check_data(problem: Problem, name: str, label: str, i: int, q: sp.Expr, exact: dict) -> TermCheck:

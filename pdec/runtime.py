@@ -74,6 +74,8 @@ class GeneratedPINN(nn.Module):
     condition_names: tuple[str, ...] = ()
     n_in: int = 0
     n_out: int = 0
+    #: the network's outputs, one per unknown, when the spec has an ansatz (None: the unknowns)
+    outputs: tuple[str, ...] | None = None
     #: the unknowns ``exact_solution`` gives, in output order (None: all of them, or no exact solution)
     exact_unknowns: tuple[str, ...] | None = None
     #: whether this instance's loss and line-search trial pass run through torch.compile
@@ -127,11 +129,22 @@ class GeneratedPINN(nn.Module):
 
     # ------------------------------------------------------------------ plain network
     def forward(self, X: torch.Tensor) -> torch.Tensor:
-        """Network values u_θ(X): (N, d) -> (N, m)."""
+        """The learned solution at X: (N, d) -> (N, m), one column per unknown of ``unknowns``:
+        the network's values, through the spec's ansatz where it has one (:meth:`ansatz`)."""
+        return self.ansatz(X, self.network(X))
+
+    def network(self, X: torch.Tensor) -> torch.Tensor:
+        """The network's own outputs N_θ(X): (N, d) -> (N, m), columns ``outputs``."""
         h = X
         for layer in self.layers[:-1]:
             h = self.activation(layer(h))
         return self.layers[-1](h)
+
+    @staticmethod
+    def ansatz(X: torch.Tensor, net: torch.Tensor) -> torch.Tensor:
+        """The unknowns (..., m) from the network's outputs ``net`` (..., m) at X (..., d): here
+        the outputs themselves; a spec with an ansatz (hard constraints) generates its own."""
+        return net
 
     def activation(self, z: torch.Tensor) -> torch.Tensor:  # pragma: no cover - generated
         raise NotImplementedError

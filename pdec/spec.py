@@ -480,6 +480,12 @@ class Problem:
             unknowns only (errors are then measured on those).
         description: free text shown by ``pdec inspect`` and ``pdec list``.
         source: path of the spec file (set by :func:`pdec.load_spec`); used in error messages.
+        ansatz: optional hard constraints, unknown -> an expression of the variables and ONE new
+            function of all of them, the network's output for that unknown: ``{u: x*(1 - x)*v}``
+            with ``v = sp.Function("v")(x)`` makes u = x(1 − x)·v, zero at x = 0 and x = 1 whatever
+            the network learns. The residuals are written in the unknowns; pdec substitutes the
+            ansatz and trains the network's outputs. No derivatives of the network's function, no
+            learned parameters in an ansatz.
     """
 
     name: str
@@ -492,6 +498,7 @@ class Problem:
     description: str = ""
     source: str | None = None
     interior_weight: float = 1
+    ansatz: Mapping[sp.Expr, Expr] | None = None
 
     # ------------------------------------------------------------------ normalised views
     @property
@@ -510,6 +517,36 @@ class Problem:
         """The learned parameters whose true value the spec gives (``Learned(..., exact=...)``):
         symbol -> that value, exact (a float read as the rational it prints as)."""
         return {k: _exact_number(v.exact) for k, v in self.learned.items() if v.exact is not None}
+
+    @property
+    def ansatz_items(self) -> dict[sp.Expr, tuple[sp.Expr, sp.Expr]]:
+        """The hard constraints: unknown -> (the network's function for it, the unknown's expression
+        in it, fixed parameters substituted), in the order of ``unknowns``; {} without an ansatz."""
+        if not self.ansatz or not isinstance(self.ansatz, Mapping):
+            return {}
+        out = {}
+        for u in self.unknowns:
+            if u in self.ansatz:
+                expr = self._substitute(sp.sympify(self.ansatz[u]))
+                out[u] = (_network_function(expr, set(self.unknowns)), expr)
+        return out
+
+    @property
+    def outputs(self) -> list[sp.Expr]:
+        """The network's outputs, one per unknown in order: the unknown itself, or the function its
+        ansatz is written in. The compiled residuals are expressions of these."""
+        items = self.ansatz_items
+        return [items[u][0] if u in items else u for u in self.unknowns]
+
+    def network_form(self, expr: sp.Expr) -> sp.Expr:
+        """``expr`` (in the unknowns) with every unknown that has an ansatz replaced by it and the
+        derivatives carried out by the product and chain rules: an expression of the network's
+        outputs (:attr:`outputs`). Without an ansatz, ``expr`` itself."""
+        items = self.ansatz_items
+        if not items:
+            return expr
+        expr = sp.sympify(expr).subs({u: e for u, (_, e) in items.items()})
+        return expr.replace(lambda node: isinstance(node, sp.Derivative), lambda node: node.doit())
 
     @property
     def interior_residuals(self) -> list[sp.Expr]:
@@ -553,7 +590,7 @@ class Problem:
     def fingerprint(self) -> str:
         """A hash of what the problem computes: name, domain (variables in their order, bounds as
         numbers, ``where``), unknowns, residuals, conditions and their regions, exact solution
-        (parameters substituted), a :class:`Data` region's points and values, and each learned
+        (parameters substituted), the ansatz, a :class:`Data` region's points and values, and each learned
         parameter's start and true value. Comments and formatting of the spec file do not change
         it; a :class:`Sampler` region counts by its description only (its function is not hashed).
         Hex digest (16 characters)."""
@@ -570,6 +607,8 @@ class Problem:
                 table = self.data_table(name).contiguous().numpy()
                 held = c.on.heldout_rows(len(table)).tolist()
                 parts.append(f"{name} data {hashlib.sha256(table.tobytes()).hexdigest()} held out {held}")
+        for u, (_, e) in self.ansatz_items.items():
+            parts.append(f"ansatz {sp.srepr(u)} = {sp.srepr(e)}")
         for k, v in self.learned.items():   # where training starts, and what it is measured against
             parts.append(f"learned {sp.srepr(k)} from {float(v.initial)!r}"
                          + (f" exact {float(v.exact)!r}" if v.exact is not None else ""))
@@ -692,6 +731,7 @@ class Problem:
                 fail(f"unknown {u} has the name of a variable or parameter; rename one of them",
                      term=str(u))
             names.add(name)
+        self._check_ansatz(src)
 
         if isinstance(self.interior, (list, tuple)) and not self.interior:
             fail("interior is an empty list")
@@ -730,6 +770,12 @@ class Problem:
                 residual = self._substitute(_sympify(r, label, src))
                 self._check_expr(residual, label, src, allow_unknowns=True)
                 reads_unknowns(residual, label)
+        if self.ansatz_items:   # what the compiler receives: derivatives of the ansatz carried out
+            terms = [("interior", r) for r in self.interior_residuals]
+            terms += [(f"condition {name}", r) for name, c in self.condition_items.items() for r in c.residuals]
+            for label, r in terms:
+                self._check_expr(self.network_form(r), label, src, allow_unknowns=True, functions=self.outputs,
+                                 what="the residual with the ansatz put in")
         free = [u for u in self.unknowns if u not in constrained]
         if free:
             fail(f"unknown {', '.join(map(str, free))} appears in no residual or condition, so nothing "
@@ -757,13 +803,13 @@ class Problem:
 
     def doubts(self) -> list[str]:
         """What in a valid problem is likely not what its author meant (``validate`` warns each):
-        no condition, fewer interior residuals than unknowns, ``Boundary()`` on a domain with time
-        (it holds the final time's face too), an evolution equation (a time derivative) with no
-        condition at the initial time, a combined region that holds a face twice, a condition on
+        no condition (and no ansatz), fewer interior residuals than unknowns, ``Boundary()`` on a
+        domain with time (it holds the final time's face too), an evolution equation (a time
+        derivative) with no condition at the initial time (and no ansatz), a combined region that holds a face twice, a condition on
         the faces a periodic one pairs, observed points outside a cut domain, a parameter that
         appears nowhere."""
         out = []
-        if not self.conditions:
+        if not self.conditions and not self.ansatz_items:
             out.append("no conditions: without boundary or initial values most PDEs have many solutions, "
                        "and the network learns one of them; add conditions={...}")
         if len(self.interior_residuals) < len(self.unknowns):
@@ -776,7 +822,7 @@ class Problem:
                                            for d in sp.sympify(r).atoms(sp.Derivative) for v, _ in d.variable_count)
         initial = any(isinstance(p, (Initial, Boundary, Sampler, Data)) or (isinstance(p, Face) and p.var == time)
                       for p in regions)   # a Sampler's or the data's points may hold the initial values
-        if self.conditions and evolves and not initial:
+        if self.conditions and evolves and not initial and not self.ansatz_items:
             out.append(f"no condition on the initial slice {time} = {self.domain.interval(time)[0]:g}: an "
                        f"evolution equation needs its initial values (Condition(u - u0, on=Initial())), or "
                        f"measurements of the solution (Data(points, values))")
@@ -996,6 +1042,75 @@ class Problem:
                             f"the columns are the domain's variables in order "
                             f"({', '.join(map(str, self.variables))})", spec=src, term=term)
 
+    def _check_ansatz(self, src: str) -> None:
+        """Each ansatz: for a declared unknown, an expression of the variables and one new function
+        of all of them (the network's output), no derivative of it, no unknown, no learned
+        parameter; the functions of different ansatzes distinct, and named apart from the
+        variables, parameters and unknowns."""
+        if self.ansatz is None:
+            return
+        if not isinstance(self.ansatz, Mapping):
+            raise SpecError(f"ansatz must be a dict unknown -> expression, such as {{{self.unknowns[0]}: "
+                            f"x*(1 - x)*v}}, got {type(self.ansatz).__name__}", spec=src)
+        variables = self.domain.variables
+        taken = {str(v) for v in variables} | {str(k) for k in self.parameters} | {u.func.__name__ for u in self.unknowns}
+        seen = {}
+        for u, raw in self.ansatz.items():
+            label = f"ansatz[{u}]"
+
+            def fail(msg: str) -> None:
+                raise SpecError(msg, spec=src, term=label)
+
+            if u not in set(self.unknowns):
+                fail(f"ansatz given for {u}, which is not a declared unknown "
+                     f"(declared: {', '.join(map(str, self.unknowns))})")
+            expr = self._substitute(_sympify(raw, label, src))
+            if not isinstance(expr, sp.Expr):
+                fail(f"{expr!r} is not a SymPy expression")
+            if expr.atoms(sp.Derivative):
+                fail(f"the ansatz {expr} contains a derivative; it must be algebraic in the network's function "
+                     f"(such as g + d·v), whose derivatives pdec then propagates")
+            used = [f for f in expr.atoms(AppliedUndef) if f.func in {w.func for w in self.unknowns}]
+            if used:
+                fail(f"the ansatz of {u} contains the unknown {used[0]}: write it in a new function, the "
+                     f"network's output, such as {u} = x*(1 - x)*v with v = sp.Function('v')({', '.join(map(str, variables))})")
+            functions = sorted(expr.atoms(AppliedUndef), key=str)
+            if len(functions) != 1:
+                fail(f"the ansatz of {u} must contain exactly one function, the network's output for {u} "
+                     f"(such as v = sp.Function('v')({', '.join(map(str, variables))})), found "
+                     f"{len(functions)}{': ' + ', '.join(map(str, functions)) if functions else ''}")
+            v = functions[0]
+            if tuple(v.args) != tuple(variables):
+                fail(f"the network's function {v} must be applied to the domain's variables in their order, "
+                     f"{v.func.__name__}({', '.join(map(str, variables))})")
+            name = v.func.__name__
+            if not _plain_name(name):
+                fail(f"the network's function name {name!r} must be a plain Python identifier "
+                     f"(it names a local variable of the generated code)")
+            if name in taken:
+                fail(f"the network's function {v} has the name of a variable, parameter or unknown; rename it")
+            if name in seen:
+                fail(f"the ansatzes of {seen[name]} and {u} share the function {v}; each unknown needs its own "
+                     f"network output")
+            seen[name] = u
+            learned = sorted(map(str, expr.free_symbols & set(self.learned)))
+            if learned:
+                fail(f"the ansatz of {u} contains the learned parameter(s) {', '.join(learned)}; an ansatz may use "
+                     f"the variables and fixed parameters only")
+            self._check_expr(expr, label, src, allow_unknowns=True, functions=[v], what="the ansatz")
+
+    def _ansatz_owner(self, f: sp.Expr) -> sp.Expr | None:
+        """The unknown whose ansatz is written in the function ``f`` (None: no ansatz holds it)."""
+        if not isinstance(self.ansatz, Mapping):
+            return None
+        for u, raw in self.ansatz.items():
+            try:
+                if any(g.func == f.func for g in sp.sympify(raw).atoms(AppliedUndef)):
+                    return u
+            except (sp.SympifyError, TypeError, ValueError, AttributeError):
+                continue
+        return None
+
     def _check_learned(self, k: sp.Symbol, v: Learned, src: str) -> None:
         """A learned parameter: a plain name (it keys ``model.learned``) that is no attribute of
         ``nn.ParameterDict`` and no other's error column, a finite real start and exact value, a
@@ -1037,9 +1152,14 @@ class Problem:
         if region.var not in self.domain.bounds:
             raise SpecError(f"{kind} variable {region.var} is not a domain variable", spec=src, term=term)
 
-    def _check_expr(self, expr: sp.Expr, term: str, src: str, *, allow_unknowns: bool) -> None:
+    def _check_expr(self, expr: sp.Expr, term: str, src: str, *, allow_unknowns: bool,
+                    functions: Sequence[sp.Expr] | None = None, what: str = "") -> None:
+        """That ``expr`` is something pdec can compile: supported nodes and functions, the
+        unknowns (or ``functions``, the applied functions it may hold) at the term's own point, no
+        stray symbols. ``what`` names the expression in messages (the ansatz, or a residual with
+        it put in)."""
         variables = set(self.domain.variables)
-        unknowns = {u.func: u for u in self.unknowns}
+        unknowns = {u.func: u for u in (self.unknowns if functions is None else functions)}
 
         def fail(msg: str) -> None:
             raise SpecError(msg, spec=src, term=term)
@@ -1049,7 +1169,7 @@ class Problem:
         if not isinstance(expr, sp.Expr):
             fail(f"{expr!r} is not a SymPy expression")
         if expr.has(sp.zoo, sp.oo, -sp.oo, sp.nan):
-            fail(f"non-finite constant in {expr}")
+            fail(f"non-finite constant in {what + ' ' if what else ''}{expr}")
         if expr.has(sp.I):
             fail(f"complex constant I in {expr}: residuals must be real (write a complex equation "
                  "as a system of its real and imaginary parts)")
@@ -1059,15 +1179,22 @@ class Problem:
         # Subs, …) is refused here, not left to fail in codegen.
         for node in sp.preorder_traversal(expr):
             if isinstance(node, sp.Function) and not isinstance(node, AppliedUndef) and not is_supported_function(node):
-                fail(f"unsupported function {type(node).__name__} in {node} (supported: {_FUNCTIONS})")
+                fail(f"unsupported function {type(node).__name__} in {node}"
+                     + (f", in {what}: {expr}" if what else f" (supported: {_FUNCTIONS})"))
             if isinstance(node, (sp.Function, *_ALLOWED_NODES)):
                 continue
+            if what:   # e.g. sign(x), from the derivative of an ansatz with Abs
+                fail(f"unsupported {type(node).__name__} in {node}, in {what}: {expr}")
             hint = (": write it with Abs, e.g. Max(a, b) = (a + b + Abs(a - b))/2"
                     if isinstance(node, (sp.Max, sp.Min)) else
                     " (pdec takes sums, products, powers, numbers, the variables, the unknowns, "
                     f"their derivatives and the functions {_FUNCTIONS})")
             fail(f"unsupported {type(node).__name__} in {node}{hint}")
         for f in sorted(expr.atoms(AppliedUndef), key=str):   # the same message every run
+            owner = self._ansatz_owner(f) if functions is None else None
+            if owner is not None:
+                fail(f"{f} is the network's output in the ansatz of {owner}: write the residual in the "
+                     f"unknown {owner}, and pdec puts the ansatz in")
             if f.func not in unknowns:
                 fail(f"{f} is not a declared unknown (declared: "
                      f"{', '.join(str(u) for u in self.unknowns)})")
@@ -1115,6 +1242,11 @@ _FUNCTIONS = "exp, log, sin, cos, tan, sinh, cosh, tanh, asin, acos, atan, Abs, 
 # SymPy node types a residual may consist of, besides the functions of pdec.functions
 _ALLOWED_NODES = (sp.Add, sp.Mul, sp.Pow, sp.Symbol, sp.Number, sp.NumberSymbol, sp.Derivative,
                   sp.Tuple, AppliedUndef)
+
+
+def _network_function(expr: sp.Expr, unknowns: set) -> sp.Expr:
+    """The one applied function of an ansatz that is not an unknown (validated)."""
+    return next(f for f in sorted(expr.atoms(AppliedUndef), key=str) if f not in unknowns)
 
 
 def _boolean_leaves(expr: sp.Basic) -> list[sp.Basic]:

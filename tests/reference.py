@@ -33,6 +33,34 @@ def reference_mlp(model):
     return f
 
 
+TORCH_FUNCTIONS = {"sin": torch.sin, "cos": torch.cos, "exp": torch.exp, "log": torch.log, "tanh": torch.tanh,
+                   "sqrt": torch.sqrt, "Abs": torch.abs, "pi": np.pi, "E": np.e}
+
+
+def reference_solution(problem, model):
+    """X (N, d) -> the unknowns (N, m): :func:`reference_mlp`'s outputs, each through the spec's
+    ansatz where it has one, the ansatz evaluated by sympy.lambdify on torch functions (not by the
+    generated ``ansatz``)."""
+    net = reference_mlp(model)
+    variables = list(problem.variables)
+    maps = []
+    for k, u in enumerate(problem.unknowns):
+        if u not in problem.ansatz_items:
+            maps.append(None)
+            continue
+        f, expr = problem.ansatz_items[u]
+        w = sp.Dummy("w")
+        maps.append(sp.lambdify(variables + [w], expr.xreplace({f: w}), modules=[TORCH_FUNCTIONS]))
+
+    def solution(X):
+        N = net(X)
+        columns = [N[:, k] if fn is None else fn(*X.unbind(1), N[:, k]) * torch.ones_like(N[:, k])
+                   for k, fn in enumerate(maps)]
+        return torch.stack(columns, dim=1)
+
+    return solution
+
+
 def randomize_weights(model, scale: float = 1.5, seed: int = 0) -> None:
     """Weights ~ N(0, scale²/fan_in), biases ~ N(0, 0.25): away from the default init's linear regime;
     learned parameters ~ U(0.5, 1.5) (away from their initial values)."""
@@ -82,7 +110,8 @@ def _derivative_key(node, unknowns, variables) -> tuple[int, tuple[int, ...]]:
 
 def reference_point_residual(problem, term: str, model, X: torch.Tensor) -> np.ndarray:
     """The term's residual (N, M) from the problem's own SymPy residuals: every derivative node
-    is evaluated by nested autograd through :func:`reference_mlp`, then the expression by
+    is evaluated by nested autograd through :func:`reference_solution` (the MLP, and the spec's
+    ansatz where it has one), then the expression by
     sympy.lambdify (NumPy). Nothing of pdec's analysis (atoms, names, splits) is used. A term
     with a weight w ≠ 1 contributes √w·r (its loss is w · 1/(2N) Σ ‖r‖²). Learned parameters
     take the model's current values."""
@@ -97,7 +126,7 @@ def reference_point_residual(problem, term: str, model, X: torch.Tensor) -> np.n
     for e in map(sp.sympify, exprs):
         nodes = list(e.atoms(sp.Derivative)) + list(e.atoms(AppliedUndef))
         keys = {node: _derivative_key(node, unknowns, variables) for node in nodes}
-        values = autograd_derivatives(reference_mlp(model), X, set(keys.values()))
+        values = autograd_derivatives(reference_solution(problem, model), X, set(keys.values()))
         # fresh symbols for the derivatives and the variables, so no name of the spec can clash
         dummies = {node: sp.Dummy() for node in nodes}
         var_dummies = [sp.Dummy() for _ in variables]

@@ -112,6 +112,11 @@ CASES = {
                         "taylor", 1),
     # measured values of [u, ∂_x u] (S = 2 stack, M = 2): the residual subtracts the rows' observed values
     "data": (lambda: pdec.load_spec(ROOT / "tests" / "specs" / "measured_flux.py"), (6, 5), "auto", "laplacian", 1),
+    # hard constraints: u = x(1 − x)y(1 − y)·v, the interior term alone, in v (point-dependent
+    # collapsed operator); and u = exp(w) beside an unknown without an ansatz (Taylor, M = 2)
+    "ansatz": (lambda: pdec.load_spec(ROOT / "specs" / "poisson2d_hard.py"), (6, 5), "auto", "collapsed", 1),
+    "ansatz-system": (lambda: pdec.load_spec(ROOT / "tests" / "specs" / "ansatz_system.py"), (5, 6), "auto",
+                      "taylor", 2),
 }
 
 

@@ -637,6 +637,7 @@ def build_context(plan: Plan, options: Options, version: str, source_hash: str) 
                  "M": len(given),
                  "unknowns": (_wrappable_repr(tuple(str(u.func) for u in given))
                               if len(given) < len(problem.unknowns) else None)}
+    ansatz = _ansatz_context(problem, variables) if problem.ansatz_items else None
     where = None
     if problem.where is not None:
         namer = Namer()
@@ -654,7 +655,8 @@ def build_context(plan: Plan, options: Options, version: str, source_hash: str) 
     regen = shlex.join(options.compile_args(spec_path))
     py = {
         "variables": _wrappable_repr(tuple(str(v) for v in variables)),
-        "unknowns": _wrappable_repr(tuple(a.unknown_names)),
+        "unknowns": _wrappable_repr(tuple(u.func.__name__ for u in problem.unknowns)),
+        "outputs": _wrappable_repr(tuple(a.unknown_names)) if ansatz else None,
         "domain": _wrappable_repr({str(v): problem.domain.interval(v) for v in variables}),
         "time": repr(str(problem.domain.time)) if problem.domain.time is not None else "None",
         "term_names": _wrappable_repr(tuple(plan.terms)),
@@ -679,8 +681,9 @@ def build_context(plan: Plan, options: Options, version: str, source_hash: str) 
         "version": version, "hash": source_hash, "spec_path": spec_path, "regen": regen,
         "options": options.header(), "name": problem.name, "class_name": class_name(problem.name),
         "description": docstring_text(problem.description.strip()),
-        "variables_text": name_list([str(v) for v in variables]), "unknowns": list(a.unknown_names),
-        "d": d, "m": len(a.unknown_names),
+        "variables_text": name_list([str(v) for v in variables]),
+        "unknowns": [u.func.__name__ for u in problem.unknowns], "outputs": list(a.unknown_names),
+        "d": d, "m": len(a.unknown_names), "ansatz": ansatz,
         # for the docstrings: "z*tanh(z)", not the record's name "custom(z*tanh(z))"
         "activation": (sp.sstr(options.activation.expr) if options.activation.name.startswith("custom")
                        else options.activation.name),
@@ -691,6 +694,27 @@ def build_context(plan: Plan, options: Options, version: str, source_hash: str) 
                     + (f", exact {float(v.exact)!r}" if v.exact is not None else "")
                     + (f" ({v.description})" if v.description else "") for k, v in problem.learned.items()],
     }
+
+
+def _ansatz_context(problem, variables) -> dict:
+    """The ``ansatz(X, net)`` method: each unknown from the network's outputs, u = its ansatz in
+    the output's column (an unknown without one is its column itself)."""
+    namer = Namer()
+    names = {v: namer(v) for v in variables}
+    outputs = problem.outputs
+    out_names = {f: namer(sp.Symbol(f.func.__name__)) for f in outputs}
+    items = problem.ansatz_items
+    exprs = [items[u][1].xreplace({items[u][0]: sp.Symbol(out_names[items[u][0]])}) if u in items
+             else sp.Symbol(out_names[u]) for u in problem.unknowns]
+    symbols = {**names, **{sp.Symbol(n): n for n in out_names.values()}}
+    assigns, results = _print_exprs(exprs, symbols, "c")
+    used = set().union(*(e.free_symbols for e in exprs))
+    return {"variables": [(names[v], f"X[..., {i}]") for i, v in enumerate(variables) if v in used],
+            "outputs": [(out_names[f], f"net[..., {k}]", f"network output for {u.func.__name__}")
+                        for k, (u, f) in enumerate(zip(problem.unknowns, outputs))],
+            "assigns": assigns, "results": results,
+            "exprs": [f"{u.func.__name__} = {math_text(items[u][1].xreplace({items[u][0]: sp.Symbol(items[u][0].func.__name__)}))}"
+                      for u in problem.unknowns if u in items]}
 
 
 def content_hash(*parts: str) -> str:
