@@ -1,9 +1,10 @@
 """Where a KFAC step's time goes: the curvature pass, the factor inversion, the 31-point line search.
 
 2d Poisson (2-64-1, 900 + 120 points) and 5d Poisson (5-64-1, 3 000 + 500 points), float64,
-KFAC's default settings, after 3 warm-up steps (--problems adds 4+1d heat, 5-64-1, 3 000 + 500;
---modes times each problem with several compile modes, one after the other in one process). Each part is timed on its own (median of
---repeats), next to whole steps:
+KFAC's default settings, after 3 warm-up steps (--problems adds 4+1d heat, 5-64-1, 3 000 + 500,
+and poisson2d_hard, 2d Poisson with its boundary in an ansatz, 2-64-1, 900 points; --modes times
+each problem with several compile modes, one after the other in one process). Each part is timed
+on its own (median of --repeats), next to whole steps:
 
     step          KFAC.step: curvature pass, EMA, inversion, preconditioning, momentum, line search
     curvature     curvature_pass: forward with stacks, backward of Σ_n r_n, factors, gradient
@@ -42,7 +43,8 @@ from pdec.train.allocator import keep_freed_memory
 from pdec.train.sampling import PointSampler
 
 ROOT = Path(__file__).resolve().parents[1]
-PROBLEMS = {"poisson2d": (900, 120), "poisson5d": (3000, 500), "heat4d": (3000, 500)}
+PROBLEMS = {"poisson2d": (900, 120), "poisson5d": (3000, 500), "heat4d": (3000, 500),
+            "poisson2d_hard": (900, 0)}   # no condition: its boundary is in the ansatz
 
 
 def timed(fn, repeats: int) -> float:
@@ -82,7 +84,7 @@ def main() -> int:
     keep_freed_memory()
     print(f"{time.strftime('%Y-%m-%d %H:%M')}, {os.cpu_count()} cores, torch {torch.__version__}, "
           f"{torch.get_num_threads()} threads; median of {args.repeats} (ms)\n")
-    print(f"{'problem':10s} {'mode':>10s} {'S':>3s} {'points':>10s} {'step':>8s} {'curvature':>10s} "
+    print(f"{'problem':14s} {'mode':>10s} {'S':>3s} {'points':>10s} {'step':>8s} {'curvature':>10s} "
           f"{'inversion':>10s} {'line search':>12s}")
     for name, mode in ((p, m) for p in problems for m in args.modes.split(",")):
         ni, nc = PROBLEMS[name]
@@ -114,7 +116,7 @@ def main() -> int:
         t_inv = timed(inversion, args.repeats)
         t_ls = timed(line_search, args.repeats)
         t_step = timed(lambda: opt.step(batch), args.repeats)
-        print(f"{name:10s} {compiled.plan.mode:>10s} {compiled.plan.S:3d} {ni:5d}+{nc:<4d} {t_step:8.1f} "
+        print(f"{name:14s} {compiled.plan.mode:>10s} {compiled.plan.S:3d} {ni:5d}+{nc:<4d} {t_step:8.1f} "
               f"{t_curv:10.1f} {t_inv:10.1f} {t_ls:12.1f}", flush=True)
     print(f"\n(line search: {len(GRID)} trial losses, forward only)")
     return 0

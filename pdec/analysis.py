@@ -263,6 +263,10 @@ def _collapsed_split(residuals: list[sp.Expr], atoms: set[Atom], analysis: Analy
     sym = analysis.atom_symbols
     learned = analysis.learned
     all_atom_syms = {sym[a] for a in atoms}
+    second_syms = {sym[a] for a in atoms if a.order == 2}
+    # what may multiply an operator in the residual without entering it: learned parameters, and
+    # the values and first derivatives (u Δu, or e^w (Δw + |∇w|²) from the ansatz u = e^w)
+    factors = learned | {sym[a] for a in atoms if a.order < 2}
     high = [a for a in atoms if a.order > 2]
     if high:
         a = min(high)
@@ -275,22 +279,21 @@ def _collapsed_split(residuals: list[sp.Expr], atoms: set[Atom], analysis: Analy
         per_unknown: dict[int, tuple[list, list]] = {}
         remainder = r
         present = sorted(a for a in atoms if sym[a] in r.free_symbols)
-        # A learned parameter in a second-order coefficient is factored out of the operator
-        # below; a first-order part folded in beside it would rarely share the factor (∂_t − κ ∂_xx),
-        # so the first-order atoms then stay in the remainder.
+        # A learned parameter, value or first derivative in a second-order coefficient is factored
+        # out of the operator below; a first-order part folded in beside it would rarely share the
+        # factor (∂_t − κ ∂_xx), so the first-order atoms then stay in the remainder.
         fold = fold_first_order and not any(
-            a.order == 2 and sp.diff(r, sym[a]).free_symbols & learned for a in present)
+            a.order == 2 and sp.diff(r, sym[a]).free_symbols & factors for a in present)
         for a in present:
             if a.order == 0 or (a.order == 1 and not fold):
                 continue
             coeff = sp.expand(sp.diff(r, sym[a]))
-            linear = not (coeff.free_symbols & all_atom_syms)
-            if a.order == 2 and not linear:
-                deps = sorted(str(s) for s in coeff.free_symbols & all_atom_syms)
+            if a.order == 2 and coeff.free_symbols & second_syms:
+                deps = sorted(str(s) for s in coeff.free_symbols & second_syms)
                 return None, (f"{sym[a]} enters nonlinearly (its coefficient depends on "
                               f"{', '.join(deps)})")
-            if not linear or (a.order == 1 and coeff.free_symbols & learned):
-                continue
+            if a.order == 1 and coeff.free_symbols & (learned | all_atom_syms):
+                continue   # u u_x, κ u_x: the remainder's
             b, C = per_unknown.setdefault(a.unknown, ([0] * d, [[0] * d for _ in range(d)]))
             idx = [i for i, k in enumerate(a.alpha) for _ in range(k)]
             if a.order == 1:
@@ -305,13 +308,16 @@ def _collapsed_split(residuals: list[sp.Expr], atoms: set[Atom], analysis: Analy
         for m, (b, C) in sorted(per_unknown.items()):
             op = Operator(tuple(sp.sympify(c) for c in b), tuple(tuple(sp.sympify(c) for c in row) for row in C))
             factor = sp.Integer(1)
-            if any(sp.sympify(c).free_symbols & learned for c in op.coefficients()):
-                factored = _factor_learned(op, learned)
+            if any(sp.sympify(c).free_symbols & factors for c in op.coefficients()):
+                factored = _factor_out(op, factors)
                 if factored is None:
-                    names = sorted({str(p) for c in op.coefficients() for p in sp.sympify(c).free_symbols & learned})
-                    return None, (f"the second-order coefficients of {analysis.unknown_names[m]} depend on the "
-                                  f"learned parameter(s) {', '.join(names)}, and not as one factor times a fixed "
-                                  f"operator")
+                    held = set().union(*(sp.sympify(c).free_symbols for c in op.coefficients()))
+                    what = [f"{label} {', '.join(sorted(map(str, held & group)))}"
+                            for label, group in (("the learned parameter(s)", learned),
+                                                 ("the values or first derivatives", factors - learned))
+                            if held & group]
+                    return None, (f"the second-order coefficients of {analysis.unknown_names[m]} depend on "
+                                  f"{' and '.join(what)}, and not as one factor times a fixed operator")
                 factor, op = factored
             for k, existing in enumerate(operators):
                 s = op.ratio_to(existing)
@@ -323,18 +329,21 @@ def _collapsed_split(residuals: list[sp.Expr], atoms: set[Atom], analysis: Analy
                 scale[(len(operators) - 1, m)] = factor
         remainders.append(remainder)
         scales.append(scale)
-        remainder_atoms |= {a for a in atoms if sym[a] in remainder.free_symbols}
+        # the residual reads the remainder's atoms, and those of the factors in front of the channels
+        read = remainder.free_symbols.union(*(sp.sympify(f).free_symbols for f in scale.values()))
+        remainder_atoms |= {a for a in atoms if sym[a] in read}
     return CollapsedSplit(operators, scales, remainders, remainder_atoms), None
 
 
-def _factor_learned(op: Operator, learned: frozenset[sp.Symbol]) -> tuple[sp.Expr, Operator] | None:
-    """op = s · op' with s the learned-parameter factor of op's first non-zero coefficient and op'
-    free of learned parameters (κ·Δ -> (κ, Δ); (1 + κ)·x·∂_xx -> (1 + κ, x·∂_xx)); None when
-    no such s exists (κ ∂_xx + λ ∂_yy)."""
+def _factor_out(op: Operator, symbols: set[sp.Symbol]) -> tuple[sp.Expr, Operator] | None:
+    """op = s · op' with s the factor of op's first non-zero coefficient that holds ``symbols``
+    (learned parameters, the unknowns' values and first derivatives) and op' free of them
+    (κ·Δ -> (κ, Δ); (1 + κ)·x·∂_xx -> (1 + κ, x·∂_xx); e^w·Δ -> (e^w, Δ)); None when no such s
+    exists (κ ∂_xx + λ ∂_yy)."""
     first = next(c for c in op.coefficients() if c != 0)
-    s = sp.Mul(*[f for f in sp.Mul.make_args(sp.factor(first)) if f.free_symbols & learned])
+    s = sp.Mul(*[f for f in sp.Mul.make_args(sp.factor(first)) if f.free_symbols & symbols])
     rest = Operator(tuple(sp.simplify(c / s) for c in op.b),
                     tuple(tuple(sp.simplify(c / s) for c in row) for row in op.C))
-    if any(sp.sympify(c).free_symbols & learned for c in rest.coefficients()):
+    if any(sp.sympify(c).free_symbols & symbols for c in rest.coefficients()):
         return None
     return s, rest

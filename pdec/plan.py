@@ -336,6 +336,9 @@ def _collapsed_plan(ta: TermAnalysis, split: CollapsedSplit, analysis: Analysis,
     else:
         plan.reason = ("every derivative of order ≥ 2 enters through linear operators of order ≤ 2 "
                        "with unknown-free coefficients (collapsed)")
+    atom_symbols = set(analysis.atom_symbols.values())
+    if any(sp.sympify(f).free_symbols & atom_symbols for scale in scales for f in scale.values()):
+        plan.reason += "; a factor of the values or first derivatives multiplies a channel in the residual"
     # residual symbols at the output: remainder atoms + one symbol per (channel, unknown)
     names = analysis.unknown_names
     axis_col = {i: 1 + a for a, i in enumerate(axes)}

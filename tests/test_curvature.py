@@ -113,10 +113,14 @@ CASES = {
     # measured values of [u, ∂_x u] (S = 2 stack, M = 2): the residual subtracts the rows' observed values
     "data": (lambda: pdec.load_spec(ROOT / "tests" / "specs" / "measured_flux.py"), (6, 5), "auto", "laplacian", 1),
     # hard constraints: u = x(1 − x)y(1 − y)·v, the interior term alone, in v (point-dependent
-    # collapsed operator); and u = exp(w) beside an unknown without an ansatz (Taylor, M = 2)
+    # collapsed operator); and u = exp(w) beside an unknown without an ansatz (M = 2; e^w in front
+    # of the Laplacian channel)
     "ansatz": (lambda: pdec.load_spec(ROOT / "specs" / "poisson2d_hard.py"), (6, 5), "auto", "collapsed", 1),
     "ansatz-system": (lambda: pdec.load_spec(ROOT / "tests" / "specs" / "ansatz_system.py"), (5, 6), "auto",
-                      "taylor", 2),
+                      "laplacian", 2),
+    # the value in front of a channel: −(u Δu + |∇u|²)
+    "value-factor": (lambda: pdec.load_spec(ROOT / "tests" / "specs" / "quasilinear.py"), (6, 5), "auto",
+                     "laplacian", 1),
 }
 
 

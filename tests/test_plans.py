@@ -140,6 +140,29 @@ def test_a_first_order_linear_residual_is_described_as_such():
     assert plan.mode == "collapsed" and plan.reason.startswith("the residual's derivatives are first-order")
 
 
+def test_a_factor_of_values_and_first_derivatives_is_taken_out_of_the_operator():
+    """u Δu, e^u (Δu + u_x): the operator stays the Laplacian and the residual multiplies its
+    channel by the factor (which the residual then reads: u's value column); first-order atoms
+    beside such a factor stay in their own columns. A factor that is not common to the whole
+    operator (u u_xx + u_yy) is not a fixed operator: Taylor mode, saying why."""
+    plan = _inline_plan(lambda x, y, u, v: u * (u.diff(x, 2) + u.diff(y, 2)) - 1)
+    assert (plan.mode, plan.S) == ("laplacian", 4)
+    assert "a factor of the values or first derivatives multiplies a channel" in plan.reason
+    (r,) = plan.residuals
+    assert sp.expand(r - (sp.Symbol("u") * sp.Symbol("L0_u") - 1)) == 0
+    assert plan.output_columns["u"] == (0, 0)
+    plan = _inline_plan(lambda x, y, u, v: sp.exp(u) * (u.diff(x, 2) + u.diff(y, 2) + u.diff(x)))
+    assert plan.mode == "laplacian" and plan.channels[0].operator.b == (0, 0)
+    assert {"u", "u_x"} <= set(plan.output_columns)
+    plan = _inline_plan(lambda x, y, u, v: u * u.diff(x, 2) + u.diff(y, 2))
+    assert plan.mode == "taylor"
+    assert ("the second-order coefficients of u depend on the values or first derivatives u, and not as one "
+            "factor times a fixed operator") in plan.reason
+    # a second derivative times another stays nonlinear
+    with pytest.raises(pdec.ModeError, match="u_xx enters nonlinearly|u_yy enters nonlinearly"):
+        _inline_plan(lambda x, y, u, v: u.diff(x, 2) * u.diff(y, 2), "collapsed")
+
+
 def test_forcing_inapplicable_mode_is_a_clear_error():
     with pytest.raises(pdec.ModeError, match=r"contains \(-2\)·∂_xx - ∂_xy - ∂_yy; use 'collapsed' or 'taylor'"):
         _plan("tests/specs/aniso_mixed.py", "laplacian")
