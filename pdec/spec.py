@@ -805,9 +805,9 @@ class Problem:
         """What in a valid problem is likely not what its author meant (``validate`` warns each):
         no condition (and no ansatz), fewer interior residuals than unknowns, ``Boundary()`` on a
         domain with time (it holds the final time's face too), an evolution equation (a time
-        derivative) with no condition at the initial time (and no ansatz), a combined region that holds a face twice, a condition on
-        the faces a periodic one pairs, observed points outside a cut domain, a parameter that
-        appears nowhere."""
+        derivative) with no condition at the initial time (and no ansatz), a combined region that
+        holds a face twice, a condition on the faces a periodic one pairs, observed points outside
+        a cut domain, a parameter that appears nowhere."""
         out = []
         if not self.conditions and not self.ansatz_items:
             out.append("no conditions: without boundary or initial values most PDEs have many solutions, "

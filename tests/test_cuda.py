@@ -17,12 +17,13 @@ from conftest import ROOT
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 
 SPECS = {  # name -> (path, hidden); kdv needs Taylor mode (third order); advection1d a periodic pair;
-    # heat1d_data a data condition (rows of coordinates, then observed values)
+    # heat1d_data a data condition (rows of coordinates, then observed values); poisson2d_hard an ansatz
     "advection1d": (ROOT / "specs" / "advection1d.py", (16, 12)),
     "heat1d_data": (ROOT / "specs" / "heat1d_data.py", (16, 12)),
     "heat1d_inverse": (ROOT / "specs" / "heat1d_inverse.py", (16, 12)),
     "heat1d": (ROOT / "specs" / "heat1d.py", (16, 12)),
     "poisson2d": (ROOT / "specs" / "poisson2d.py", (16, 12)),
+    "poisson2d_hard": (ROOT / "specs" / "poisson2d_hard.py", (16, 12)),   # forward through the ansatz
     "kdv": (ROOT / "tests" / "specs" / "kdv.py", (16, 12)),
 }
 

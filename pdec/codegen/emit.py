@@ -704,17 +704,19 @@ def _ansatz_context(problem, variables) -> dict:
     outputs = problem.outputs
     out_names = {f: namer(sp.Symbol(f.func.__name__)) for f in outputs}
     items = problem.ansatz_items
+    # each unknown as an expression of the variables and its output's local name
     exprs = [items[u][1].xreplace({items[u][0]: sp.Symbol(out_names[items[u][0]])}) if u in items
              else sp.Symbol(out_names[u]) for u in problem.unknowns]
     symbols = {**names, **{sp.Symbol(n): n for n in out_names.values()}}
     assigns, results = _print_exprs(exprs, symbols, "c")
     used = set().union(*(e.free_symbols for e in exprs))
+    texts = []   # for the docstrings: "u = v*x*(1 - x)", the function's own name in place of v(x)
+    for u, (f, e) in items.items():
+        texts.append(f"{u.func.__name__} = {math_text(e.xreplace({f: sp.Symbol(f.func.__name__)}))}")
     return {"variables": [(names[v], f"X[..., {i}]") for i, v in enumerate(variables) if v in used],
             "outputs": [(out_names[f], f"net[..., {k}]", f"network output for {u.func.__name__}")
                         for k, (u, f) in enumerate(zip(problem.unknowns, outputs))],
-            "assigns": assigns, "results": results,
-            "exprs": [f"{u.func.__name__} = {math_text(items[u][1].xreplace({items[u][0]: sp.Symbol(items[u][0].func.__name__)}))}"
-                      for u in problem.unknowns if u in items]}
+            "assigns": assigns, "results": results, "exprs": texts}
 
 
 def content_hash(*parts: str) -> str:
