@@ -9,6 +9,7 @@ medians over the seeds. Each row is appended to --results (JSON lines) when it f
 
     python benchmarks/hard_constraints.py                       # about 10 minutes on 2 cores
     python benchmarks/hard_constraints.py --optimizers engd+ema=0 --seeds 0
+    python benchmarks/hard_constraints.py --specs poisson2d_hard --mode laplacian --optimizers kfac,kfac-star
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ def main() -> int:
     parser.add_argument("--specs", default=",".join(SPECS), help="comma-separated shipped spec names")
     parser.add_argument("--seeds", default="0,1,2", help="comma-separated seeds")
     parser.add_argument("--steps", type=int, default=1000, help="steps per run")
+    parser.add_argument("--mode", default="auto", help="compile mode of every spec (auto, laplacian, collapsed, taylor)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="a setting or hyperparameter for every run (repeatable)")
     parser.add_argument("--results", default=str(ROOT / "benchmarks" / "results" / "hard_constraints.jsonl"),
@@ -42,7 +44,7 @@ def main() -> int:
     args = parser.parse_args()
     sets = parse_sets(args.set)
     print(f"{time.strftime('%Y-%m-%d %H:%M')}, torch {torch.__version__}, {torch.get_num_threads()} threads; "
-          f"{args.steps} steps\n")
+          f"{args.steps} steps, mode {args.mode}\n")
     print(f"{'spec':15s} {'optimizer':18s} {'seed':>4s} {'s':>6s} {'loss':>9s} {'rel L2':>9s} {'abs RMS':>9s}")
     problems = {name: pdec.load_spec(ROOT / "specs" / f"{name}.py") for name in args.specs.split(",")}
     summary = {}
@@ -51,12 +53,13 @@ def main() -> int:
         extra = {**sets, **parse_sets([variant] if variant else [])}
         for spec, problem in problems.items():
             for seed in (int(s) for s in args.seeds.split(",")):
-                compiled = pdec.compile(problem, write=False)
+                compiled = pdec.compile(problem, write=False, mode=args.mode)
                 run = pdec.train(compiled, optimizer, steps=args.steps, seed=seed, save=False, progress=False,
                                  **extra)
                 f = run.final
                 row = {"spec": spec, "optimizer": name, "seed": seed, "steps": run.steps, "time": run.elapsed,
                        "loss": f["loss"], "rel_l2": f["rel_l2"], "abs_rms": f["abs_rms"], "settings": extra,
+                       "mode": compiled.plan.mode,
                        "date": time.strftime("%Y-%m-%d %H:%M")}
                 with open(args.results, "a") as out:
                     out.write(json.dumps(row) + "\n")

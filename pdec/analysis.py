@@ -9,11 +9,14 @@ when it exists, its *collapsed split*
 
     r = Σ_(k,m) s_km · (L_k u_m) + remainder,    L_k = Σ_i b_i(x) ∂_i + Σ_ij C_ij(x) ∂_ij,
 
-where b, C do not depend on the unknowns (nor on learned parameters: a factor s_km carries
-those, so the operators stay fixed columns of the propagation) and the remainder contains
-derivatives of order ≤ 1 only. The split exists when every derivative of order ≥ 2 enters
-linearly with unknown-free coefficients and no derivative has order > 2. First-order atoms that enter linearly with
-unknown-free coefficients are folded into the operators (MATH.md §3), so they cost no column.
+where b, C do not depend on the unknowns (nor on learned parameters: the factor s_km carries
+those, and the unknowns' values and first derivatives, as in u Δu, so the operators stay fixed
+columns of the propagation) and the remainder contains derivatives of order ≤ 1 only. The split
+exists when no derivative has order > 2 and every second-order one enters linearly, with a
+coefficient free of second derivatives that is one factor s_km times an operator's fixed
+coefficient. First-order atoms that enter linearly with unknown-free coefficients are folded
+into the operators (MATH.md §3), so they cost no column (not beside a factor s_km that is not a
+number: they would rarely share it).
 A second split, *unfolded*, keeps them in the remainder instead: its operators are purely
 second order, which lets a residual such as ∂_t u − κ Δ_x u be propagated as a forward Laplacian
 with ∂_t h as a column of its own (the paper's heat equation, S = d + 2).
@@ -97,7 +100,9 @@ class Operator:
 
 @dataclass
 class CollapsedSplit:
-    """r_j = Σ_k Σ_m scale[j][(k, m)] (L_k u_m) + remainder[j], operators deduplicated."""
+    """r_j = Σ_k Σ_m scale[j][(k, m)] (L_k u_m) + remainder[j], operators deduplicated; a scale
+    may hold learned parameters and the unknowns' values and first derivatives (the residual
+    reads those: ``remainder_atoms`` includes them)."""
 
     operators: list[Operator]
     scales: list[dict[tuple[int, int], sp.Expr]]

@@ -32,7 +32,8 @@ from sympy.core.function import AppliedUndef
 from .domain import domain_predicate, keep_inside
 from .errors import PdecError
 from .functions import sigmoid, softplus
-from .spec import Boundary, Combined, Data, Face, Initial, Periodic, Problem, Region, Sampler, SpatialBoundary
+from .spec import (Boundary, Combined, Data, Face, Initial, Periodic, Problem, Region, Sampler, SpatialBoundary,
+                   exact_bound)
 from .user_points import sampler_points
 
 #: Largest ``count_ops`` on which ``trigsimp`` / ``simplify`` are attempted.
@@ -138,17 +139,6 @@ def _is_zero(expr: sp.Expr) -> bool | None:
 
 
 # --------------------------------------------------------------------------- regions
-
-
-def exact_bound(value) -> sp.Expr:
-    """A box bound as SymPy: a float as the short rational it was written as (0.5 -> 1/2, 0.1 ->
-    1/10) when that rational rounds to it; else the float itself (2 * math.pi stays a 53-bit Float,
-    so the numeric check allows for its precision, not a nearby rational that is neither it nor 2π)."""
-    value = sp.sympify(value)
-    if not isinstance(value, sp.Float):
-        return value
-    simple = sp.nsimplify(value)
-    return simple if float(simple) == float(value) else value
 
 
 def _faces(problem: Problem, region: Region) -> list[tuple[sp.Symbol, sp.Expr]] | None:
@@ -360,34 +350,27 @@ def check_problem(problem: Problem, n_points: int = 5, seed: int = 0,
                 report.results.append(_check_data(problem, name, label, i, r, exact))
             else:
                 report.results.append(_check_term(problem, label, r, cond.on, exact, n_points, seed, digits))
-    for u, (f, expr) in problem.ansatz_items.items():
-        report.results.extend(_check_ansatz(problem, u, f, expr, exact, n_points, seed, digits))
+    for u in problem.ansatz_items:
+        report.results.extend(_check_ansatz(problem, u, exact, n_points, seed, digits))
     return report
 
 
-def _check_ansatz(problem: Problem, u: sp.Expr, f: sp.Expr, expr: sp.Expr, exact: dict, n_points: int,
-                  seed: int, digits: int) -> list[TermCheck]:
-    """The faces of the box on which the ansatz u = expr(f) fixes u whatever the network's output
-    f (∂expr/∂f simplifies to 0 there), each checked against the exact solution: the value the
-    ansatz holds u to must be u*'s. One skipped result when it fixes u on no face, or when u has
-    no exact solution."""
+def _check_ansatz(problem: Problem, u: sp.Expr, exact: dict, n_points: int, seed: int,
+                  digits: int) -> list[TermCheck]:
+    """The faces of the box on which u's ansatz fixes u whatever the network's output
+    (:meth:`~pdec.spec.Problem.ansatz_faces`), each checked against the exact solution: the value
+    the ansatz holds u to must be u*'s. One skipped result when it fixes u on no face, or when u
+    has no exact solution."""
     label = f"ansatz {u.func.__name__}"
     if u not in exact:
         return [TermCheck(label, True, "skipped", message=f"{u.func.__name__} has no exact solution")]
-    w = sp.Dummy("w")
-    plain = expr.xreplace({f: w})
     results = []
-    for var in problem.variables:
-        for side in ("min", "max"):
-            bound = exact_bound(problem.domain.bounds[var][0 if side == "min" else 1])
-            slope = sp.diff(plain, w).subs(var, bound)   # whether the face's values depend on the network
-            if slope != 0 and sp.simplify(slope) != 0:
-                continue
-            name = f"{label} on {var} = {bound}"
-            check = _check_term(problem, name, plain.subs(w, 0) - u, Face(var, side), exact, n_points, seed, digits)
-            fixed = f"fixes {u.func.__name__} there " + ("to u*" if check.passed else "to other values than u*'s")
-            check.message = f"{fixed}: {check.message}"
-            results.append(check)
+    for (var, side), value in problem.ansatz_faces(u).items():
+        name = f"{label} on {var} = {exact_bound(problem.domain.bounds[var][0 if side == 'min' else 1])}"
+        check = _check_term(problem, name, value - u, Face(var, side), exact, n_points, seed, digits)
+        fixed = f"fixes {u.func.__name__} there " + ("to u*" if check.passed else "to other values than u*'s")
+        check.message = f"{fixed}: {check.message}"
+        results.append(check)
     if not results:
         results.append(TermCheck(label, True, "skipped",
                                  message="the ansatz fixes the unknown on none of the box's faces (on a curved "

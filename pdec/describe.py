@@ -30,6 +30,9 @@ def describe_term(plan: TermPlan, variables, unknown_names, weight: float = 1.0,
             if ch.quad.kind == "block" else
             ("constant" if ch.quad.constant else "x-dependent") + " matrix Σ_ab Q_ab ∂_a h ∂_b h")
         lines.append(f"  channel L{k} = {ch.description}; quadratic term: {quad}")
+    for i, r in enumerate(plan.residuals):   # in the output stack's symbols, as the generated code
+        text = math_text(r)
+        lines.append(f"  residual r{i} = {text if len(text) <= 160 else text[:157] + '...'}")
     edges = sorted(plan.graph.edges())
     if edges:
         lines.append(f"  dependency graph ({plan.graph.number_of_nodes()} nodes, "

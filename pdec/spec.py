@@ -531,6 +531,27 @@ class Problem:
                 out[u] = (_network_function(expr, set(self.unknowns)), expr)
         return out
 
+    def ansatz_faces(self, u: sp.Expr) -> dict[tuple[sp.Symbol, str], sp.Expr]:
+        """The faces of the box on which u's ansatz fixes u whatever the network's output:
+        (variable, "min" | "max") -> the value there (an expression of the other variables),
+        in the domain's order. {} when u has no ansatz."""
+        if u not in self.ansatz_items:
+            return {}
+        f, expr = self.ansatz_items[u]
+        out = {}
+        for var in self.variables:
+            for side, bound in zip(("min", "max"), self.domain.bounds[var]):
+                value = expr.subs(var, exact_bound(bound))   # v(t, x) becomes v(1, x) on t = 1
+
+                def reads_network(e: sp.Expr) -> bool:
+                    return any(g.func == f.func for g in e.atoms(AppliedUndef))
+
+                if reads_network(value):   # u = b/v or log(v)·b: 0 once simplified; v·x: not fixed
+                    value = sp.simplify(value)
+                if not reads_network(value) and value.is_finite is not False:
+                    out[(var, side)] = value
+        return out
+
     @property
     def outputs(self) -> list[sp.Expr]:
         """The network's outputs, one per unknown in order: the unknown itself, or the function its
@@ -809,7 +830,8 @@ class Problem:
         holds a face twice, a condition on the faces a periodic one pairs, observed points outside
         a cut domain, a parameter that appears nowhere."""
         out = []
-        if not self.conditions and not self.ansatz_items:
+        fixed = {face for u in self.ansatz_items for face in self.ansatz_faces(u)}
+        if not self.conditions and not fixed:
             out.append("no conditions: without boundary or initial values most PDEs have many solutions, "
                        "and the network learns one of them; add conditions={...}")
         if len(self.interior_residuals) < len(self.unknowns):
@@ -822,7 +844,9 @@ class Problem:
                                            for d in sp.sympify(r).atoms(sp.Derivative) for v, _ in d.variable_count)
         initial = any(isinstance(p, (Initial, Boundary, Sampler, Data)) or (isinstance(p, Face) and p.var == time)
                       for p in regions)   # a Sampler's or the data's points may hold the initial values
-        if self.conditions and evolves and not initial and not self.ansatz_items:
+        if self.ansatz_items and time is not None:   # an ansatz may hold the initial values
+            initial = initial or (time, "min") in fixed
+        if (self.conditions or self.ansatz_items) and evolves and not initial:
             out.append(f"no condition on the initial slice {time} = {self.domain.interval(time)[0]:g}: an "
                        f"evolution equation needs its initial values (Condition(u - u0, on=Initial())), or "
                        f"measurements of the solution (Data(points, values))")
@@ -894,11 +918,12 @@ class Problem:
         return None
 
     def _raw_expressions(self) -> list:
-        """Every residual and exact-solution expression as written (parameters not substituted)."""
+        """Every residual, exact-solution and ansatz expression as written (parameters not
+        substituted)."""
         items = self._interior_items()
         for name, cond in self.conditions.items():
             items += _as_condition(name, cond, self.source).residuals
-        return items + list((self.exact or {}).values())
+        return items + list((self.exact or {}).values()) + list((self.ansatz or {}).values())
 
     def _check_where(self, src: str) -> None:
         """The domain's ``where``: inequalities of the variables (and parameters), joined by
@@ -1180,7 +1205,8 @@ class Problem:
         for node in sp.preorder_traversal(expr):
             if isinstance(node, sp.Function) and not isinstance(node, AppliedUndef) and not is_supported_function(node):
                 fail(f"unsupported function {type(node).__name__} in {node}"
-                     + (f", in {what}: {expr}" if what else f" (supported: {_FUNCTIONS})"))
+                     + (f", in {what}: {expr} (an ansatz must be smooth in the network's output)" if what
+                        else f" (supported: {_FUNCTIONS})"))
             if isinstance(node, (sp.Function, *_ALLOWED_NODES)):
                 continue
             if what:   # e.g. sign(x), from the derivative of an ansatz with Abs
@@ -1192,6 +1218,9 @@ class Problem:
             fail(f"unsupported {type(node).__name__} in {node}{hint}")
         for f in sorted(expr.atoms(AppliedUndef), key=str):   # the same message every run
             owner = self._ansatz_owner(f) if functions is None else None
+            if owner is not None and not allow_unknowns:
+                fail(f"{f} is the network's output in the ansatz of {owner}: an exact solution is an "
+                     f"expression of the variables")
             if owner is not None:
                 fail(f"{f} is the network's output in the ansatz of {owner}: write the residual in the "
                      f"unknown {owner}, and pdec puts the ansatz in")
@@ -1242,6 +1271,17 @@ _FUNCTIONS = "exp, log, sin, cos, tan, sinh, cosh, tanh, asin, acos, atan, Abs, 
 # SymPy node types a residual may consist of, besides the functions of pdec.functions
 _ALLOWED_NODES = (sp.Add, sp.Mul, sp.Pow, sp.Symbol, sp.Number, sp.NumberSymbol, sp.Derivative,
                   sp.Tuple, AppliedUndef)
+
+
+def exact_bound(value) -> sp.Expr:
+    """A box bound as SymPy: a float as the short rational it was written as (0.5 -> 1/2, 0.1 ->
+    1/10) when that rational rounds to it; else the float itself (2 * math.pi stays a 53-bit Float,
+    so a numeric check allows for its precision, not a nearby rational that is neither it nor 2π)."""
+    value = sp.sympify(value)
+    if not isinstance(value, sp.Float):
+        return value
+    simple = sp.nsimplify(value)
+    return simple if float(simple) == float(value) else value
 
 
 def _network_function(expr: sp.Expr, unknowns: set) -> sp.Expr:

@@ -199,3 +199,48 @@ def test_boundary_values_other_than_zero_and_a_kept_condition_train_too(tmp_path
     run = pdec.train(compiled, "lbfgs", steps=60, seed=0, save=False, progress=False, n_interior=200,
                      n_condition=80, n_eval=400)
     assert run.history[-1]["rel_l2"] < 1e-2
+
+
+def test_a_network_function_named_like_the_methods_argument_is_renamed():
+    """The generated ansatz(X, net) reads its outputs from ``net``: a network function (or a
+    variable) of that name gets another local name, so the solution stays right."""
+    net = sp.Function("net")(x, y)
+    problem = Problem(name="named", domain=Box({x: (0, 1), y: (0, 1)}), unknowns=[u, q],
+                      interior=[-(u.diff(x, 2) + u.diff(y, 2)) + q - F, q - u], ansatz={u: BUBBLE * net})
+    model = pdec.compile(problem, hidden=(5,), write=False).model
+    randomize_weights(model)
+    X = torch.rand(11, 2, dtype=torch.float64)
+    with torch.no_grad():
+        torch.testing.assert_close(model(X), reference_solution(problem, model)(X), rtol=1e-14, atol=0)
+
+
+def test_an_ansatz_undefined_where_the_network_is_zero_still_fixes_its_faces():
+    """u = b/w: on a face b = 0, so u = 0 there whatever w is (simplified, not evaluated at w = 0)."""
+    w = sp.Function("w")(x, y)
+    problem = _hard(ansatz={u: BUBBLE / w})
+    assert set(problem.ansatz_faces(u)) == {(x, "min"), (x, "max"), (y, "min"), (y, "max")}
+    report = check_problem(problem)
+    assert report.passed, str(report)
+
+
+def test_doubts_look_at_the_faces_the_ansatz_fixes():
+    """No warning for a condition the ansatz holds; a warning for one it does not: heat with
+    u = x(1 − x)·v has no initial value, and u = e^w fixes no face at all."""
+    t = sp.Symbol("t", real=True)
+    uh, vh = sp.Function("u")(t, x), sp.Function("v")(t, x)
+    heat = Problem(name="heat", domain=Box({t: (0, 1), x: (0, 1)}, time=t), unknowns=[uh],
+                   interior=uh.diff(t) - uh.diff(x, 2), ansatz={uh: x * (1 - x) * vh})
+    with pytest.warns(PdecWarning, match="no condition on the initial slice t = 0"):
+        heat.validate()
+    with pytest.warns(PdecWarning, match="no conditions"):
+        _hard(ansatz={u: sp.exp(v)}).validate()
+    a = sp.Symbol("a", positive=True)   # a parameter read by the ansatz only is used
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", PdecWarning)
+        _hard(ansatz={u: x * (a - x) * y * (1 - y) * v}, parameters={a: 1}).validate()
+
+
+def test_an_exact_solution_in_the_networks_output_is_refused():
+    with pytest.raises(pdec.SpecError, match=r"v\(x, y\) is the network's output in the ansatz of u\(x, y\): an "
+                                             r"exact solution is an expression of the variables"):
+        _hard(exact={u: v * x}).validate()

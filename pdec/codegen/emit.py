@@ -235,7 +235,10 @@ def _seed_context(plan: TermPlan, variables, d: int) -> dict:
         if dep:
             names = {v: namer(v) for v in variables}
             read |= set().union(*(sp.sympify(v).free_symbols for _, v in dep))
-            assigns, results = _print_exprs([v for _, v in dep], names, "b")
+            # computed once per batch: each as it reads best, factored where that is shorter
+            # (−2y(2x − 1)(y − 1), not its expanded sum), without common-subexpression temporaries
+            rename = {v: sp.Symbol(n) for v, n in names.items()}
+            assigns, results = [], [print_torch(_shorter(sp.sympify(v)).xreplace(rename)) for _, v in dep]
             xdep.append({"column": c.index, "channel": c.channel,
                          "assigns": assigns,
                          "entries": [(j, r, str(variables[j])) for (j, _), r in zip(dep, results)]})
@@ -696,10 +699,18 @@ def build_context(plan: Plan, options: Options, version: str, source_hash: str) 
     }
 
 
+def _shorter(expr: sp.Expr) -> sp.Expr:
+    """``expr`` factored when that takes fewer operations, else as it is."""
+    if sp.count_ops(expr) > 60:
+        return expr
+    factored = sp.factor(expr)
+    return factored if sp.count_ops(factored) < sp.count_ops(expr) else expr
+
+
 def _ansatz_context(problem, variables) -> dict:
     """The ``ansatz(X, net)`` method: each unknown from the network's outputs, u = its ansatz in
     the output's column (an unknown without one is its column itself)."""
-    namer = Namer()
+    namer = Namer({"net"})   # the method's argument: no variable or output may be named so
     names = {v: namer(v) for v in variables}
     outputs = problem.outputs
     out_names = {f: namer(sp.Symbol(f.func.__name__)) for f in outputs}
