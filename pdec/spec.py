@@ -827,8 +827,8 @@ class Problem:
         no condition (and no ansatz), fewer interior residuals than unknowns, ``Boundary()`` on a
         domain with time (it holds the final time's face too), an evolution equation (a time
         derivative) with no condition at the initial time (and no ansatz), a combined region that
-        holds a face twice, a condition on the faces a periodic one pairs, observed points outside
-        a cut domain, a parameter that appears nowhere."""
+        holds a face twice, a condition on the faces a periodic one pairs, a condition the ansatz
+        already holds, observed points outside a cut domain, a parameter that appears nowhere."""
         out = []
         fixed = {face for u in self.ansatz_items for face in self.ansatz_faces(u)}
         if not self.conditions and not fixed:
@@ -863,6 +863,12 @@ class Problem:
                 (var, side), first, second = twice
                 out.append(f"condition {name!r} holds the face {var} = {side} twice, in {first!r} and in "
                            f"{second!r}, so its points weigh double there")
+        if self.ansatz_items:
+            for name, c in self.condition_items.items():
+                held = self._held_by_ansatz(c)
+                if held:
+                    out.append(f"condition {name!r} is held by the ansatz on its faces ({held}): its residual there "
+                               f"does not depend on the network, so the term trains nothing; drop it")
         periodic = {}   # variable -> the condition that pairs its faces
         for name, c in self.condition_items.items():
             if isinstance(c.on, Periodic):
@@ -906,6 +912,22 @@ class Problem:
         if isinstance(region, Face):
             return [(region.var, region.side)]
         return []
+
+    def _held_by_ansatz(self, c: Condition) -> str:
+        """For a condition on box faces whose residual, the ansatz put in and each face's variable
+        at its bound, reads no network output on any of them: the faces as text; else ""."""
+        parts = c.on.parts if isinstance(c.on, Combined) else (c.on,)
+        if any(not self._region_faces(p) for p in parts):
+            return ""   # a part that is no box face (Sampler, Data, Periodic)
+        faces = [face for p in parts for face in self._region_faces(p)]
+        functions = {f.func for f in self.outputs}
+        for var, side in faces:
+            bound = exact_bound(self.domain.bounds[var][0 if side == "min" else 1])
+            for r in c.residuals:   # SymPy's own evaluation only (x(1 − x)·v is 0 at x = 0): no simplify
+                value = self.network_form(r).subs(var, bound)
+                if any(g.func in functions for g in value.atoms(AppliedUndef)):
+                    return ""
+        return ", ".join(f"{var} = {side}" for var, side in faces)
 
     def _face_held_twice(self, parts) -> tuple | None:
         """The first box face two parts of a combined region both cover, with the two parts."""

@@ -244,3 +244,18 @@ def test_an_exact_solution_in_the_networks_output_is_refused():
     with pytest.raises(pdec.SpecError, match=r"v\(x, y\) is the network's output in the ansatz of u\(x, y\): an "
                                              r"exact solution is an expression of the variables"):
         _hard(exact={u: v * x}).validate()
+
+
+def test_a_condition_the_ansatz_already_holds_gets_a_warning():
+    """Condition(u, on=Boundary()) beside u = b·v: its residual is 0 on every face whatever v is.
+    A Neumann condition there still reads the network, and the shifted ansatz's kept Dirichlet
+    condition holds on x = 0, 1 only: neither is flagged."""
+    with pytest.warns(PdecWarning, match=r"condition 'wall' is held by the ansatz on its faces \(x = min, x = max, "
+                                         r"y = min, y = max\).*trains nothing"):
+        _hard(conditions={"wall": Condition(u, on=Boundary())}).validate()
+    exact = x + sp.sin(sp.pi * x) * sp.sin(sp.pi * y)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", PdecWarning)
+        _hard(conditions={"flux": Condition(u.diff(x) - sp.pi * sp.sin(sp.pi * y), on=pdec.Face(x, "min"))}).validate()
+        _hard(ansatz={u: x + x * (1 - x) * v}, conditions={"sides": Condition(u - exact, on=Boundary())},
+              exact={u: exact}).validate()
