@@ -282,7 +282,7 @@ def _collapsed_split(residuals: list[sp.Expr], atoms: set[Atom], analysis: Analy
     for r in residuals:
         r = sp.expand(r)
         per_unknown: dict[int, tuple[list, list]] = {}
-        remainder = r
+        moved = []   # the atoms whose terms go into the operators
         present = sorted(a for a in atoms if sym[a] in r.free_symbols)
         # A learned parameter, value or first derivative in a second-order coefficient is factored
         # out of the operator below; a first-order part folded in beside it would rarely share the
@@ -308,7 +308,10 @@ def _collapsed_split(residuals: list[sp.Expr], atoms: set[Atom], analysis: Analy
             else:
                 C[idx[0]][idx[1]] += coeff / 2
                 C[idx[1]][idx[0]] += coeff / 2
-            remainder = sp.expand(remainder - coeff * sym[a])
+            moved.append(sym[a])
+        # r is affine in the moved atoms jointly (their coefficients hold none of them), so its
+        # remainder is r with them set to 0: one pass, not one expansion per atom
+        remainder = r.xreplace({a: sp.Integer(0) for a in moved})
         scale: dict[tuple[int, int], sp.Expr] = {}
         for m, (b, C) in sorted(per_unknown.items()):
             op = Operator(tuple(sp.sympify(c) for c in b), tuple(tuple(sp.sympify(c) for c in row) for row in C))
