@@ -1,14 +1,17 @@
-"""Hard against soft boundary conditions: specs/poisson2d_hard.py against specs/poisson2d.py.
+"""Hard against soft conditions: specs/poisson2d_hard.py against specs/poisson2d.py (or --specs).
 
 The same 2d Poisson problem, once with u = 0 on the boundary as a loss term (poisson2d: 900
 interior and 120 boundary points) and once built into the network by the ansatz
-u = x(1 − x)y(1 − y)·v (poisson2d_hard: the 900 interior points alone). Every optimizer runs both
+u = x(1 − x)y(1 − y)·v (poisson2d_hard: the 900 interior points alone); with --specs
+heat1d,heat1d_hard the 1+1d heat equation, its initial and boundary values a loss term or the
+ansatz u = sin(πx) + t·x(1 − x)·v. Every optimizer runs each spec
 with the 2-64-1 net and the training defaults for --steps steps on each seed; the script prints
 the relative L2 and absolute RMS errors of u on the held-out points and the wall time, then the
 medians over the seeds. Each row is appended to --results (JSON lines) when it finishes.
 
     python benchmarks/hard_constraints.py                       # about 10 minutes on 2 cores
     python benchmarks/hard_constraints.py --optimizers engd+ema=0 --seeds 0
+    python benchmarks/hard_constraints.py --specs heat1d,heat1d_hard   # the same for 1+1d heat
     python benchmarks/hard_constraints.py --specs poisson2d_hard --mode laplacian --optimizers kfac,kfac-star
 """
 

@@ -2,9 +2,9 @@
 
 The residuals the compiler generates from the ansatz are checked against autograd of the spec's
 own residuals through the ansatz (evaluated by SymPy, not by the generated code) in
-tests/test_generated_reference.py (specs/poisson2d_hard.py, tests/specs/ansatz_heat.py,
-ansatz_system.py), and the Jacobians, gradients and Kronecker factors of the first and last in
-tests/test_curvature.py ("ansatz", "ansatz-system").
+tests/test_generated_reference.py (specs/poisson2d_hard.py, heat1d_hard.py,
+tests/specs/ansatz_system.py), and the Jacobians, gradients and Kronecker factors of the first
+and last in tests/test_curvature.py ("ansatz", "ansatz-system").
 """
 
 from __future__ import annotations
@@ -126,7 +126,7 @@ def test_no_warning_for_missing_conditions_that_the_ansatz_holds():
     with warnings.catch_warnings():
         warnings.simplefilter("error", PdecWarning)
         _hard().validate()
-        pdec.load_spec(ROOT / "tests" / "specs" / "ansatz_heat.py")   # no initial condition: the ansatz has it
+        pdec.load_spec(ROOT / "specs" / "heat1d_hard.py")   # no initial condition: the ansatz has it
     with pytest.warns(PdecWarning, match="no conditions"):
         _hard(ansatz=None).validate()
 
@@ -148,7 +148,7 @@ def test_check_compares_the_faces_the_ansatz_fixes_with_the_exact_solution():
     assert failed == {"ansatz u on x = 1", "ansatz u on y = 1"}
     assert "fixes u there to other values than u*'s" in str(wrong)
     # the heat ansatz fixes u at t = 0 and on x = 0, 1 (not at t = 1)
-    heat = check_problem(pdec.load_spec(ROOT / "tests" / "specs" / "ansatz_heat.py"))
+    heat = check_problem(pdec.load_spec(ROOT / "specs" / "heat1d_hard.py"))
     assert heat.passed and [r.term for r in heat.results if r.term.startswith("ansatz")] == \
         ["ansatz u on t = 0", "ansatz u on x = 0", "ansatz u on x = 1"]
     # u = exp(w) fixes nothing
