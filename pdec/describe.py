@@ -10,9 +10,11 @@ from .plan import Plan, TermPlan
 from .text import math_text
 
 
-def describe_term(plan: TermPlan, variables, unknown_names, weight: float = 1.0, region: str = "") -> str:
+def describe_term(plan: TermPlan, variables, unknown_names, weight: float = 1.0, region: str = "",
+                  observed: int = 0) -> str:
     """Multi-line description of one term's plan (``weight``: the term's, shown when ≠ 1;
-    ``region``: where its points lie, e.g. "whole boundary")."""
+    ``region``: where its points lie, e.g. "whole boundary"; ``observed``: M for a data term,
+    whose residuals subtract the observed values obs, or obs0, obs1, …)."""
     shown = f", weight {weight:g}" if weight != 1 else ""
     where = f" on the {region}" if region else ""
     lines = [f"term {plan.term!r}{where}: mode {plan.mode}, S = {plan.S}, M = {plan.M}{shown}",
@@ -31,7 +33,7 @@ def describe_term(plan: TermPlan, variables, unknown_names, weight: float = 1.0,
             ("constant" if ch.quad.constant else "x-dependent") + " matrix Σ_ab Q_ab ∂_a h ∂_b h")
         lines.append(f"  channel L{k} = {ch.description}; quadratic term: {quad}")
     for i, r in enumerate(plan.residuals):   # in the output stack's symbols, as the generated code
-        text = math_text(r)
+        text = math_text(r) + ((" - obs" if observed == 1 else f" - obs{i}") if observed else "")
         lines.append(f"  residual r{i} = {text if len(text) <= 160 else text[:157] + '...'}")
     edges = sorted(plan.graph.edges())
     if edges:
@@ -62,5 +64,7 @@ def describe_plan(plan: Plan) -> str:
     head += [f"learned parameter {k}: {v.describe()}" for k, v in problem.learned.items()]
     weights = problem.weights
     regions = {name: c.on.describe() for name, c in problem.condition_items.items()}
-    return "\n".join(head + [describe_term(t, a.variables, a.unknown_names, weights[name], regions.get(name, ""))
+    observed = problem.data_conditions
+    return "\n".join(head + [describe_term(t, a.variables, a.unknown_names, weights[name], regions.get(name, ""),
+                                           observed.get(name, 0))
                              for name, t in plan.terms.items()])

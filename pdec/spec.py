@@ -546,9 +546,11 @@ class Problem:
                 def reads_network(e: sp.Expr) -> bool:
                     return any(g.func == f.func for g in e.atoms(AppliedUndef))
 
-                if reads_network(value):   # u = b/v or log(v)·b: 0 once simplified; v·x: not fixed
+                # u = b/v or log(v)·b: 0 once simplified; v·x: not fixed (large values: not tried)
+                if reads_network(value) and sp.count_ops(value) <= _SIMPLIFY_OPS:
                     value = sp.simplify(value)
-                if not reads_network(value) and value.is_finite is not False:
+                # sin(x)/x·v at x = 0 is nan, not a value the ansatz fixes (its limit holds v)
+                if not reads_network(value) and not value.has(sp.nan, sp.zoo, sp.oo, -sp.oo):
                     out[(var, side)] = value
         return out
 
@@ -830,10 +832,14 @@ class Problem:
         holds a face twice, a condition on the faces a periodic one pairs, a condition the ansatz
         already holds, observed points outside a cut domain, a parameter that appears nowhere."""
         out = []
-        fixed = {face for u in self.ansatz_items for face in self.ansatz_faces(u)}
-        if not self.conditions and not fixed:
+        # the faces on which an ansatz fixes each unknown (none for an unknown without one)
+        fixed = {u: set(self.ansatz_faces(u)) for u in self.unknowns}
+        loose = [u for u in self.unknowns if not fixed[u]]
+        if not self.conditions and loose:
+            which = (f" ({', '.join(map(str, loose))} has no ansatz that fixes it on a face)"
+                     if self.ansatz_items else "")
             out.append("no conditions: without boundary or initial values most PDEs have many solutions, "
-                       "and the network learns one of them; add conditions={...}")
+                       f"and the network learns one of them; add conditions={{...}}{which}")
         if len(self.interior_residuals) < len(self.unknowns):
             out.append(f"{len(self.interior_residuals)} interior residual(s) for {len(self.unknowns)} unknowns: "
                        f"the interior does not determine every unknown")
@@ -844,8 +850,8 @@ class Problem:
                                            for d in sp.sympify(r).atoms(sp.Derivative) for v, _ in d.variable_count)
         initial = any(isinstance(p, (Initial, Boundary, Sampler, Data)) or (isinstance(p, Face) and p.var == time)
                       for p in regions)   # a Sampler's or the data's points may hold the initial values
-        if self.ansatz_items and time is not None:   # an ansatz may hold the initial values
-            initial = initial or (time, "min") in fixed
+        if self.ansatz_items and time is not None:   # ansatzes may hold every unknown's initial values
+            initial = initial or all((time, "min") in fixed[u] for u in self.unknowns)
         if (self.conditions or self.ansatz_items) and evolves and not initial:
             out.append(f"no condition on the initial slice {time} = {self.domain.interval(time)[0]:g}: an "
                        f"evolution equation needs its initial values (Condition(u - u0, on=Initial())), or "
@@ -865,8 +871,11 @@ class Problem:
                            f"{second!r}, so its points weigh double there")
         if self.ansatz_items:
             for name, c in self.condition_items.items():
-                held = self._held_by_ansatz(c)
-                if held:
+                held, clash = self._held_by_ansatz(c)
+                if clash:
+                    out.append(f"condition {name!r} disagrees with the ansatz: on {clash[0]} the ansatz fixes its "
+                               f"residual to {clash[1]}, not 0, whatever the network learns; correct one of them")
+                elif held:
                     out.append(f"condition {name!r} is held by the ansatz on its faces ({held}): its residual there "
                                f"does not depend on the network, so the term trains nothing; drop it")
         periodic = {}   # variable -> the condition that pairs its faces
@@ -913,21 +922,41 @@ class Problem:
             return [(region.var, region.side)]
         return []
 
-    def _held_by_ansatz(self, c: Condition) -> str:
+    def _held_by_ansatz(self, c: Condition) -> tuple[str, tuple[str, sp.Expr] | None]:
         """For a condition on box faces whose residual, the ansatz put in and each face's variable
-        at its bound, reads no network output on any of them: the faces as text; else ""."""
+        at its bound, reads no network output on any of them: (the faces as text, None) when it is
+        0 there, or ("", (a face, the residual's value there)) when the ansatz fixes it to
+        something else; ("", None) otherwise."""
         parts = c.on.parts if isinstance(c.on, Combined) else (c.on,)
         if any(not self._region_faces(p) for p in parts):
-            return ""   # a part that is no box face (Sampler, Data, Periodic)
+            return "", None   # a part that is no box face (Sampler, Data, Periodic)
         faces = [face for p in parts for face in self._region_faces(p)]
         functions = {f.func for f in self.outputs}
+        values = []
         for var, side in faces:
             bound = exact_bound(self.domain.bounds[var][0 if side == "min" else 1])
-            for r in c.residuals:   # SymPy's own evaluation only (x(1 − x)·v is 0 at x = 0): no simplify
+            for r in c.residuals:   # SymPy's own evaluation only (x(1 − x)·v is 0 at x = 0)
                 value = self.network_form(r).subs(var, bound)
                 if any(g.func in functions for g in value.atoms(AppliedUndef)):
-                    return ""
-        return ", ".join(f"{var} = {side}" for var, side in faces)
+                    return "", None
+                values.append((f"{var} = {side}", value))
+        for face, value in values:   # all fixed: they must be 0
+            if not self._vanishes(value):
+                return "", (face, value)
+        return ", ".join(f"{var} = {side}" for var, side in faces), None
+
+    def _vanishes(self, value: sp.Expr) -> bool:
+        """Whether an expression of the variables is 0: symbolically where that is cheap, else at
+        the box's corners and centre to 1e-12 (a bound such as math.pi is a float, and sin of it is
+        1.2e-16)."""
+        if value == 0 or (sp.count_ops(value) <= _SIMPLIFY_OPS and sp.simplify(value) == 0):
+            return True
+        lo, hi = self.domain.corners
+        points = [lo, hi, tuple((a + b) / 2 for a, b in zip(lo, hi))]
+        try:
+            return all(abs(complex(value.subs(dict(zip(self.variables, p))).evalf())) <= 1e-12 for p in points)
+        except (TypeError, ValueError):
+            return False
 
     def _face_held_twice(self, parts) -> tuple | None:
         """The first box face two parts of a combined region both cover, with the two parts."""
@@ -1293,6 +1322,10 @@ _FUNCTIONS = "exp, log, sin, cos, tan, sinh, cosh, tanh, asin, acos, atan, Abs, 
 # SymPy node types a residual may consist of, besides the functions of pdec.functions
 _ALLOWED_NODES = (sp.Add, sp.Mul, sp.Pow, sp.Symbol, sp.Number, sp.NumberSymbol, sp.Derivative,
                   sp.Tuple, AppliedUndef)
+
+
+#: largest ``count_ops`` the spec's face tests simplify (larger expressions are taken as they are)
+_SIMPLIFY_OPS = 400
 
 
 def exact_bound(value) -> sp.Expr:

@@ -206,7 +206,8 @@ def test_a_network_function_named_like_the_methods_argument_is_renamed():
     variable) of that name gets another local name, so the solution stays right."""
     net = sp.Function("net")(x, y)
     problem = Problem(name="named", domain=Box({x: (0, 1), y: (0, 1)}), unknowns=[u, q],
-                      interior=[-(u.diff(x, 2) + u.diff(y, 2)) + q - F, q - u], ansatz={u: BUBBLE * net})
+                      interior=[-(u.diff(x, 2) + u.diff(y, 2)) + q - F, q - u], ansatz={u: BUBBLE * net},
+                      conditions={"q_wall": Condition(q, on=Boundary())})
     model = pdec.compile(problem, hidden=(5,), write=False).model
     randomize_weights(model)
     X = torch.rand(11, 2, dtype=torch.float64)
@@ -259,3 +260,26 @@ def test_a_condition_the_ansatz_already_holds_gets_a_warning():
         _hard(conditions={"flux": Condition(u.diff(x) - sp.pi * sp.sin(sp.pi * y), on=pdec.Face(x, "min"))}).validate()
         _hard(ansatz={u: x + x * (1 - x) * v}, conditions={"sides": Condition(u - exact, on=Boundary())},
               exact={u: exact}).validate()
+
+
+def test_a_removable_singularity_is_no_fixed_face():
+    """u = y(1 − y)·sin(x)/x·v: at x = 0 SymPy evaluates nan (the limit y(1 − y)·v holds v), so
+    that face is not one the ansatz fixes; y = 0 and y = 1 are."""
+    problem = _hard(domain=Box({x: (0, 1), y: (0, 1)}), ansatz={u: y * (1 - y) * sp.sin(x) / x * v})
+    assert set(problem.ansatz_faces(u)) == {(y, "min"), (y, "max")}
+
+
+def test_a_condition_that_contradicts_the_ansatz_is_named():
+    """Condition(u − 1) on x = 0 beside u = b·v: the ansatz fixes the residual to −1 there."""
+    with pytest.warns(PdecWarning, match=r"condition 'left' disagrees with the ansatz: on x = min the ansatz "
+                                         r"fixes its residual to -1, not 0"):
+        _hard(conditions={"left": Condition(u - 1, on=pdec.Face(x, "min"))}).validate()
+
+
+def test_no_condition_warning_names_the_unknown_no_ansatz_fixes():
+    """A system whose ansatz fixes u on every face but q nowhere, with no conditions."""
+    problem = Problem(name="pair", domain=Box({x: (0, 1), y: (0, 1)}), unknowns=[u, q],
+                      interior=[-(u.diff(x, 2) + u.diff(y, 2)) - q, -(q.diff(x, 2) + q.diff(y, 2)) - F],
+                      ansatz={u: BUBBLE * v})
+    with pytest.warns(PdecWarning, match=r"no conditions: .*\(q\(x, y\) has no ansatz that fixes it on a face\)"):
+        problem.validate()
