@@ -1270,8 +1270,8 @@ class Problem:
         for f in sorted(expr.atoms(AppliedUndef), key=str):   # the same message every run
             owner = self._ansatz_owner(f) if functions is None else None
             if owner is not None and not allow_unknowns:
-                fail(f"{f} is the network's output in the ansatz of {owner}: an exact solution is an "
-                     f"expression of the variables")
+                fail(f"{f} is the network's output in the ansatz of {owner}: {term} must be an expression "
+                     f"of the variables")
             if owner is not None:
                 fail(f"{f} is the network's output in the ansatz of {owner}: write the residual in the "
                      f"unknown {owner}, and pdec puts the ansatz in")

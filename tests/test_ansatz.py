@@ -242,8 +242,8 @@ def test_doubts_look_at_the_faces_the_ansatz_fixes():
 
 
 def test_an_exact_solution_in_the_networks_output_is_refused():
-    with pytest.raises(pdec.SpecError, match=r"v\(x, y\) is the network's output in the ansatz of u\(x, y\): an "
-                                             r"exact solution is an expression of the variables"):
+    with pytest.raises(pdec.SpecError, match=r"v\(x, y\) is the network's output in the ansatz of u\(x, y\): "
+                                             r"exact\[u\(x, y\)\] must be an expression of the variables"):
         _hard(exact={u: v * x}).validate()
 
 
