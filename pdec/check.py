@@ -32,8 +32,7 @@ from sympy.core.function import AppliedUndef
 from .domain import domain_predicate, keep_inside
 from .errors import PdecError
 from .functions import sigmoid, softplus
-from .spec import (Boundary, Combined, Data, Face, Initial, Periodic, Problem, Region, Sampler, SpatialBoundary,
-                   exact_bound)
+from .spec import Boundary, Combined, Data, Face, Initial, Periodic, Problem, Region, Sampler, SpatialBoundary
 from .user_points import sampler_points
 
 #: Largest ``count_ops`` on which ``trigsimp`` / ``simplify`` are attempted.
@@ -144,7 +143,7 @@ def _is_zero(expr: sp.Expr) -> bool | None:
 def _faces(problem: Problem, region: Region) -> list[tuple[sp.Symbol, sp.Expr]] | None:
     """The faces ``(var, exact bound)`` making up a face-type region, or None (Sampler)."""
     dom = problem.domain
-    bound = lambda v, side: exact_bound(dom.bounds[v][0 if side == "min" else 1])  # noqa: E731
+    bound = dom.face_bound
     if isinstance(region, Boundary):
         return [(v, bound(v, s)) for v in dom.variables for s in ("min", "max")]
     if isinstance(region, SpatialBoundary):
@@ -264,7 +263,7 @@ def _check_term(problem: Problem, name: str, residual: sp.Expr, region: Region |
     except Exception as exc:  # pragma: no cover - defensive
         return TermCheck(name, False, "symbolic", message=f"substitution failed: {exc}")
     if isinstance(region, Periodic):   # r = q(x = lo) − q(x = hi)
-        lo, hi = (exact_bound(b) for b in problem.domain.bounds[region.var])
+        lo, hi = (problem.domain.face_bound(region.var, side) for side in ("min", "max"))
         r = r.subs(region.var, lo) - r.subs(region.var, hi)
     if _is_zero(r):
         return TermCheck(name, True, "symbolic", message="residual simplifies to 0")
@@ -366,7 +365,7 @@ def _check_ansatz(problem: Problem, u: sp.Expr, exact: dict, n_points: int, seed
         return [TermCheck(label, True, "skipped", message=f"{u.func.__name__} has no exact solution")]
     results = []
     for (var, side), value in problem.ansatz_faces(u).items():
-        name = f"{label} on {var} = {exact_bound(problem.domain.bounds[var][0 if side == 'min' else 1])}"
+        name = f"{label} on {var} = {problem.domain.face_bound(var, side)}"
         check = _check_term(problem, name, value - u, Face(var, side), exact, n_points, seed, digits)
         fixed = f"fixes {u.func.__name__} there " + ("to u*" if check.passed else "to other values than u*'s")
         check.message = f"{fixed}: {check.message}"

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import networkx as nx
-import sympy as sp
 
 from .analysis import multi_index_label
 from .plan import Plan, TermPlan
@@ -55,10 +54,9 @@ def describe_plan(plan: Plan) -> str:
     head = [f"problem {problem.name!r}: variables ({', '.join(map(str, a.variables))}), "
             f"unknowns ({', '.join(unknowns)})"
             + (f", network outputs ({', '.join(a.unknown_names)})" if problem.ansatz_items else "")]
-    for u, (f, e) in problem.ansatz_items.items():
-        plain = e.xreplace({f: sp.Symbol(f.func.__name__)})
-        head.append(f"ansatz (hard constraint): {u.func.__name__} = {math_text(plain)}; the terms are in "
-                    f"{f.func.__name__}")
+    for u, (f, _) in problem.ansatz_items.items():
+        head.append(f"ansatz (hard constraint): {u.func.__name__} = {math_text(problem.ansatz_shown[u])}; the terms "
+                    f"are in {f.func.__name__}")
     cut = f", where {math_text(problem.where)}" if problem.where is not None else ""
     head.append(f"domain: {problem.domain.describe()}{cut}")
     head += [f"learned parameter {k}: {v.describe()}" for k, v in problem.learned.items()]

@@ -25,7 +25,7 @@ import sympy as sp
 
 from .analysis import Analysis, Atom, CollapsedSplit, Operator, TermAnalysis, multi_index_label, unique_name
 from .errors import ModeError
-from .text import math_text, name_list
+from .text import math_text, name_list, shorter_form
 
 MODES = ("auto", "laplacian", "collapsed", "taylor")
 
@@ -464,16 +464,6 @@ def _set_partitions(items: list[int]):
             yield partition[:i] + [[first] + partition[i]] + partition[i + 1:]
 
 
-def _coefficient_text(c: sp.Expr) -> str:
-    """A point-dependent coefficient as text, factored where that makes it shorter
-    (x·y·(x − 1)·(y − 1), not its expanded sum)."""
-    if c.free_symbols and sp.count_ops(c) <= 60:
-        factored = sp.factor(c)
-        if sp.count_ops(factored) < sp.count_ops(c):
-            c = factored
-    return math_text(c)
-
-
 def _op_str(op: Operator, analysis: Analysis) -> str:
     """``L = -0.25 ∂_xx + ∂_t``-style text for an operator."""
     v = analysis.variables
@@ -485,14 +475,14 @@ def _op_str(op: Operator, analysis: Analysis) -> str:
     if len(support) > 1 and not off and len({diag[i] for i in support}) == 1:
         c = diag[support[0]]
         lap = f"Δ_({name_list([str(v[i]) for i in support])})"
-        parts.append(lap if c == 1 else f"-{lap}" if c == -1 else f"({_coefficient_text(c)})·{lap}")
+        parts.append(lap if c == 1 else f"-{lap}" if c == -1 else f"({math_text(shorter_form(c))})·{lap}")
     for i in range(d) if not parts else ():
         for j in range(i, d):
             c = op.C[i][j] if i == j else 2 * op.C[i][j]
             if c != 0:
-                parts.append(f"({_coefficient_text(c)})·∂_{v[i]}{v[j]}")
+                parts.append(f"({math_text(shorter_form(c))})·∂_{v[i]}{v[j]}")
     for i in range(d):
         if op.b[i] != 0:
-            parts.append(f"({_coefficient_text(op.b[i])})·∂_{v[i]}")
+            parts.append(f"({math_text(shorter_form(op.b[i]))})·∂_{v[i]}")
     text = " + ".join(parts) if parts else "0"
     return text.replace("(1)·", "").replace("(-1)·", "-").replace(" + -", " - ")

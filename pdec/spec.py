@@ -78,6 +78,11 @@ class Box:
         lo, hi = self.bounds[var]
         return float(lo), float(hi)
 
+    def face_bound(self, var: sp.Symbol, side: str) -> sp.Expr:
+        """The face ``var`` = its lower (``side`` "min") or upper ("max") bound, as SymPy
+        (:func:`exact_bound`: 0.5 as 1/2)."""
+        return exact_bound(self.bounds[var][0 if side == "min" else 1])
+
     def describe(self) -> str:
         """The box as text: ``x in [-1, 1], y in [0, 2]``, or ``x1, …, x100 in [0, 1]`` when more
         than three variables share one interval."""
@@ -540,19 +545,21 @@ class Problem:
         f, expr = self.ansatz_items[u]
         out = {}
         for var in self.variables:
-            for side, bound in zip(("min", "max"), self.domain.bounds[var]):
-                value = expr.subs(var, exact_bound(bound))   # v(t, x) becomes v(1, x) on t = 1
-
-                def reads_network(e: sp.Expr) -> bool:
-                    return any(g.func == f.func for g in e.atoms(AppliedUndef))
-
+            for side in ("min", "max"):
+                value = expr.subs(var, self.domain.face_bound(var, side))   # v(t, x) becomes v(1, x) on t = 1
                 # u = b/v or log(v)·b: 0 once simplified; v·x: not fixed (large values: not tried)
-                if reads_network(value) and sp.count_ops(value) <= _SIMPLIFY_OPS:
+                if _reads(value, {f.func}) and sp.count_ops(value) <= _SIMPLIFY_OPS:
                     value = sp.simplify(value)
                 # sin(x)/x·v at x = 0 is nan, not a value the ansatz fixes (its limit holds v)
-                if not reads_network(value) and not value.has(sp.nan, sp.zoo, sp.oo, -sp.oo):
+                if not _reads(value, {f.func}) and not value.has(sp.nan, sp.zoo, sp.oo, -sp.oo):
                     out[(var, side)] = value
         return out
+
+    @property
+    def ansatz_shown(self) -> dict[sp.Expr, sp.Expr]:
+        """Each ansatz as it reads: unknown -> its expression with the network's function as a plain
+        symbol of its name (``v*x*(1 - x)``, not ``v(x)*x*(1 - x)``), for docstrings and inspect."""
+        return {u: e.xreplace({f: sp.Symbol(f.func.__name__)}) for u, (f, e) in self.ansatz_items.items()}
 
     @property
     def outputs(self) -> list[sp.Expr]:
@@ -934,10 +941,9 @@ class Problem:
         functions = {f.func for f in self.outputs}
         values = []
         for var, side in faces:
-            bound = exact_bound(self.domain.bounds[var][0 if side == "min" else 1])
             for r in c.residuals:   # SymPy's own evaluation only (x(1 − x)·v is 0 at x = 0)
-                value = self.network_form(r).subs(var, bound)
-                if any(g.func in functions for g in value.atoms(AppliedUndef)):
+                value = self.network_form(r).subs(var, self.domain.face_bound(var, side))
+                if _reads(value, functions):
                     return "", None
                 values.append((f"{var} = {side}", value))
         for face, value in values:   # all fixed: they must be 0
@@ -1181,7 +1187,7 @@ class Problem:
             return None
         for u, raw in self.ansatz.items():
             try:
-                if any(g.func == f.func for g in sp.sympify(raw).atoms(AppliedUndef)):
+                if _reads(sp.sympify(raw), {f.func}):
                     return u
             except (sp.SympifyError, TypeError, ValueError, AttributeError):
                 continue
@@ -1337,6 +1343,12 @@ def exact_bound(value) -> sp.Expr:
         return value
     simple = sp.nsimplify(value)
     return simple if float(simple) == float(value) else value
+
+
+def _reads(expr: sp.Expr, functions: set) -> bool:
+    """Whether ``expr`` applies one of ``functions`` (SymPy function classes) anywhere, at any
+    arguments (v(1, x) as well as v(t, x))."""
+    return any(g.func in functions for g in expr.atoms(AppliedUndef))
 
 
 def _network_function(expr: sp.Expr, unknowns: set) -> sp.Expr:

@@ -67,3 +67,13 @@ class _MathPrinter(StrPrinter):
 def math_text(expr) -> str:
     """``expr`` as text for comments, docstrings and ``pdec inspect`` (see :class:`_MathPrinter`)."""
     return _MathPrinter().doprint(sp.sympify(expr))
+
+
+def shorter_form(expr: sp.Expr) -> sp.Expr:
+    """``expr`` factored where that takes fewer operations (x·y·(x − 1)·(y − 1), not its expanded
+    sum), else as it is; expressions of more than 60 operations are left as they are."""
+    expr = sp.sympify(expr)
+    if not expr.free_symbols or sp.count_ops(expr) > 60:
+        return expr
+    factored = sp.factor(expr)
+    return factored if sp.count_ops(factored) < sp.count_ops(expr) else expr

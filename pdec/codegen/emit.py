@@ -16,7 +16,7 @@ from ..activations import Activation
 from ..analysis import multi_index_label
 from ..plan import Plan, TermPlan
 from ..spec import Periodic
-from ..text import math_text, name_list
+from ..text import math_text, name_list, shorter_form
 from .predicate import predicate_code, without_outer_parentheses
 from .printer import float_literal, print_torch, print_with_cse
 from .render import KEEP_SPACE, code_wrap
@@ -238,7 +238,7 @@ def _seed_context(plan: TermPlan, variables, d: int) -> dict:
             # computed once per batch: each as it reads best, factored where that is shorter
             # (−2y(2x − 1)(y − 1), not its expanded sum), without common-subexpression temporaries
             rename = {v: sp.Symbol(n) for v, n in names.items()}
-            assigns, results = [], [print_torch(_shorter(sp.sympify(v)).xreplace(rename)) for _, v in dep]
+            assigns, results = [], [print_torch(shorter_form(v).xreplace(rename)) for _, v in dep]
             xdep.append({"column": c.index, "channel": c.channel,
                          "assigns": assigns,
                          "entries": [(j, r, str(variables[j])) for (j, _), r in zip(dep, results)]})
@@ -699,14 +699,6 @@ def build_context(plan: Plan, options: Options, version: str, source_hash: str) 
     }
 
 
-def _shorter(expr: sp.Expr) -> sp.Expr:
-    """``expr`` factored when that takes fewer operations, else as it is."""
-    if sp.count_ops(expr) > 60:
-        return expr
-    factored = sp.factor(expr)
-    return factored if sp.count_ops(factored) < sp.count_ops(expr) else expr
-
-
 def _ansatz_context(problem, variables) -> dict:
     """The ``ansatz(X, net)`` method: each unknown from the network's outputs, u = its ansatz in
     the output's column (an unknown without one is its column itself)."""
@@ -721,9 +713,7 @@ def _ansatz_context(problem, variables) -> dict:
     symbols = {**names, **{sp.Symbol(n): n for n in out_names.values()}}
     assigns, results = _print_exprs(exprs, symbols, "c")
     used = set().union(*(e.free_symbols for e in exprs))
-    texts = []   # for the docstrings: "u = v*x*(1 - x)", the function's own name in place of v(x)
-    for u, (f, e) in items.items():
-        texts.append(f"{u.func.__name__} = {math_text(e.xreplace({f: sp.Symbol(f.func.__name__)}))}")
+    texts = [f"{u.func.__name__} = {math_text(e)}" for u, e in problem.ansatz_shown.items()]   # docstrings
     return {"variables": [(names[v], f"X[..., {i}]") for i, v in enumerate(variables) if v in used],
             "outputs": [(out_names[f], f"net[..., {k}]", f"network output for {u.func.__name__}")
                         for k, (u, f) in enumerate(zip(problem.unknowns, outputs))],

@@ -154,13 +154,19 @@ class KFAC(PINNOptimizer):
         self.last_pass = cp
         return float(cp.loss), {k: float(v) for k, v in cp.losses.items()}, cp.gradient, delta
 
+    def _move_learned(self, batch: Batch, loss: float) -> float:
+        """Move κ along this step's Δκ with its own line search, on the network's output as it
+        stands (the curvature pass's stacks); returns the loss there (``loss`` without learned
+        parameters, or when κ stays)."""
+        if self.learned_delta is None:
+            return loss
+        outputs = {k: lin.output for k, lin in self.last_pass.linearizations.items()}
+        _, loss = learned_line_search(self.model, batch, outputs, self.learned_delta, comm=self.comm, current=loss)
+        return loss
+
     def step(self, batch: Batch) -> StepInfo:
         loss, losses, _, delta = self._direction(batch)
-        current = loss
-        if self.learned_delta is not None:   # κ first, on the network's output as it stands
-            outputs = {k: lin.output for k, lin in self.last_pass.linearizations.items()}
-            _, current = learned_line_search(self.model, batch, outputs, self.learned_delta, comm=self.comm,
-                                             current=loss)
+        current = self._move_learned(batch, loss)   # κ first
         mu = self.hyper["momentum"]
         # Momentum over the unscaled directions, δ̂_t = μ δ̂_{t−1} + Δ_t, as in the paper's
         # published code (MATH.md §6 writes μ δ_{t−1} with the α-scaled previous step; then the
@@ -252,10 +258,7 @@ class KFACStar(KFAC):
     def step(self, batch: Batch) -> StepInfo:
         loss, losses, grad, delta = self._direction(batch)
         start = loss   # the step's report: the loss at the parameters it started from
-        if self.learned_delta is not None:   # κ first, on the network's output as it stands
-            outputs = {k: lin.output for k, lin in self.last_pass.linearizations.items()}
-            _, loss = learned_line_search(self.model, batch, outputs, self.learned_delta, comm=self.comm,
-                                          current=loss)
+        loss = self._move_learned(batch, loss)   # κ first
         lam = self.hyper["damping"]
         trust = self.hyper["trust"]
         prev = self.previous

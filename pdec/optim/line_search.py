@@ -78,10 +78,8 @@ def trial_losses(model: GeneratedPINN, batch: Batch, base: Sequence[torch.Tensor
     weights = [W0 + a * D for W0, D in zip(base[1:], direction[1:])]   # (K, h_l, h_{l-1}+1)
     hidden, W_out = weights[:-1], weights[-1]
     total = alphas.new_zeros(K)
-    learned = None
-    if learned_direction is not None:
-        kappa = learned_base + alphas[:, None] * learned_direction                  # (K, P)
-        learned = {name: kappa[:, i, None] for i, name in enumerate(model.learned)}  # (K, 1) each
+    learned = (_trial_learned(model, learned_base, learned_direction, alphas)
+               if learned_direction is not None else None)
     for term, points in batch.items():
         X = model.term_points(term, points)                    # (2N, d) for a periodic term, x of a data term
         N, d = X.shape
@@ -156,20 +154,17 @@ def grid_line_search(model: GeneratedPINN, batch: Batch, direction: Sequence[tor
     chunk = max(1, min(len(grid), int(max_chunk_mb * 2**20 // per_trial)))
     trials = compiled(trial_losses) if model.torch_compiled else trial_losses
     learned = list(model.learned.values())
-    if learned_direction is not None and learned_direction.shape != (len(learned),):
-        raise ValueError(f"learned_direction must have shape ({len(learned)},), one entry per learned "
-                         f"parameter, got {tuple(learned_direction.shape)}")
-    learned_base = torch.stack([p.detach() for p in learned]) if learned_direction is not None else None
+    learned_base = _learned_base(model, learned_direction, "learned_direction") if learned_direction is not None \
+        else None
     losses = []
     for start in range(0, len(grid), chunk):
         losses.append(trials(model, batch, base, direction, alphas[start:start + chunk], learned_base,
                              learned_direction))
     losses = torch.cat(losses)
     comm.all_reduce_([losses])
-    finite = torch.isfinite(losses)
-    if not bool(finite.any()):
+    k = _best_trial(losses)
+    if k is None:
         return 0.0, math.inf
-    k = int(torch.where(finite, losses, torch.full_like(losses, math.inf)).argmin())
     if current is not None and current < float(losses[k]):
         return 0.0, float(current)
     alpha = float(grid[k])
@@ -192,27 +187,47 @@ def learned_line_search(model: GeneratedPINN, batch: Batch, outputs: Mapping[str
     functions only. ``current``: the loss at κ (κ is left unchanged when no trial beats it or none
     is finite, β* = 0). Returns (β*, the loss there; ``current`` when κ stays, inf when every trial
     is non-finite and ``current`` is not given)."""
-    params = list(model.learned.values())
-    if direction.shape != (len(params),):
-        raise ValueError(f"direction must have shape ({len(params)},), one entry per learned parameter, "
-                         f"got {tuple(direction.shape)}")
-    base = torch.stack([p.detach() for p in params])
+    base = _learned_base(model, direction, "direction")
     betas = torch.tensor(grid, dtype=base.dtype, device=base.device)
     K = len(grid)
-    kappa = base + betas[:, None] * direction                                   # (K, P)
-    learned = {name: kappa[:, i, None] for i, name in enumerate(model.learned)}  # (K, 1) each
+    learned = _trial_learned(model, base, direction, betas)
     losses = betas.new_zeros(K)
     for term, points in batch.items():
         out = outputs[term]
         r = model.residual_of_output(term, points, out.expand(K, *out.shape), learned)   # (K, N, M)
         losses += 0.5 * r.pow(2).sum(dim=(1, 2)) / batch_total(batch, term)
     comm.all_reduce_([losses])
-    finite = torch.isfinite(losses)
-    if not bool(finite.any()):   # κ stays; the layers' line search then compares with L at it
+    k = _best_trial(losses)
+    if k is None:   # κ stays; the layers' line search then compares with L at it
         return 0.0, math.inf if current is None else float(current)
-    k = int(torch.where(finite, losses, torch.full_like(losses, math.inf)).argmin())
     if current is not None and current < float(losses[k]):
         return 0.0, float(current)
-    for p, D in zip(params, direction):
+    for p, D in zip(model.learned.values(), direction):
         p.add_(D, alpha=float(grid[k]))
     return float(grid[k]), float(losses[k])
+
+
+def _best_trial(losses: torch.Tensor) -> int | None:
+    """The index of the least finite trial loss, None when none is finite."""
+    finite = torch.isfinite(losses)
+    if not bool(finite.any()):
+        return None
+    return int(torch.where(finite, losses, torch.full_like(losses, math.inf)).argmin())
+
+
+def _learned_base(model: GeneratedPINN, direction: torch.Tensor, name: str) -> torch.Tensor:
+    """κ₀ (P,), the learned parameters' current values in ``model.learned``'s order, after checking
+    that the direction ``name`` has one entry per parameter."""
+    params = list(model.learned.values())
+    if direction.shape != (len(params),):
+        raise ValueError(f"{name} must have shape ({len(params)},), one entry per learned parameter, "
+                         f"got {tuple(direction.shape)}")
+    return torch.stack([p.detach() for p in params])
+
+
+def _trial_learned(model: GeneratedPINN, base: torch.Tensor, direction: torch.Tensor,
+                   steps: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Trial k's learned parameters κ₀ + s_k δκ for K step sizes s: name -> (K, 1), the values
+    the residual functions take in place of ``model.learned``."""
+    kappa = base + steps[:, None] * direction                                   # (K, P)
+    return {name: kappa[:, i, None] for i, name in enumerate(model.learned)}

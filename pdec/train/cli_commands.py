@@ -371,15 +371,16 @@ def cmd_compare(args) -> int:
     names = [n.strip() for n in args.optimizers.split(",") if n.strip()]
     if not names:
         raise PdecError("--optimizers names no optimizer")
-    from .. import load_spec
-
-    learned = [str(k) for k in load_spec(args.spec).learned]
     # every built-in optimizer trains learned parameters; one registered without them is refused
-    # before the first run trains, not after
+    # before the first run trains, not after (the spec is read here only for such an optimizer)
     unable = [n for n in names if not get_optimizer(n).TRAINS_LEARNED]
-    if learned and unable:
-        raise PdecError(f"{args.spec} learns {', '.join(learned)}, which {', '.join(unable)} does not train "
-                        f"(its TRAINS_LEARNED is false)")
+    if unable:
+        from .. import load_spec
+
+        learned = [str(k) for k in load_spec(args.spec).learned]
+        if learned:
+            raise PdecError(f"{args.spec} learns {', '.join(learned)}, which {', '.join(unable)} does not train "
+                            f"(its TRAINS_LEARNED is false)")
     repeated = sorted({n for n in names if names.count(n) > 1})
     if repeated:
         raise PdecError(f"--optimizers names {', '.join(repeated)} more than once (one run per optimizer; "
@@ -419,7 +420,7 @@ def cmd_compare(args) -> int:
             return 128 + int(run.stop_signal or 2)
         f = run.final
         extra = {f"held-out {k.removeprefix('heldout_rms_')}": v for k, v in f.items() if k.startswith("heldout_rms_")}
-        extra.update({f"learned {k}": f[f"learned_{k}"] for k in learned})
+        extra.update({f"learned {k}": f[f"learned_{k}"] for k in run.model.learned})
         rows.append((name, run.steps, run.elapsed / max(run.steps, 1), f.get("loss", float("nan")),
                      f.get("rel_l2", float("nan")), f.get("abs_rms", float("nan")), extra, status))
     # a column per data condition with held-out observations and per learned parameter (every run
