@@ -107,6 +107,13 @@ class PINNOptimizer(ABC):
         self.hyper = self.resolve(hyper)
 
     @classmethod
+    def defaults_for(cls, model: GeneratedPINN) -> dict[str, Any]:
+        """Defaults that depend on the model's loss, in place of ``HYPERPARAMETERS``' for the keys it
+        returns (none here); a value a file, an override or ``--set`` gives wins over them
+        (:func:`pdec.train` applies them)."""
+        return {}
+
+    @classmethod
     def resolve(cls, hyper: Mapping[str, Any]) -> dict[str, Any]:
         """Defaults overridden by ``hyper``; unknown keys and out-of-range values are errors."""
         unknown = set(hyper) - set(cls.HYPERPARAMETERS)

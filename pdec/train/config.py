@@ -241,4 +241,5 @@ def resolve_config(overrides: Mapping[str, Any] | None = None, config_file: str 
             raise PdecError(f"unknown setting {key!r}{hint} (valid for optimizer {optimizer!r}: {', '.join(valid)})")
     cfg = TrainConfig(**train).validate()
     cfg.explicit = frozenset(train)  # keys set by a file, an override or --set (not defaults)
+    cfg.explicit_hyper = frozenset(hyper)   # likewise for the optimizer's hyperparameters
     return cfg, opt_cls.resolve(hyper)

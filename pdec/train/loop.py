@@ -37,7 +37,8 @@ from ..optim import OPTIMIZERS, get_optimizer
 from ..parallel import Communicator, from_environment
 from ..torch_compile import check_torch_compile, is_compile_error, use_torch_compile
 from .allocator import keep_freed_memory
-from .config import RESUME_OVERRIDES, TrainConfig, coerce_setting, parse_sets, read_config_file, resolve_config
+from .config import (RESUME_OVERRIDES, TrainConfig, coerce_setting, parse_sets, read_config_file, resolve_config,
+                     toml_value)
 from .progress import progress_bar
 from .memory import MemoryEstimate, available_memory, check_memory, estimate_memory
 from .runs import CHECKPOINT, MetricsLog, load_checkpoint, new_run_dir, read_metrics, save_checkpoint, write_json, write_text
@@ -225,11 +226,15 @@ def train(compiled: Compiled, optimizer: str | None = None, *, config_file: str 
         run_dir = Path(resume)
         checkpoint, cfg, hyper = _open_resume(run_dir, compiled, points, optimizer, settings, config_file, sets,
                                               save)
+        loss_defaults = {}   # the run's settings, as recorded
     else:
         overrides = dict(settings)
         if optimizer is not None:
             overrides["optimizer"] = optimizer
         cfg, hyper = resolve_config(overrides, config_file, sets)
+        loss_defaults = {k: v for k, v in get_optimizer(cfg.optimizer).defaults_for(model).items()
+                         if k not in cfg.explicit_hyper}
+        hyper.update(loss_defaults)
     dtype = next(model.parameters()).dtype
     device = next(model.parameters()).device
     _match_compiled(cfg, compiled, dtype, device)
@@ -257,6 +262,10 @@ def train(compiled: Compiled, optimizer: str | None = None, *, config_file: str 
     memory = estimate_memory(model, sampler.batch, cfg.optimizer, hyper)
     if main and cfg.progress:
         print(f"memory per rank (estimate): {memory.summary()}", file=sys.stderr)
+        if checkpoint is None and loss_defaults:
+            print(f"{cfg.optimizer}: defaults for this loss: "
+                  f"{', '.join(f'{k} = {toml_value(v)}' for k, v in loss_defaults.items())} (--set overrides them; "
+                  f"pdec settings --optimizer {cfg.optimizer} says why)", file=sys.stderr)
     if cfg.memory_check:
         free = available_memory(device)
         fits = free is None or memory.total <= free
@@ -311,9 +320,11 @@ def train(compiled: Compiled, optimizer: str | None = None, *, config_file: str 
                + ["lr", *opt.METRICS])
     settings_record = {**asdict(cfg), **hyper}
     if run_dir is not None and checkpoint is None:
-        write_json(run_dir / "config.json", _run_record(compiled, settings_record, hyper, n_params, dtype, device,
-                                                        comm, memory, sampler, points, initial_weights,
-                                                        exact_check))
+        record = _run_record(compiled, settings_record, hyper, n_params, dtype, device, comm, memory, sampler,
+                             points, initial_weights, exact_check)
+        if loss_defaults:   # the hyperparameters whose defaults came from the loss's terms
+            record["defaults_for_the_loss"] = sorted(loss_defaults)
+        write_json(run_dir / "config.json", record)
         write_text(run_dir / "module.py", compiled.source)   # the code this run trains, whatever generated/ holds
     log = MetricsLog(run_dir / "metrics.csv", columns, keep_until_step=step if checkpoint else None) \
         if run_dir is not None else None
