@@ -822,6 +822,13 @@ def test_a_stalled_line_search_is_warned_about():
         _warn_if_stalled(adapted)
     with pytest.warns(pdec.PdecWarning, match=r"--set damping=1e-04\)"):   # 100× what it is
         _warn_if_stalled(run("kfac", stalled, damping=1e-6))
+    # a loss of one term (every condition in an ansatz) run with the paper's ema and init: KFAC's
+    # defaults for such a loss come first
+    one_term = run("kfac", stalled, ema=0.449649, init="identity")
+    one_term.model = types.SimpleNamespace(condition_names=(), learned={})
+    with pytest.warns(pdec.PdecWarning, match=r"take its defaults for this loss \(--set ema=0\.9263314 --set "
+                                              r"init=zero; the run set ema = 0\.449649, init = identity\)"):
+        _warn_if_stalled(one_term)
     with pytest.warns(pdec.PdecWarning, match=r"--set ema=0, now 0.3\) or raise its damping"):
         _warn_if_stalled(run("engd", stalled))
     with pytest.warns(pdec.PdecWarning, match=r"stalled.*raise its damping") as caught:   # ema is 0 already

@@ -113,10 +113,12 @@ class KFAC(PINNOptimizer):
     name = "kfac"
     TRAINS_LEARNED = True
     #: in place of the paper's ema and init when the interior residual is the loss's only term (an
-    #: ansatz holds every condition): KFAC*'s average and zero factors. With the paper's values KFAC
-    #: stalled on such losses (heat1d_hard, the Allen–Cahn example with its conditions in an
-    #: ansatz: relative L2 5e-2 to 3e-1), with these it ended at 1.9e-5 to 2.6e-5 (README, "Hard
-    #: constraints", has the runs); with a condition term they did worse than the paper's.
+    #: ansatz holds every condition): KFAC*'s average and zero factors. With the paper's values the
+    #: hidden layer's side of the one Kronecker pair loses rank within ~20 steps and KFAC stalls
+    #: (heat1d_hard, poisson2d_hard, allen_cahn_hard, 2-64-1, 1 000 steps: median relative L2
+    #: 1.2e-2 to 9.9e-2); with these 1.9e-6 to 2.6e-5, after a slower start. They lost on some
+    #: 16- and 32-wide nets, and with a condition term they did worse than the paper's (README,
+    #: "Hard constraints"; docs/performance.md traces a stall).
     ONE_TERM_DEFAULTS = {"ema": 0.9263314, "init": "zero"}
     HYPERPARAMETERS = {**_SHARED,
                        "ema": Hyper(_SHARED["ema"].default, _SHARED["ema"].help + "; 0.9263314 when the "

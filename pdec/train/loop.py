@@ -600,10 +600,17 @@ STALLED_STEP = 2.0**-15   # every late step at most this: stalled
 SLOW_STEP = 2.0**-12      # the late steps' median at most this while the loss fell by less than half: stalled
 
 
-def _stall_advice(optimizer: str, hyper: dict, last_damping: float | None = None, learned: bool = False) -> str:
+def _stall_advice(optimizer: str, hyper: dict, last_damping: float | None = None, learned: bool = False,
+                  loss_defaults: Mapping[str, Any] | None = None) -> str:
     """What to change when the line search of ``optimizer`` with ``hyper`` stalls (``last_damping``:
     KFAC's λ on the last logged step, when adaptive damping moved it; ``learned``: the model has
-    learned parameters, which ENGD without its average sends far off, README "Learned parameters")."""
+    learned parameters, which ENGD without its average sends far off, README "Learned parameters";
+    ``loss_defaults``: the optimizer's defaults for the model's loss, first advice where the run
+    set other values)."""
+    other = {k: v for k, v in (loss_defaults or {}).items() if hyper.get(k) != v}
+    if other:
+        return (f"take its defaults for this loss ({' '.join(f'--set {k}={v}' for k, v in other.items())}; "
+                f"the run set {', '.join(f'{k} = {hyper.get(k)}' for k in other)})")
     damping = hyper.get("damping")
     if optimizer == "kfac" and hyper.get("adaptive_damping") and last_damping is not None:
         return (f"adaptive damping had taken λ from {damping:.1e} to {last_damping:.1e}, so the damping alone "
@@ -638,12 +645,14 @@ def _warn_if_stalled(run: Run) -> None:
     slow = (max(statistics.median(steps), steps[-1]) <= SLOW_STEP   # and not ended by a large last step
             and late[-1]["loss"] > 0.5 * late[0]["loss"])
     learned = len(getattr(run.model, "learned", {})) > 0
+    loss_defaults = get_optimizer(run.config.optimizer).defaults_for(run.model) if run.model is not None else {}
     if not converged and (tiny or slow):
         warnings.warn(f"{run.config.optimizer}: training stalled: on the logged steps {late[0]['step']}–"
                       f"{late[-1]['step']} the line search's steps were small (median "
                       f"{statistics.median(steps):.1e}, largest {max(steps):.1e}) and the loss went from "
                       f"{late[0]['loss']:.2e} to {late[-1]['loss']:.2e}; "
-                      f"{_stall_advice(run.config.optimizer, run.hyper, late[-1].get('damping'), learned)}, or see the "
+                      f"{_stall_advice(run.config.optimizer, run.hyper, late[-1].get('damping'), learned, loss_defaults)}"
+                      f", or see the "
                       f"README's 'When training stalls'", PdecWarning, stacklevel=3)
 
 
