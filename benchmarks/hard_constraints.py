@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import statistics
 import time
 from pathlib import Path
@@ -61,7 +62,7 @@ def main() -> int:
     problems = {name: pdec.load_spec(ROOT / "specs" / f"{name}.py") for name in args.specs.split(",")}
     summary = {}
     for name in args.optimizers.split(","):
-        optimizer, *variant = name.split("+")
+        optimizer, *variant = re.split(r"\+(?=\w+=)", name)   # kfac+damping=1e+6: one setting
         extra = {**sets, **parse_sets(variant)}
         for spec, problem in problems.items():
             for width in widths:

@@ -12,7 +12,9 @@ at the steps of --at prints, before that step:
 
 A line search that picks α* far below α_G while the model predicts a large decrease says that d
 leaves the region where the Gauss–Newton model holds: its length comes from directions where the
-factors are nearly singular. G is dense (D × D): for small nets only.
+factors are nearly singular. G is dense (D × D): for small nets only. The inspected steps are
+KFAC.step spelled out without adaptive damping and without learned parameters' step, so specs
+with learned parameters and --set adaptive_damping=true follow another path than pdec train.
 
     python benchmarks/kfac_direction.py --spec heat1d_hard --set ema=0.449649 --set init=identity
     python benchmarks/kfac_direction.py --spec heat1d_hard          # KFAC's defaults for one term

@@ -92,7 +92,8 @@ def main() -> int:
                                 write=False, seed=0)
         model = compiled.model
         batch = PointSampler(compiled.problem, ni, nc, seed=0).batch
-        opt = get_optimizer("kfac")(model)
+        kfac = get_optimizer("kfac")
+        opt = kfac(model, **kfac.defaults_for(model))   # as pdec train: its defaults for a loss of one term
         for _ in range(3):
             opt.step(batch)
         direction = [1e-3 * torch.randn_like(M) for M in layer_matrices(model)]

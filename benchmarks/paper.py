@@ -174,7 +174,7 @@ def run_one(problem: str, optimizer: str, seed: int, args, start: str = "pdec") 
         given = _paper_start(problem, compiled, cfg.resample_every) if start == "paper" else {}
         run = pdec.train(compiled, config_file=config, sets=args.set, save=True, run_root=run_root,
                          **given, **overrides)
-        row.update(status=run.status, steps=run.steps, time=run.elapsed, run_dir=str(run.run_dir),
+        row.update(status=run.status, steps=run.steps, time=run.elapsed, run_dir=str(run.run_dir), hyper=run.hyper,
                    **{k: run.final.get(k) for k in ("loss", "rel_l2", "abs_rms")})
     except pdec.TrainingDiverged as exc:  # the run directory holds the last finite state's metrics
         new = sorted(_run_dirs(run_root / loaded.name) - before)

@@ -191,7 +191,7 @@ def test_kfac_trains_the_network_through_the_ansatz_and_errors_are_of_the_soluti
     assert rel == pytest.approx(last["rel_l2"], rel=0.25)   # other points, the same error
 
 
-def test_kfac_defaults_for_a_loss_of_one_term_and_what_overrides_them(tmp_path):
+def test_kfac_defaults_for_a_loss_of_one_term_and_what_overrides_them(tmp_path, capsys):
     """Without condition terms KFAC takes its ONE_TERM_DEFAULTS for ema and init (recorded in
     config.json); a value given with --set wins, a loss with a condition term keeps the paper's,
     and KFAC* keeps its own."""
@@ -202,11 +202,16 @@ def test_kfac_defaults_for_a_loss_of_one_term_and_what_overrides_them(tmp_path):
     hard = pdec.compile(pdec.load_spec(ROOT / "specs" / "poisson2d_hard.py"), hidden=(8,), write=False)
     soft = pdec.compile(pdec.load_spec(ROOT / "specs" / "poisson2d.py"), hidden=(8,), write=False)
     small = dict(steps=1, seed=0, progress=False, n_interior=20, n_condition=8, n_eval=20)
-    run = pdec.train(hard, "kfac", run_root=tmp_path, **small)
+    run = pdec.train(hard, "kfac", run_root=tmp_path, **{**small, "progress": True})
     assert {k: run.hyper[k] for k in paper} == KFAC.ONE_TERM_DEFAULTS
+    assert 'kfac: defaults for this loss: ema = 0.9263314, init = "zero"' in capsys.readouterr().err
     assert json.loads((run.run_dir / "config.json").read_text())["defaults_for_the_loss"] == ["ema", "init"]
     run = pdec.train(hard, "kfac", sets=["ema=0.5"], save=False, **small)
     assert (run.hyper["ema"], run.hyper["init"]) == (0.5, KFAC.ONE_TERM_DEFAULTS["init"])
+    config = tmp_path / "run.toml"
+    config.write_text('[kfac]\ninit = "identity"\n')   # a file's value wins as well
+    run = pdec.train(hard, "kfac", config_file=config, save=False, **small)
+    assert (run.hyper["ema"], run.hyper["init"]) == (KFAC.ONE_TERM_DEFAULTS["ema"], "identity")
     run = pdec.train(soft, "kfac", run_root=tmp_path, **small)
     assert {k: run.hyper[k] for k in paper} == paper
     assert "defaults_for_the_loss" not in json.loads((run.run_dir / "config.json").read_text())

@@ -826,9 +826,22 @@ def test_a_stalled_line_search_is_warned_about():
     # defaults for such a loss come first
     one_term = run("kfac", stalled, ema=0.449649, init="identity")
     one_term.model = types.SimpleNamespace(condition_names=(), learned={})
-    with pytest.warns(pdec.PdecWarning, match=r"take its defaults for this loss \(--set ema=0\.9263314 --set "
-                                              r"init=zero; the run set ema = 0\.449649, init = identity\)"):
+    with pytest.warns(pdec.PdecWarning, match=r"a new run may take its defaults for this loss \(--set "
+                                              r"ema=0\.9263314 --set init=zero; this run had ema = 0\.449649, "
+                                              r"init = identity\)"):
         _warn_if_stalled(one_term)
+    # with those defaults a short run is still in their slow start (rows to step 40); a longer one
+    # that stalls gets the damping advice
+    short = run("kfac", [1e-7] * 4, ema=0.9263314, init="zero")   # logged every 10 steps
+    short.history = [{**r, "step": 10 * i} for i, r in enumerate(short.history)]
+    short.model = one_term.model
+    with pytest.warns(pdec.PdecWarning, match=r"steps 30–40.*takes almost no step for about its first 20 steps: "
+                                              r"train longer"):
+        _warn_if_stalled(short)
+    longer = run("kfac", stalled, ema=0.9263314, init="zero")
+    longer.model = one_term.model
+    with pytest.warns(pdec.PdecWarning, match=r"steps 200–300.*raise its damping"):
+        _warn_if_stalled(longer)
     with pytest.warns(pdec.PdecWarning, match=r"--set ema=0, now 0.3\) or raise its damping"):
         _warn_if_stalled(run("engd", stalled))
     with pytest.warns(pdec.PdecWarning, match=r"stalled.*raise its damping") as caught:   # ema is 0 already

@@ -19,12 +19,14 @@ from __future__ import annotations
 
 import math
 import sys
+from typing import Any
 
 import torch
 
 from ..curvature import (KronPreconditioner, LearnedBlock, add_to_parameters, curvature_pass,
                          linearized_quadratic_forms)
 from ..loss import Batch
+from ..runtime import GeneratedPINN
 from .base import Hyper, PINNOptimizer, StepInfo
 from .line_search import grid_line_search, learned_line_search
 
@@ -121,11 +123,11 @@ class KFAC(PINNOptimizer):
     #: "Hard constraints"; docs/performance.md traces a stall).
     ONE_TERM_DEFAULTS = {"ema": 0.9263314, "init": "zero"}
     HYPERPARAMETERS = {**_SHARED,
-                       "ema": Hyper(_SHARED["ema"].default, _SHARED["ema"].help + "; 0.9263314 when the "
-                                    "interior residual is the loss's only term (an ansatz holds every "
-                                    "condition)", lo=0, hi=0.999999),
-                       "init": Hyper("identity", "initial factors; zero when the interior residual is the "
-                                     "loss's only term", choices=("identity", "zero")),
+                       "ema": Hyper(_SHARED["ema"].default, _SHARED["ema"].help + f"; {ONE_TERM_DEFAULTS['ema']} "
+                                    "when the interior residual is the loss's only term (an ansatz holds "
+                                    "every condition)", lo=0, hi=0.999999),
+                       "init": Hyper("identity", f"initial factors; {ONE_TERM_DEFAULTS['init']} when the interior "
+                                     "residual is the loss's only term", choices=("identity", "zero")),
                        "momentum": Hyper(0.5117575, "μ in δ̂_t = μ δ̂_{t−1} + Δ_t", lo=0, hi=1),
                        "adaptive_damping": Hyper(False, "adapt λ to the line search: × 3/2 after a step with "
                                                  "α* ≤ 2⁻⁸ or none, × 2/3 after α* ≥ ¼, within [1e-15, 1e6] "
@@ -136,10 +138,9 @@ class KFAC(PINNOptimizer):
     ADAPT_LOW, ADAPT_HIGH, ADAPT_FACTOR, DAMPING_RANGE = 2.0**-8, 0.25, 1.5, (1e-15, 1e6)
 
     @classmethod
-    def defaults_for(cls, model) -> dict:
-        """:attr:`ONE_TERM_DEFAULTS` for a model without condition terms (KFAC's only: KFAC* keeps
-        its own), else none."""
-        return dict(cls.ONE_TERM_DEFAULTS) if cls is KFAC and not model.condition_names else {}
+    def defaults_for(cls, model: GeneratedPINN) -> dict[str, Any]:
+        """:attr:`ONE_TERM_DEFAULTS` for a model without condition terms, else none."""
+        return dict(cls.ONE_TERM_DEFAULTS) if not model.condition_names else {}
 
     def __init__(self, model, **hyper):
         super().__init__(model, **hyper)
@@ -267,6 +268,8 @@ class KFACStar(KFAC):
                                       "(the momentum kept) scaled by ¼ per such step, growing back ×2 "
                                       "(up to 1) after each step the quadratic model predicted well "
                                       "(actual/predicted decrease > ¾)")}
+
+    ONE_TERM_DEFAULTS = {}   # its own average and initial factors on every loss (untested without conditions)
 
     METRICS = ("momentum", "rejected_steps", "scale")
 

@@ -205,7 +205,9 @@ def resolve_config(overrides: Mapping[str, Any] | None = None, config_file: str 
     """Merge defaults, a TOML file, explicit overrides and ``key=value`` strings (later wins).
 
     Returns:
-        (training config, resolved optimizer hyperparameters).
+        (training config, resolved optimizer hyperparameters). The config's ``explicit`` and
+        ``explicit_hyper`` name the keys a file, an override or ``key=value`` gave; :func:`pdec.train`
+        then puts the optimizer's defaults for the model's loss (``defaults_for``) in place of the others.
     """
     merged: dict[str, Any] = {}
     tables: dict[str, dict] = {}

@@ -211,7 +211,9 @@ def train(compiled: Compiled, optimizer: str | None = None, *, config_file: str 
         init_from: a run directory: start from the weights of its last checkpoint (its network's
             widths must be this model's), with this run's optimizer and settings; a new run.
         **settings: any :class:`TrainConfig` field (steps, time_budget, seed, n_interior, ...) or
-            optimizer hyperparameter.
+            optimizer hyperparameter. A hyperparameter given nowhere takes the optimizer's default for
+            this model's loss where it has one (``defaults_for``: KFAC's ``ema`` and ``init`` on a
+            loss of one term), else its general default; the run's ``hyper`` holds what it used.
 
     Returns:
         :class:`Run`. Raises :class:`TrainingDiverged` after saving the last finite state.
@@ -265,7 +267,7 @@ def train(compiled: Compiled, optimizer: str | None = None, *, config_file: str 
         if checkpoint is None and loss_defaults:
             print(f"{cfg.optimizer}: defaults for this loss: "
                   f"{', '.join(f'{k} = {toml_value(v)}' for k, v in loss_defaults.items())} (--set overrides them; "
-                  f"pdec settings --optimizer {cfg.optimizer} says why)", file=sys.stderr)
+                  f"README, 'Hard constraints (an ansatz)', says why)", file=sys.stderr)
     if cfg.memory_check:
         free = available_memory(device)
         fits = free is None or memory.total <= free
@@ -600,17 +602,27 @@ STALLED_STEP = 2.0**-15   # every late step at most this: stalled
 SLOW_STEP = 2.0**-12      # the late steps' median at most this while the loss fell by less than half: stalled
 
 
+#: KFAC with its defaults for a loss of one term takes almost no step for about its first 20 steps
+#: (docs/performance.md, "Hard constraints: why KFAC stalled on a loss of one term"): a run whose
+#: logged steps end at or before this is told to train longer, not to change its settings
+ONE_TERM_START = 50
+
+
 def _stall_advice(optimizer: str, hyper: dict, last_damping: float | None = None, learned: bool = False,
-                  loss_defaults: Mapping[str, Any] | None = None) -> str:
+                  loss_defaults: Mapping[str, Any] | None = None, last_step: int | None = None) -> str:
     """What to change when the line search of ``optimizer`` with ``hyper`` stalls (``last_damping``:
     KFAC's λ on the last logged step, when adaptive damping moved it; ``learned``: the model has
     learned parameters, which ENGD without its average sends far off, README "Learned parameters";
-    ``loss_defaults``: the optimizer's defaults for the model's loss, first advice where the run
-    set other values)."""
+    ``loss_defaults``: the optimizer's defaults for the model's loss, the first advice where the run
+    had other values, and with them a run whose last logged step is at most :data:`ONE_TERM_START`
+    is still in their slow start)."""
     other = {k: v for k, v in (loss_defaults or {}).items() if hyper.get(k) != v}
     if other:
-        return (f"take its defaults for this loss ({' '.join(f'--set {k}={v}' for k, v in other.items())}; "
-                f"the run set {', '.join(f'{k} = {hyper.get(k)}' for k in other)})")
+        return (f"a new run may take its defaults for this loss ({' '.join(f'--set {k}={v}' for k, v in other.items())}"
+                f"; this run had {', '.join(f'{k} = {hyper.get(k)}' for k in other)})")
+    if loss_defaults and last_step is not None and last_step <= ONE_TERM_START:
+        return (f"with its defaults for a loss of one term {optimizer} takes almost no step for about its first "
+                f"20 steps: train longer (README, 'Hard constraints (an ansatz)')")
     damping = hyper.get("damping")
     if optimizer == "kfac" and hyper.get("adaptive_damping") and last_damping is not None:
         return (f"adaptive damping had taken λ from {damping:.1e} to {last_damping:.1e}, so the damping alone "
@@ -645,14 +657,14 @@ def _warn_if_stalled(run: Run) -> None:
     slow = (max(statistics.median(steps), steps[-1]) <= SLOW_STEP   # and not ended by a large last step
             and late[-1]["loss"] > 0.5 * late[0]["loss"])
     learned = len(getattr(run.model, "learned", {})) > 0
-    loss_defaults = get_optimizer(run.config.optimizer).defaults_for(run.model) if run.model is not None else {}
+    loss_defaults = {} if run.model is None else get_optimizer(run.config.optimizer).defaults_for(run.model)
     if not converged and (tiny or slow):
+        advice = _stall_advice(run.config.optimizer, run.hyper, late[-1].get("damping"), learned, loss_defaults,
+                               late[-1]["step"])
         warnings.warn(f"{run.config.optimizer}: training stalled: on the logged steps {late[0]['step']}–"
                       f"{late[-1]['step']} the line search's steps were small (median "
                       f"{statistics.median(steps):.1e}, largest {max(steps):.1e}) and the loss went from "
-                      f"{late[0]['loss']:.2e} to {late[-1]['loss']:.2e}; "
-                      f"{_stall_advice(run.config.optimizer, run.hyper, late[-1].get('damping'), learned, loss_defaults)}"
-                      f", or see the "
+                      f"{late[0]['loss']:.2e} to {late[-1]['loss']:.2e}; {advice}, or see the "
                       f"README's 'When training stalls'", PdecWarning, stacklevel=3)
 
 
