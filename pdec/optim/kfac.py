@@ -269,7 +269,7 @@ class KFACStar(KFAC):
                                       "(up to 1) after each step the quadratic model predicted well "
                                       "(actual/predicted decrease > ¾)")}
 
-    ONE_TERM_DEFAULTS = {}   # its own average and initial factors on every loss (untested without conditions)
+    ONE_TERM_DEFAULTS = {}   # its own average and identity start on every loss (zero factors not tried for it)
 
     METRICS = ("momentum", "rejected_steps", "scale")
 
