@@ -267,7 +267,7 @@ def train(compiled: Compiled, optimizer: str | None = None, *, config_file: str 
         if checkpoint is None and loss_defaults:
             print(f"{cfg.optimizer}: defaults for this loss: "
                   f"{', '.join(f'{k} = {toml_value(v)}' for k, v in loss_defaults.items())} (--set overrides them; "
-                  f"README, 'Hard constraints (an ansatz)', says why)", file=sys.stderr)
+                  f"README, section KFAC's defaults for a loss of one term, says why)", file=sys.stderr)
     if cfg.memory_check:
         free = available_memory(device)
         fits = free is None or memory.total <= free
@@ -622,7 +622,7 @@ def _stall_advice(optimizer: str, hyper: dict, last_damping: float | None = None
                 f"; this run had {', '.join(f'{k} = {hyper.get(k)}' for k in other)})")
     if loss_defaults and last_step is not None and last_step <= ONE_TERM_START:
         return (f"with its defaults for a loss of one term {optimizer} takes almost no step for about its first "
-                f"20 steps: train longer (README, 'Hard constraints (an ansatz)')")
+                f"20 steps: train longer (README, section KFAC's defaults for a loss of one term)")
     damping = hyper.get("damping")
     if optimizer == "kfac" and hyper.get("adaptive_damping") and last_damping is not None:
         return (f"adaptive damping had taken λ from {damping:.1e} to {last_damping:.1e}, so the damping alone "
