@@ -204,7 +204,8 @@ def test_kfac_defaults_for_a_loss_of_one_term_and_what_overrides_them(tmp_path, 
     small = dict(steps=1, seed=0, progress=False, n_interior=20, n_condition=8, n_eval=20)
     run = pdec.train(hard, "kfac", run_root=tmp_path, **{**small, "progress": True})
     assert {k: run.hyper[k] for k in paper} == KFAC.ONE_TERM_DEFAULTS
-    assert 'kfac: defaults for this loss: ema = 0.9263314, init = "zero"' in capsys.readouterr().err
+    assert ('kfac: defaults for a loss whose only term is the interior residual: ema = 0.9263314, init = "zero"'
+            in capsys.readouterr().err)
     assert json.loads((run.run_dir / "config.json").read_text())["defaults_for_the_loss"] == ["ema", "init"]
     run = pdec.train(hard, "kfac", sets=["ema=0.5"], save=False, **small)
     assert (run.hyper["ema"], run.hyper["init"]) == (0.5, KFAC.ONE_TERM_DEFAULTS["init"])

@@ -835,9 +835,15 @@ def test_a_stalled_line_search_is_warned_about():
     short = run("kfac", [1e-7] * 4, ema=0.9263314, init="zero")   # logged every 10 steps
     short.history = [{**r, "step": 10 * i} for i, r in enumerate(short.history)]
     short.model = one_term.model
-    with pytest.warns(pdec.PdecWarning, match=r"steps 30–40.*takes almost no step for about its first 20 steps: "
-                                              r"train longer"):
+    with pytest.warns(pdec.PdecWarning, match=r"steps 30–40.*takes almost no step for its first tens of steps "
+                                              r"\(its first factors are singular\): train longer, and if the loss "
+                                              r"still does not fall, raise its damping"):
         _warn_if_stalled(short)
+    # and so is a longer one whose loss has not yet halved
+    still = run("kfac", stalled, last_loss=0.9, ema=0.9263314, init="zero")
+    still.model = one_term.model
+    with pytest.warns(pdec.PdecWarning, match=r"steps 200–300.*train longer"):
+        _warn_if_stalled(still)
     longer = run("kfac", stalled, ema=0.9263314, init="zero")
     longer.model = one_term.model
     with pytest.warns(pdec.PdecWarning, match=r"steps 200–300.*raise its damping"):

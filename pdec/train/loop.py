@@ -265,7 +265,7 @@ def train(compiled: Compiled, optimizer: str | None = None, *, config_file: str 
     if main and cfg.progress:
         print(f"memory per rank (estimate): {memory.summary()}", file=sys.stderr)
         if checkpoint is None and loss_defaults:
-            print(f"{cfg.optimizer}: defaults for this loss: "
+            print(f"{cfg.optimizer}: defaults for a loss whose only term is the interior residual: "
                   f"{', '.join(f'{k} = {toml_value(v)}' for k, v in loss_defaults.items())} (--set overrides them; "
                   f"README, section KFAC's defaults for a loss of one term, says why)", file=sys.stderr)
     if cfg.memory_check:
@@ -602,28 +602,31 @@ STALLED_STEP = 2.0**-15   # every late step at most this: stalled
 SLOW_STEP = 2.0**-12      # the late steps' median at most this while the loss fell by less than half: stalled
 
 
-#: KFAC with its defaults for a loss of one term takes almost no step for about its first 20 steps
-#: (docs/performance.md, "Hard constraints: why KFAC stalled on a loss of one term"): a run whose
-#: logged steps end at or before this is told to train longer, not to change its settings
+#: KFAC with its defaults for a loss of one term takes almost no step for its first steps, 15 on
+#: heat1d_hard (docs/performance.md, "Hard constraints: why KFAC stalled on a loss of one term"),
+#: longer on other problems: a run whose logged steps end at or before this, or whose loss is still
+#: above half its start, is told to train longer before it changes its damping
 ONE_TERM_START = 50
 
 
 def _stall_advice(optimizer: str, hyper: dict, last_damping: float | None = None, learned: bool = False,
-                  loss_defaults: Mapping[str, Any] | None = None, last_step: int | None = None) -> str:
+                  loss_defaults: Mapping[str, Any] | None = None, early: bool = False) -> str:
     """What to change when the line search of ``optimizer`` with ``hyper`` stalls (``last_damping``:
     KFAC's λ on the last logged step, when adaptive damping moved it; ``learned``: the model has
     learned parameters, which ENGD without its average sends far off, README "Learned parameters";
     ``loss_defaults``: the optimizer's defaults for the model's loss, the first advice where the run
-    had other values, and with them a run whose last logged step is at most :data:`ONE_TERM_START`
-    is still in their slow start)."""
+    had other values; ``early``: with them, the run may still be in their slow start, see
+    :data:`ONE_TERM_START`)."""
     other = {k: v for k, v in (loss_defaults or {}).items() if hyper.get(k) != v}
     if other:
         return (f"a new run may take its defaults for this loss ({' '.join(f'--set {k}={v}' for k, v in other.items())}"
                 f"; this run had {', '.join(f'{k} = {hyper.get(k)}' for k in other)})")
-    if loss_defaults and last_step is not None and last_step <= ONE_TERM_START:
-        return (f"with its defaults for a loss of one term {optimizer} takes almost no step for about its first "
-                f"20 steps: train longer (README, section KFAC's defaults for a loss of one term)")
     damping = hyper.get("damping")
+    if loss_defaults and early:
+        return (f"with its defaults for a loss of one term {optimizer} takes almost no step for its first tens "
+                f"of steps (its first factors are singular): train longer, and if the loss still does not fall, "
+                f"raise its damping (now {damping:.1e}; e.g. --set damping={max(1e-6, 100 * damping):.0e}) "
+                f"(README, section KFAC's defaults for a loss of one term)")
     if optimizer == "kfac" and hyper.get("adaptive_damping") and last_damping is not None:
         return (f"adaptive damping had taken λ from {damping:.1e} to {last_damping:.1e}, so the damping alone "
                 f"does not hold it back: try kfac-star or engd, or weigh the terms (interior_weight, weight)")
@@ -659,8 +662,9 @@ def _warn_if_stalled(run: Run) -> None:
     learned = len(getattr(run.model, "learned", {})) > 0
     loss_defaults = {} if run.model is None else get_optimizer(run.config.optimizer).defaults_for(run.model)
     if not converged and (tiny or slow):
+        early = late[-1]["step"] <= ONE_TERM_START or late[-1]["loss"] > 0.5 * run.history[0]["loss"]
         advice = _stall_advice(run.config.optimizer, run.hyper, late[-1].get("damping"), learned, loss_defaults,
-                               late[-1]["step"])
+                               early)
         warnings.warn(f"{run.config.optimizer}: training stalled: on the logged steps {late[0]['step']}–"
                       f"{late[-1]['step']} the line search's steps were small (median "
                       f"{statistics.median(steps):.1e}, largest {max(steps):.1e}) and the loss went from "
