@@ -835,7 +835,8 @@ class Problem:
         """What in a valid problem is likely not what its author meant (``validate`` warns each):
         no condition (and no ansatz), fewer interior residuals than unknowns, ``Boundary()`` on a
         domain with time (it holds the final time's face too), an evolution equation (a time
-        derivative) with no condition at the initial time (and no ansatz), a combined region that
+        derivative) with no condition at the initial time (and no ansatz), one of order k ≥ 2 in
+        time given fewer than k initial values (:meth:`_few_initial_values`), a combined region that
         holds a face twice, a condition on the faces a periodic one pairs, a condition the ansatz
         already holds, observed points outside a cut domain, a parameter that appears nowhere."""
         out = []
@@ -863,6 +864,8 @@ class Problem:
             out.append(f"no condition on the initial slice {time} = {self.domain.interval(time)[0]:g}: an "
                        f"evolution equation needs its initial values (Condition(u - u0, on=Initial())), or "
                        f"measurements of the solution (Data(points, values))")
+        elif evolves and initial:
+            out += self._few_initial_values()
         for name, c in self.condition_items.items():
             parts = c.on.parts if isinstance(c.on, Combined) else (c.on,)
             if time is not None and any(isinstance(p, Boundary) for p in parts):
@@ -914,6 +917,43 @@ class Problem:
         unused = [str(k) for k in self.parameters if k not in used]
         if unused:
             out.append(f"parameter(s) {', '.join(unused)} appear in no residual, condition or exact solution")
+        return out
+
+    def _few_initial_values(self) -> list[str]:
+        """For each unknown of order k ≥ 2 in time (u_tt: a wave equation), a doubt when the spec
+        gives fewer than k of u, ∂_t u, …, ∂_t^(k−1) u at the initial time: the orders its ansatz
+        fixes there (the derivative at t = t0 reads no network output) plus the components of the
+        conditions on the initial face that read u. None where a condition's points are no box
+        face (a Sampler's or data points may hold them)."""
+        time = self.domain.time
+        t0 = self.domain.face_bound(time, "min")
+        parts = {name: c.on.parts if isinstance(c.on, Combined) else (c.on,) for name, c in self.condition_items.items()}
+        if any(not self._region_faces(p) and not isinstance(p, Periodic) for ps in parts.values() for p in ps):
+            return []
+        out = []
+        for u in self.unknowns:
+            order = max((sum(n for v, n in d.variable_count if v == time)
+                         for r in self.interior_residuals for d in sp.sympify(r).atoms(sp.Derivative)
+                         if d.expr == u), default=0)
+            if order < 2:
+                continue
+            given = sum(len([r for r in c.residuals if sp.sympify(r).has(u)])
+                        for name, c in self.condition_items.items()
+                        if any((time, "min") in self._region_faces(p) for p in parts[name]))
+            if u in self.ansatz_items:
+                f, expr = self.ansatz_items[u]
+                for j in range(order):
+                    value = sp.diff(expr, time, j).subs(time, t0)
+                    if _reads(value, {f.func}) and sp.count_ops(value) <= _SIMPLIFY_OPS:
+                        value = sp.simplify(value)
+                    given += not _reads(value, {f.func}) and not value.has(sp.nan, sp.zoo, sp.oo, -sp.oo)
+            if given < order:
+                name = u.func.__name__
+                out.append(f"{name} is of order {order} in {time}: its initial values are {name} and its first "
+                           f"{order - 1} derivative(s) in {time} at {time} = {t0}, and the conditions on the initial "
+                           f"face and the ansatz give {given} of them; add e.g. Condition({name}.diff({time}) - "
+                           f"{name}1, on=Initial()), or write the ansatz's network term with the factor "
+                           f"{time}**{order}")
         return out
 
     def _region_faces(self, region: Region) -> list[tuple]:

@@ -370,3 +370,32 @@ def test_shipped_and_test_specs_raise_no_doubt():
 
     for path in [*SHIPPED_SPECS, *TEST_SPECS]:
         assert pdec.load_spec(path).doubts() == [], path
+
+
+def test_a_second_order_equation_in_time_is_told_about_its_missing_initial_derivative():
+    """u_tt − u_xx = 0 needs u and ∂_t u at t = 0: one condition on the initial face, or an ansatz
+    u = g + t·b·v (which fixes u there, not ∂_t u), gets the doubt; a second condition or the
+    factor t² does not."""
+    import sympy as sp
+
+    from pdec import Box, Condition, Initial, Problem, SpatialBoundary
+
+    t, s = sp.symbols("t s", real=True)
+    w, q = sp.Function("w")(t, s), sp.Function("q")(t, s)
+    exact = sp.sin(sp.pi * s) * sp.cos(sp.pi * t)
+    base = dict(name="wave", domain=Box({t: (0, 1), s: (0, 1)}, time=t), unknowns=[w],
+                interior=w.diff(t, 2) - w.diff(s, 2), exact={w: exact})
+    values = {"ib": Condition(w - exact, on=Initial() | SpatialBoundary())}
+
+    def doubts(**kwargs):
+        return [d for d in Problem(**{**base, **kwargs}).doubts() if "of order 2 in t" in d]
+
+    message = ("w is of order 2 in t: its initial values are w and its first 1 derivative(s) in t at t = 0, and the "
+               "conditions on the initial face and the ansatz give 1 of them; add e.g. "
+               "Condition(w.diff(t) - w1, on=Initial()), or write the ansatz's network term with the factor t**2")
+    assert doubts(conditions=values) == [message]
+    assert doubts(conditions={**values, "velocity": Condition(w.diff(t), on=Initial())}) == []
+    assert doubts(ansatz={w: sp.sin(sp.pi * s) + t * s * (1 - s) * q}) == [message]
+    assert doubts(ansatz={w: sp.sin(sp.pi * s) + t**2 * s * (1 - s) * q}) == []
+    # a first-order equation in time needs its value only
+    assert doubts(interior=w.diff(t) - w.diff(s, 2), conditions=values) == []
