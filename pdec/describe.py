@@ -29,7 +29,8 @@ def describe_term(plan: TermPlan, variables, unknown_names, weight: float = 1.0,
         quad = "none" if ch.quad is None else (
             f"{math_text(ch.quad.weight)}·Σ_a (∂_a h)² over directions {ch.quad.start}..{ch.quad.stop - 1}"
             if ch.quad.kind == "block" else
-            ("constant" if ch.quad.constant else "x-dependent") + " matrix Σ_ab Q_ab ∂_a h ∂_b h")
+            ("constant matrix Σ_ab Q_ab ∂_a h ∂_b h" if ch.quad.constant else
+             "point-dependent matrix Σ_ab Q_ab(x) ∂_a h ∂_b h"))
         lines.append(f"  channel L{k} = {ch.description}; quadratic term: {quad}")
     for i, r in enumerate(plan.residuals):   # in the output stack's symbols, as the generated code
         text = math_text(r) + ((" - obs" if observed == 1 else f" - obs{i}") if observed else "")
