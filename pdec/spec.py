@@ -546,12 +546,8 @@ class Problem:
         out = {}
         for var in self.variables:
             for side in ("min", "max"):
-                value = expr.subs(var, self.domain.face_bound(var, side))   # v(t, x) becomes v(1, x) on t = 1
-                # u = b/v or log(v)·b: 0 once simplified; v·x: not fixed (large values: not tried)
-                if _reads(value, {f.func}) and sp.count_ops(value) <= _SIMPLIFY_OPS:
-                    value = sp.simplify(value)
-                # sin(x)/x·v at x = 0 is nan, not a value the ansatz fixes (its limit holds v)
-                if not _reads(value, {f.func}) and not value.has(sp.nan, sp.zoo, sp.oo, -sp.oo):
+                value = _fixed_value(expr.subs(var, self.domain.face_bound(var, side)), f)   # v(t, x) -> v(1, x)
+                if value is not None:
                     out[(var, side)] = value
         return out
 
@@ -923,7 +919,7 @@ class Problem:
         """For each unknown of order k ≥ 2 in time (u_tt: a wave equation), a doubt when the spec
         gives fewer than k of u, ∂_t u, …, ∂_t^(k−1) u at the initial time: the orders its ansatz
         fixes there (the derivative at t = t0 reads no network output) plus the components of the
-        conditions on the initial face that read u. None where a condition's points are no box
+        conditions on the initial face that read u. No doubt where a condition's points are no box
         face (a Sampler's or data points may hold them)."""
         time = self.domain.time
         t0 = self.domain.face_bound(time, "min")
@@ -942,11 +938,7 @@ class Problem:
                         if any((time, "min") in self._region_faces(p) for p in parts[name]))
             if u in self.ansatz_items:
                 f, expr = self.ansatz_items[u]
-                for j in range(order):
-                    value = sp.diff(expr, time, j).subs(time, t0)
-                    if _reads(value, {f.func}) and sp.count_ops(value) <= _SIMPLIFY_OPS:
-                        value = sp.simplify(value)
-                    given += not _reads(value, {f.func}) and not value.has(sp.nan, sp.zoo, sp.oo, -sp.oo)
+                given += sum(_fixed_value(sp.diff(expr, time, j).subs(time, t0), f) is not None for j in range(order))
             if given < order:
                 name = u.func.__name__
                 out.append(f"{name} is of order {order} in {time}: its initial values are {name} and its first "
@@ -1383,6 +1375,18 @@ def exact_bound(value) -> sp.Expr:
         return value
     simple = sp.nsimplify(value)
     return simple if float(simple) == float(value) else value
+
+
+def _fixed_value(value: sp.Expr, f: sp.Expr) -> sp.Expr | None:
+    """``value`` (an ansatz, or a derivative of it, at a bound) as the ansatz fixes it whatever the
+    network's output ``f``: simplified where it still reads f and is small (u = b/v or log(v)·b at
+    b = 0 gives 0; large values are not tried); None where it still reads f, or is undefined there
+    (sin(x)/x·v at x = 0 is nan, and its limit holds v)."""
+    if _reads(value, {f.func}) and sp.count_ops(value) <= _SIMPLIFY_OPS:
+        value = sp.simplify(value)
+    if _reads(value, {f.func}) or value.has(sp.nan, sp.zoo, sp.oo, -sp.oo):
+        return None
+    return value
 
 
 def _reads(expr: sp.Expr, functions: set) -> bool:
