@@ -453,6 +453,11 @@ class Condition:
     def is_vector(self) -> bool:
         return isinstance(self.residual, (list, tuple))
 
+    @property
+    def parts(self) -> tuple[Region, ...]:
+        """The regions its points lie on: a combined region's parts, else its one region."""
+        return self.on.parts if isinstance(self.on, Combined) else (self.on,)
+
     def component_label(self, name: str, i: int) -> str:
         """``name`` or, for a list, ``name[i]``: how messages name component i."""
         return f"{name}[{i}]" if self.is_vector else name
@@ -849,7 +854,7 @@ class Problem:
                        f"the interior does not determine every unknown")
         time = self.domain.time
         regions = [p for c in self.condition_items.values()
-                   for p in (c.on.parts if isinstance(c.on, Combined) else (c.on,))]
+                   for p in c.parts]
         evolves = time is not None and any(v == time for r in self.interior_residuals
                                            for d in sp.sympify(r).atoms(sp.Derivative) for v, _ in d.variable_count)
         initial = any(isinstance(p, (Initial, Boundary, Sampler, Data)) or (isinstance(p, Face) and p.var == time)
@@ -863,7 +868,7 @@ class Problem:
         elif evolves and initial:
             out += self._few_initial_values()
         for name, c in self.condition_items.items():
-            parts = c.on.parts if isinstance(c.on, Combined) else (c.on,)
+            parts = c.parts
             if time is not None and any(isinstance(p, Boundary) for p in parts):
                 lo, hi = self.domain.interval(time)
                 usual = "on=Initial() | SpatialBoundary()" if self.domain.spatial else "on=Initial()"
@@ -889,7 +894,7 @@ class Problem:
             if isinstance(c.on, Periodic):
                 periodic.setdefault(c.on.var, name)
         for name, c in self.condition_items.items():
-            parts = c.on.parts if isinstance(c.on, Combined) else (c.on,)
+            parts = c.parts
             held = sorted({v for p in parts for v, _ in self._region_faces(p) if v in periodic}, key=str)
             if held:
                 v = held[0]
@@ -923,8 +928,8 @@ class Problem:
         face (a Sampler's or data points may hold them)."""
         time = self.domain.time
         t0 = self.domain.face_bound(time, "min")
-        parts = {name: c.on.parts if isinstance(c.on, Combined) else (c.on,) for name, c in self.condition_items.items()}
-        if any(not self._region_faces(p) and not isinstance(p, Periodic) for ps in parts.values() for p in ps):
+        conditions = self.condition_items.values()
+        if any(not self._region_faces(p) and not isinstance(p, Periodic) for c in conditions for p in c.parts):
             return []
         out = []
         for u in self.unknowns:
@@ -933,9 +938,8 @@ class Problem:
                          if d.expr == u), default=0)
             if order < 2:
                 continue
-            given = sum(len([r for r in c.residuals if sp.sympify(r).has(u)])
-                        for name, c in self.condition_items.items()
-                        if any((time, "min") in self._region_faces(p) for p in parts[name]))
+            given = sum(len([r for r in c.residuals if sp.sympify(r).has(u)]) for c in conditions
+                        if any((time, "min") in self._region_faces(p) for p in c.parts))
             if u in self.ansatz_items:
                 f, expr = self.ansatz_items[u]
                 given += sum(_fixed_value(sp.diff(expr, time, j).subs(time, t0), f) is not None for j in range(order))
@@ -966,7 +970,7 @@ class Problem:
         at its bound, reads no network output on any of them: (the faces as text, None) when it is
         0 there, or ("", (a face, the residual's value there)) when the ansatz fixes it to
         something else; ("", None) otherwise."""
-        parts = c.on.parts if isinstance(c.on, Combined) else (c.on,)
+        parts = c.parts
         if any(not self._region_faces(p) for p in parts):
             return "", None   # a part that is no box face (Sampler, Data, Periodic)
         faces = [face for p in parts for face in self._region_faces(p)]
